@@ -1,0 +1,1 @@
+"""Benchmarks: figures (messages/second, latency percentiles, peak RSS), not pass/fail tests."""

@@ -1,0 +1,4 @@
+"""The composition root: settings, the `helpdesk` CLI and the daemon that wires the parts together.
+
+Nothing else imports this package.
+"""

@@ -1,0 +1,28 @@
+"""The database: SQLAlchemy 2.0 typed ORM, the engine/session factory and Alembic migrations.
+
+Every table of the helpdesk is declared here; the other packages import the mapped classes
+and receive an engine or session factory from the composition root.
+"""
+
+from models.base import Base, utcnow
+from models.message import Attachment, Message, MessageRef
+from models.outbox import OutboxMessage, OutboxStatus
+from models.raw_message import RawMessage, RawStatus
+from models.ticket import Participant, Priority, Ticket, TicketEvent, TicketStatus
+
+__all__ = [
+    "Attachment",
+    "Base",
+    "Message",
+    "MessageRef",
+    "OutboxMessage",
+    "OutboxStatus",
+    "Participant",
+    "Priority",
+    "RawMessage",
+    "RawStatus",
+    "Ticket",
+    "TicketEvent",
+    "TicketStatus",
+    "utcnow",
+]

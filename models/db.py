@@ -1,0 +1,120 @@
+"""The engine and session factory, and schema migration (Alembic) for SQLite and PostgreSQL.
+
+SQLite is the embedded default: WAL so readers never block the writer, a busy timeout so
+threads wait for each other instead of failing, and `BEGIN IMMEDIATE` so a transaction takes
+the write lock up front (a deferred transaction that upgrades later can deadlock and fail).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger("helpdesk.db")
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+READ_ONLY_OPTION = "helpdesk_read_only"
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str
+    # FULL survives power loss after the commit that preceded an SMTP 250; NORMAL only a crash.
+    sqlite_synchronous: str = "FULL"
+    sqlite_busy_timeout_ms: int = 30_000
+    pool_size: int = 5
+    echo: bool = False
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_db_engine(config: DatabaseConfig) -> Engine:
+    url = make_url(config.url)
+    kwargs: dict[str, Any] = {"echo": config.echo, "future": True}
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": config.sqlite_busy_timeout_ms / 1000}
+        engine = create_engine(url, **kwargs)
+        _configure_sqlite(engine, config)
+        return engine
+    kwargs["pool_size"] = config.pool_size
+    kwargs["pool_pre_ping"] = True
+    return create_engine(url, **kwargs)
+
+
+def _configure_sqlite(engine: Engine, config: DatabaseConfig) -> None:
+    synchronous = config.sqlite_synchronous.upper()
+    if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        raise ValueError(f"sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy drive transactions: pysqlite's own implicit BEGIN is turned off.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={int(config.sqlite_busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # Readers (see `read_only`) keep SQLite's deferred BEGIN so they never wait for the writer.
+        if connection.get_execution_options().get(READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine, for sessions that only read (CLI listings): no write lock on SQLite."""
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def head_revision() -> str | None:
+    script = ScriptDirectory(str(MIGRATIONS))
+    return script.get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> tuple[str | None, str | None]:
+    """Bring the schema to the newest revision; return (before, after). Safe to run twice."""
+    before = current_revision(engine)
+    command.upgrade(alembic_config(engine), "head")
+    after = current_revision(engine)
+    if before != after:
+        log.info("MIGRATED schema %s -> %s", before or "empty", after)
+    return before, after
+
+
+def schema_is_current(engine: Engine) -> bool:
+    return current_revision(engine) == head_revision()

@@ -1,0 +1,55 @@
+"""The transactional outbox: outgoing mail written in the same transaction as the change that caused it.
+
+The sender delivers due rows and records each attempt; 4xx replies and connection errors are
+retried with backoff until `deadline`, 5xx replies mark the row failed (RFC 5321 section 4.2.1).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, BigID, utcnow
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    BOUNCED = "bounced"  # accepted, then a DSN came back
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(30))  # ack, notification, relay, refusal, ...
+    # Automatic mail (RFC 3834) counts against the per-address hourly limit.
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False)
+    recipient: Mapped[str] = mapped_column(String(320))  # the main recipient, lower-cased
+    envelope_from: Mapped[str] = mapped_column(String(320))
+    envelope_to: Mapped[list[str]] = mapped_column(default=list)
+    message_id: Mapped[str] = mapped_column(String(998))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[OutboxStatus] = mapped_column(
+        Enum(OutboxStatus, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
+        default=OutboxStatus.PENDING,
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deadline: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        Index("ix_outbox_recipient_created", "recipient", "created_at"),
+        Index("ix_outbox_message_id", "message_id"),
+    )

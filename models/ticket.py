@@ -1,0 +1,120 @@
+"""Tickets, the people on them, and the event log of every change with who and why."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, BigID, utcnow
+
+if TYPE_CHECKING:
+    from models.message import Message
+
+
+def _enum(cls: type[enum.StrEnum]) -> Enum:
+    return Enum(cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+
+
+class TicketStatus(enum.StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    WAITING = "waiting"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Priority(enum.StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+    @property
+    def rank(self) -> int:
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    # The human ticket number, shown as [#N] in subjects.
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[TicketStatus] = mapped_column(_enum(TicketStatus), default=TicketStatus.NEW)
+    category: Mapped[str] = mapped_column(String(100), default="triage")
+    priority: Mapped[Priority] = mapped_column(_enum(Priority), default=Priority.NORMAL)
+    requester: Mapped[str] = mapped_column(String(320))  # lower-cased address
+    requester_name: Mapped[str] = mapped_column(String(300), default="")
+    assignee: Mapped[str | None] = mapped_column(String(320))  # technician address
+    language: Mapped[str] = mapped_column(String(10), default="en")
+    tags: Mapped[list[str]] = mapped_column(default=list)
+    # Why the category and priority are what they are: rule name or model version, confidence, terms.
+    routing: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    first_response_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    # Tickets opened from a reply to a closed ticket point back at it.
+    follow_up_of: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="ticket", order_by="Message.id", lazy="selectin", viewonly=True
+    )
+    events: Mapped[list[TicketEvent]] = relationship(
+        back_populates="ticket", order_by="TicketEvent.id", lazy="selectin", viewonly=True
+    )
+    participants: Mapped[list[Participant]] = relationship(
+        back_populates="ticket", order_by="Participant.id", lazy="selectin", viewonly=True
+    )
+
+    __table_args__ = (
+        Index("ix_tickets_status", "status"),
+        Index("ix_tickets_requester", "requester"),
+        Index("ix_tickets_assignee_status", "assignee", "status"),
+    )
+
+
+class Participant(Base):
+    """An address on a ticket: its requester, people in Cc, technicians who worked it."""
+
+    __tablename__ = "participants"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(320))  # lower-cased
+    name: Mapped[str] = mapped_column(String(300), default="")
+    role: Mapped[str] = mapped_column(String(20))  # requester | cc | technician
+    # A participant who only appears in Cc does not get status mail unless they wrote to us.
+    notify: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="participants")
+
+    __table_args__ = (UniqueConstraint("ticket_id", "address", name="uq_participants_ticket_address"),)
+
+
+class TicketEvent(Base):
+    """One change to a ticket: who did it, what changed, and why."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(320))  # an address, "system", "rule:<name>", "model:<version>"
+    kind: Mapped[str] = mapped_column(String(40))  # created, status, priority, category, assigned, ...
+    old: Mapped[str | None] = mapped_column(Text)
+    new: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    message_id: Mapped[int | None] = mapped_column(Integer)  # the messages.id that caused it, if any
+
+    ticket: Mapped[Ticket] = relationship(back_populates="events")

@@ -1,0 +1,1 @@
+"""Routing: the rules engine, the text classifier and its training, technician assignment, SLA timers."""

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Install the servers the test-suite runs privately on loopback: Dovecot (IMAP) and PostgreSQL 15.
+# Nothing is started or enabled as a system service; the tests start their own instances in temp dirs.
+# Without root (or apt) we only report; the tests then skip loudly, except under CI=true where they fail.
+set -eu
+missing=""
+command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || missing="$missing dovecot-imapd"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+[ -n "$missing" ] || exit 0
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "warning: missing test servers:$missing (not root, not installing; their tests will skip)" >&2
+    exit 0
+fi
+echo "installing test servers:$missing ..." >&2
+# policy-rc.d keeps Debian from starting the packages' system services.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created_policy=1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086
+apt-get install -y -q $missing >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $missing >/dev/null; }
+[ "$created_policy" = 1 ] && rm -f "$policy"
+exit 0
