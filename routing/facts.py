@@ -43,6 +43,16 @@ class MailFacts:
 
 
 @dataclass(frozen=True)
+class Prediction:
+    """A trained model's answer for one target: the label, its calibrated probability, and why."""
+
+    label: str
+    confidence: float  # calibrated probability of `label`, 0..1
+    model_version: str
+    top_terms: tuple[str, ...] = ()  # the features that weighed most for `label`
+
+
+@dataclass(frozen=True)
 class FieldDecision:
     """One routed field (category or priority) and why it has that value."""
 
