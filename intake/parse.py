@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.message import Message
 from email.policy import compat32
@@ -111,23 +112,40 @@ class ParsedEmail:
 
 
 def decode_text(value: Any) -> str:
-    """A header value as text: RFC 2047 words decoded, raw 8-bit bytes rescued, whitespace folded."""
+    """A header value as text: RFC 2047 words decoded, raw 8-bit bytes rescued, whitespace folded.
+
+    Pass raw values (`raw_header`): the standard library hides raw 8-bit header bytes (RFC 6532
+    UTF-8, or a legacy charset sent unencoded) behind surrogate escapes that decode to U+FFFD.
+    """
     if value is None:
         return ""
+    if not isinstance(value, str):
+        value = str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in value):
+        value = _decode_bytes(value.encode("utf-8", "surrogateescape"), None)
+    if "=?" not in value:
+        return " ".join(value.split())
     try:
         text = str(make_header(decode_header(value)))
-    except (LookupError, UnicodeError, ValueError, TypeError, AssertionError):
+    except (LookupError, UnicodeError, ValueError, TypeError, AssertionError, HeaderParseError):
         parts = []
         try:
             chunks = decode_header(value)
         except Exception:
-            chunks = [(str(value), None)]
+            chunks = [(value, None)]
         for chunk, charset in chunks:
             parts.append(chunk if isinstance(chunk, str) else _decode_bytes(chunk, charset))
         text = "".join(parts)
-    if max(text, default="") >= "\udc80" and any("\udc80" <= ch <= "\udcff" for ch in text):
-        text = _decode_bytes(text.encode("utf-8", "surrogateescape"), None)
     return " ".join(text.split())
+
+
+def raw_header(message: Message, name: str) -> str | None:
+    """The first value of header `name` exactly as received (surrogate-escaped where 8-bit)."""
+    wanted = name.lower()
+    for key, value in message.raw_items():
+        if key.lower() == wanted:
+            return str(value)
+    return None
 
 
 def _decode_bytes(data: bytes, charset: str | None) -> str:
@@ -311,6 +329,7 @@ def _original_message_id(part: Message) -> str | None:
 
 # Headers routing rules and automatic-mail detection look at; the rest stay in the raw mail.
 _KEPT_HEADERS = (
+    "from",
     "auto-submitted",
     "precedence",
     "x-precedence",
@@ -331,6 +350,7 @@ _KEPT_HEADERS = (
     "x-mailer",
     "user-agent",
     "content-language",
+    "content-type",
     "return-path",
     "delivered-to",
     "x-original-to",
@@ -344,7 +364,7 @@ _KEPT_HEADERS = (
 
 def _headers(message: Message) -> dict[str, tuple[str, ...]]:
     kept: dict[str, list[str]] = {}
-    for name, value in message.items():
+    for name, value in message.raw_items():
         key = name.lower()
         if key in _KEPT_HEADERS:
             kept.setdefault(key, []).append(decode_text(value))
@@ -417,20 +437,20 @@ def parse_email(data: bytes, config: IntakeConfig) -> ParsedEmail:
     new_text = new_content(text)
     from_list = _addresses(parser.from_)
     sender_list = _addresses(parser.sender)
-    subject = decode_text(message.get("Subject"))
+    subject = decode_text(raw_header(message, "Subject"))
     default_language = config.default_language
     language = detect_language(f"{subject}\n{new_text or text}", default=default_language)
     defects = tuple(str(d) for d in (parser.defects or []))[:20]
     return ParsedEmail(
-        message_id=extract_message_id(decode_text(message.get("Message-ID"))),
-        in_reply_to=_message_ids(message.get("In-Reply-To")),
-        references=_message_ids(message.get("References")),
+        message_id=extract_message_id(decode_text(raw_header(message, "Message-ID"))),
+        in_reply_to=_message_ids(raw_header(message, "In-Reply-To")),
+        references=_message_ids(raw_header(message, "References")),
         from_=(from_list or sender_list or (None,))[0],
         reply_to=_addresses(parser.reply_to),
         to=_addresses(parser.to),
         cc=_addresses(parser.cc),
         subject=subject,
-        date=_date(message.get("Date")),
+        date=_date(raw_header(message, "Date")),
         text=text,
         new_text=new_text,
         html_only=html_only,
