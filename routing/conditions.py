@@ -180,26 +180,28 @@ class AnyOf:
 # Compiling values -----------------------------------------------------------------------------------
 
 
-def keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern[str]:
-    """One expression that finds any of the keywords as whole words in folded text.
+def keyword_expression(keyword: str) -> str:
+    """The expression for one keyword in folded text, without its word boundaries.
 
     Raises ValueError for a keyword that is empty or has a `*` anywhere but at its ends.
     """
-    parts = []
-    for keyword in keywords:
-        folded = fold(keyword.strip())
-        core = folded.strip("*")
-        if not core.strip():
-            raise ValueError(f"keyword {keyword!r} has no letters")
-        if "*" in core:
-            raise ValueError(f"keyword {keyword!r}: '*' may only stand at the start or the end")
-        # Whitespace inside a phrase matches any run of whitespace, line breaks included.
-        phrase = r"\s+".join(re.escape(word) for word in core.split())
-        lead = r"\w*" if folded.startswith("*") else ""
-        trail = r"\w*" if folded.endswith("*") else ""
-        parts.append(f"{lead}{phrase}{trail}")
+    folded = fold(keyword.strip())
+    core = folded.strip("*")
+    if not core.strip():
+        raise ValueError(f"keyword {keyword!r} has no letters")
+    if "*" in core:
+        raise ValueError(f"keyword {keyword!r}: '*' may only stand at the start or the end")
+    # Whitespace inside a phrase matches any run of whitespace, line breaks included.
+    phrase = r"\s+".join(re.escape(word) for word in core.split())
+    lead = r"\w*" if folded.startswith("*") else ""
+    trail = r"\w*" if folded.endswith("*") else ""
+    return f"{lead}{phrase}{trail}"
+
+
+def keyword_pattern(expressions: list[str]) -> re.Pattern[str]:
+    """One expression that finds any of the keywords' expressions as whole words."""
     # Look-arounds rather than \b, so a keyword that starts or ends with punctuation ("c++") works.
-    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)")
+    return re.compile(r"(?<!\w)(?:" + "|".join(expressions) + r")(?!\w)")
 
 
 def prefixed(report: Report, prefix: str) -> Report:
@@ -290,11 +292,15 @@ def _contains(field: TextField) -> ConditionParser:
         keywords = _strings(value, report, "a keyword")
         if keywords is None:
             return None
-        try:
-            return Contains(field, keywords, keyword_pattern(keywords))
-        except ValueError as err:
-            report(str(err))
+        expressions = []
+        for keyword in keywords:
+            try:
+                expressions.append(keyword_expression(keyword))
+            except ValueError as err:
+                report(str(err))
+        if len(expressions) < len(keywords):
             return None
+        return Contains(field, keywords, keyword_pattern(expressions))
 
     return parse
 

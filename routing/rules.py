@@ -210,28 +210,28 @@ def compile_rules(
 def _compile_rule(
     entry: Mapping[str, Any], categories: Collection[str], report: Report, *, builtin: bool
 ) -> Rule | None:
-    before = _Counter(report)
+    check = _Counter(report)
     for key in entry:
         if key not in RULE_KEYS:
-            before(_unknown(f"key {key!r}", key, RULE_KEYS))
+            check(_unknown(f"key {key!r}", key, RULE_KEYS))
     name = entry.get("name")
     if name is None:
-        before("missing name")
+        check("missing name")
     elif not isinstance(name, str) or not _NAME_RE.match(name):
-        before(f"name {name!r} must be one word of letters, digits, '.', ':', '-' or '_'")
+        check(f"name {name!r} must be one word of letters, digits, '.', ':', '-' or '_'")
     description = entry.get("description", "")
     if not isinstance(description, str):
-        before(f"description must be a string, got {description!r}")
+        check(f"description must be a string, got {description!r}")
     if not isinstance(entry.get("enabled", True), bool):
-        before(f"enabled must be true or false, got {entry['enabled']!r}")
+        check(f"enabled must be true or false, got {entry['enabled']!r}")
     if "when" not in entry:
-        before("missing [rule.when]: a rule needs at least one condition")
-    when = _conditions(entry.get("when", {}), "when", before, required="when" in entry)
-    unless = _conditions(entry.get("unless", {}), "unless", before, required="unless" in entry)
+        check("missing [rule.when]: a rule needs at least one condition")
+    when = _conditions(entry.get("when", {}), "when", check, required="when" in entry)
+    unless = _conditions(entry.get("unless", {}), "unless", check, required="unless" in entry)
     if "then" not in entry:
-        before("missing [rule.then]: a rule needs at least one action")
-    then = _actions(entry.get("then", {}), categories, before, required="then" in entry)
-    if before.count or then is None:
+        check("missing [rule.then]: a rule needs at least one action")
+    then = _actions(entry.get("then", {}), categories, check, required="then" in entry)
+    if check.count or then is None:
         return None
     return Rule(str(name), when, then, unless, str(description), builtin)
 

@@ -426,7 +426,7 @@ name = "wrong-types"
 [rule.when]
 has_attachment = "yes"
 sender = ["not-an-address"]
-subject_contains = ["fine", "mid*dle"]
+subject_contains = ["fine", "mid*dle", "**"]
 header = { "X-Priority" = "(" }
 [rule.then]
 raise_priority = 0
@@ -458,6 +458,7 @@ def test_a_broken_file_reports_every_problem_with_file_and_rule(tmp_path: Path) 
         ('rule #7 "wrong-types"', "when.has_attachment: expected true or false"),
         ('rule #7 "wrong-types"', "when.sender: 'not-an-address' is not an address"),
         ('rule #7 "wrong-types"', "when.subject_contains: keyword 'mid*dle'"),
+        ('rule #7 "wrong-types"', "when.subject_contains: keyword '**' has no letters"),
         ('rule #7 "wrong-types"', "when.header: header 'X-Priority': bad regular expression '('"),
         ('rule #7 "wrong-types"', "then.raise_priority: expected a number of steps from 1 to 3"),
         ('rule #7 "wrong-types"', "then.stop: expected true or false"),
