@@ -17,10 +17,10 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from routing.facts import DEFAULT_CATEGORY
-from routing.shifts import Schedule, ShiftSpecError, parse_schedule
+from routing.shifts import Schedule, ShiftSpecError, check_timezone, parse_schedule
 
 MIN_TIER = 1  # first line
 MAX_TIER = 3  # specialists
@@ -207,7 +207,7 @@ def _technician_from_entry(
     email = check("email", "", _check_email)
     tier = check("tier", MIN_TIER, _check_tier)
     languages = check("languages", DEFAULT_LANGUAGES, _check_languages)
-    timezone = check("timezone", DEFAULT_TIMEZONE, _check_timezone)
+    timezone = check("timezone", DEFAULT_TIMEZONE, check_timezone)
     max_open = check("max_open", DEFAULT_MAX_OPEN, _check_max_open)
     schedule = check("shifts", None, _check_shifts)
     skills = check("skills", {}, lambda value: _check_skills(value, categories))
@@ -294,16 +294,6 @@ def _check_languages(value: Any) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, list) or not value:
         raise ValueError('must be a non-empty list of language codes, e.g. ["pl", "en"]')
     return tuple(dict.fromkeys(_check_language(item) for item in value))
-
-
-def _check_timezone(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError('must be an IANA time zone name, e.g. "Europe/Warsaw"')
-    try:
-        ZoneInfo(value.strip())
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f'unknown time zone "{value}" (use an IANA name, e.g. "Europe/Warsaw")') from None
-    return value.strip()
 
 
 def _check_shifts(value: Any) -> Schedule:
@@ -422,7 +412,7 @@ def _apply(tech: Technician, key: str, value: str, categories: Collection[str] |
         case "name":
             return replace(tech, name=_check_name(value))
         case "timezone":
-            return replace(tech, timezone=_check_timezone(value))
+            return replace(tech, timezone=check_timezone(value))
         case "languages":
             return replace(tech, languages=_check_languages([v for v in value.split(",") if v.strip()]))
         case "shifts":

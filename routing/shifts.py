@@ -20,8 +20,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
-from zoneinfo import ZoneInfo
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_LABELS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -185,6 +185,17 @@ def _parse_time(text: str, spec: str, *, may_be_24: bool) -> int:
     return hour * 60 + minute
 
 
+def check_timezone(value: Any) -> str:
+    """An IANA zone name that exists (in the system's or the tzdata package's database)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError('must be an IANA time zone name, e.g. "Europe/Warsaw"')
+    try:
+        ZoneInfo(value.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f'unknown time zone "{value}" (use an IANA name, e.g. "Europe/Warsaw")') from None
+    return value.strip()
+
+
 def require_aware(at: datetime) -> None:
     """Refuse naive datetimes: an instant without a zone cannot be placed in anyone's week."""
     if at.tzinfo is None or at.utcoffset() is None:
@@ -286,6 +297,6 @@ def describe_when(at: datetime, zone: ZoneInfo, now: datetime) -> str:
     """A short local time for a person: "Mon 08:00 Europe/Warsaw", with the date when a week away."""
     local = at.astimezone(zone)
     label = DAY_LABELS[local.weekday()]
-    if at - now >= timedelta(days=6):
+    if at.astimezone(UTC) - now.astimezone(UTC) >= timedelta(days=6):
         return f"{label} {local:%Y-%m-%d %H:%M} {zone.key}"
     return f"{label} {local:%H:%M} {zone.key}"
