@@ -13,20 +13,22 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from routing.facts import DEFAULT_CATEGORY
 from routing.shifts import Schedule, ShiftSpecError, check_timezone, parse_schedule
 
+T = TypeVar("T")
+
 MIN_TIER = 1  # first line
 MAX_TIER = 3  # specialists
 MIN_SKILL = 1
 MAX_SKILL = 5
-DEFAULT_LANGUAGES = ("en",)
+DEFAULT_LANGUAGES: tuple[str, ...] = ("en",)
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_MAX_OPEN = 10
 # The separator of several shifts in one CLI value: a shift spec may itself hold commas.
@@ -194,7 +196,7 @@ def _technician_from_entry(
         if key not in entry:
             problems.append(f"{label}: {key} is missing")
 
-    def check(key: str, default: Any, checker: Any) -> Any:
+    def check(key: str, default: T, checker: Callable[[Any], T]) -> T:
         if key not in entry:
             return default
         try:
@@ -210,7 +212,7 @@ def _technician_from_entry(
     timezone = check("timezone", DEFAULT_TIMEZONE, check_timezone)
     max_open = check("max_open", DEFAULT_MAX_OPEN, _check_max_open)
     schedule = check("shifts", None, _check_shifts)
-    skills = check("skills", {}, lambda value: _check_skills(value, categories))
+    skills: dict[str, int] = check("skills", {}, lambda value: _check_skills(value, categories))
     active = check("active", True, _check_bool)
     if len(problems) > before or schedule is None:
         return None

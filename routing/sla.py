@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from models.ticket import Priority, TicketStatus
 from routing.calendar import (
@@ -40,6 +40,8 @@ from routing.calendar import (
     business_time_between,
 )
 from routing.shifts import Schedule, ShiftSpecError, check_timezone, parse_schedule, require_aware
+
+T = TypeVar("T")
 
 __all__ = [
     "DEFAULT_TARGETS",
@@ -343,7 +345,7 @@ def parse_sla_config(table: Mapping[str, Any]) -> SlaConfig:
             known = ", ".join((*SLA_KEYS, *(f"[sla.{p}]" for p in priorities)))
             problems.append(f"sla.{key}: unknown key (known: {known})")
 
-    def check(key: str, default: Any, checker: Any) -> Any:
+    def check(key: str, default: T, checker: Callable[[Any], T]) -> T:
         if key not in table:
             return default
         try:
@@ -356,7 +358,7 @@ def parse_sla_config(table: Mapping[str, Any]) -> SlaConfig:
     timezone = check("timezone", DEFAULT_TIMEZONE, check_timezone)
     schedule = check("hours", parse_schedule(DEFAULT_HOURS), _check_hours)
     hours = BusinessHours(schedule, timezone)
-    dates = check("holidays", frozenset(), _check_dates)
+    dates: frozenset[date] = check("holidays", frozenset(), _check_dates)
     country = check("country", None, _check_country)
     subdivision = check("subdivision", None, _check_text)
     warn_at = check("warn_at", WARN_AT, _check_fraction)
