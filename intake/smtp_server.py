@@ -51,9 +51,7 @@ class IntakeHandler:
         envelope.rcpt_tos.append(address)
         return R250_RCPT_OK
 
-    async def handle_DATA(
-        self, server: SMTPServer, session: Session, envelope: Envelope
-    ) -> str:
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
         if len(data) > self._max:
             return R552_TOO_BIG.format(self._max)

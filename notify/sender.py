@@ -55,7 +55,10 @@ class MaildirTransport:
 
     def send(self, envelope_from: str, recipients: list[str], data: bytes) -> None:
         try:
-            box = mailbox.Maildir(str(self._path), create=True)
+            # Maildir(create=True) only creates a missing top directory, not tmp/new/cur of an empty one.
+            for sub in ("tmp", "new", "cur"):
+                (self._path / sub).mkdir(parents=True, exist_ok=True)
+            box = mailbox.Maildir(str(self._path), create=False)
             # Return-Path records the envelope sender as a final delivery would (RFC 5321 4.4).
             box.add(b"Return-Path: <" + envelope_from.encode() + b">\n" + data.replace(b"\r\n", b"\n"))
         except OSError as exc:
