@@ -65,6 +65,7 @@ def setup_logging(level: str, file: Path | None = None, *, quiet: bool = False) 
     # mail-parser reports every MIME part it does not render at WARNING; that is noise for us.
     logging.getLogger("mailparser").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command trace
 
 
 def emit_json(data: Any) -> None:

@@ -316,6 +316,7 @@ def build_settings(table: Mapping[str, Any], base: Path, path: Path | None) -> S
     database = DatabaseConfig(
         url=database_url(db.text("url", "sqlite:///var/helpdesk.db"), base),
         sqlite_synchronous=db.text("sqlite_synchronous", "FULL"),
+        sqlite_busy_timeout_ms=int(db.duration("sqlite_busy_timeout", 30) * 1000),
         pool_size=db.whole("pool_size", 5, 1),
     )
     smtp_section = _Section("smtp", table.get("smtp"), base)

@@ -148,6 +148,25 @@ def raw_header(message: Message, name: str) -> str | None:
     return None
 
 
+# The legacy charsets undeclared 8-bit mail is actually written in; letting the detector consider
+# every codec it knows picks look-alikes (cp1257 for Polish) that garble the text.
+_MAIL_CHARSETS = (
+    "cp1250",
+    "iso8859_2",
+    "cp1252",
+    "iso8859_15",
+    "cp1251",
+    "koi8_r",
+    "iso8859_7",
+    "shift_jis",
+    "euc_jp",
+    "iso2022_jp",
+    "gb18030",
+    "big5",
+    "euc_kr",
+)
+
+
 def _decode_bytes(data: bytes, charset: str | None) -> str:
     if charset and charset.lower() not in ("unknown-8bit", "x-unknown"):
         try:
@@ -158,7 +177,7 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    best = charset_normalizer.from_bytes(data).best()
+    best = charset_normalizer.from_bytes(data, cp_isolation=list(_MAIL_CHARSETS)).best()
     if best is not None:
         return str(best)
     return data.decode("latin-1")

@@ -97,8 +97,8 @@ def compose(identity: MailIdentity, draft: Draft, *, message_id: str, now: datet
     msg["X-Helpdesk-Loop"] = identity.instance
     if draft.ticket is not None:
         msg["X-Helpdesk-Ticket"] = str(draft.ticket)
-    msg["Content-Language"] = draft.language
     msg.set_content(draft.body, charset="utf-8", cte="quoted-printable")
+    msg["Content-Language"] = draft.language  # after set_content, which clears Content-* headers
     return msg
 
 
