@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from helpdesk.app import App, NotInitialised, build_app
 from helpdesk.settings import Settings, SettingsError, load_settings
@@ -115,10 +116,15 @@ def _process(app: App, *, send: bool) -> WorkReport:
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        app = build_app(settings)
-    except StoreError as exc:
+        return _ingest(args, settings)
+    except (StoreError, SQLAlchemyError, OSError) as exc:
+        # Anything but 0 or 75 makes an MTA pipe bounce the mail to its sender; 75 makes it retry.
         print(f"helpdesk ingest: cannot store: {exc}", file=sys.stderr)
         return EX_TEMPFAIL
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    app = build_app(settings)
     counts = IngestCounts()
     try:
         sources = []

@@ -211,11 +211,12 @@ def open_ticket(ctx: Context, services: Services) -> None:
     mail = ctx.parsed
     if not ctx.automation.kind.opens_ticket:
         raise Finished(RawOutcome.AUTOMATIC, f"{ctx.automation.kind.value}: {ctx.automation.reason}")
-    if not mail.sender:
-        raise PipelineError(
-            "the mail has no sender address (no From and no envelope sender): nobody to answer"
-        )
     tags = [] if ctx.automation.kind is MailKind.NORMAL else [ctx.automation.kind.value]
+    if not mail.sender:
+        if not (mail.subject.strip() or mail.text.strip() or mail.attachments):
+            raise PipelineError("the message is empty: no sender, no subject, no text, no attachment")
+        # Nobody to answer, but somebody wrote it: the coordinator reads it in triage.
+        tags.append("no-sender")
     ticket = services.desk.open_ticket(ctx.session, mail, now=ctx.now, tags=tags)
     if ctx.match is not None:  # a follow-up to a closed ticket
         ticket.follow_up_of = ctx.match.ticket_id
@@ -299,6 +300,11 @@ def acknowledge(ctx: Context, services: Services) -> None:
     if ctx.raw.backfill:
         services.desk.event(
             ctx.session, ticket, "ack_skipped", "system", now=ctx.now, reason="imported from history"
+        )
+        return
+    if not ticket.requester:
+        services.desk.event(
+            ctx.session, ticket, "ack_skipped", "system", now=ctx.now, reason="the mail has no sender address"
         )
         return
     to = None

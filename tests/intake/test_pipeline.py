@@ -118,7 +118,7 @@ def test_attachments_over_the_caps_are_recorded_as_omitted(make_app: Any) -> Non
 
 
 def test_a_mail_that_breaks_the_pipeline_is_quarantined_and_the_rest_carry_on(app: App) -> None:
-    app.store.store(b"\x00\x01\x02 not a mail at all", source="smtp")  # no sender anywhere
+    app.store.store(b"", source="smtp")  # nothing at all: nothing to open a ticket with
     app.store.store(make_mail(), source="smtp")
     report = app.worker.process_available()
     assert report.quarantined == 1
@@ -126,16 +126,27 @@ def test_a_mail_that_breaks_the_pipeline_is_quarantined_and_the_rest_carry_on(ap
     with app.sessions() as s:
         failed = s.scalars(select(RawMessage).where(RawMessage.status == RawStatus.FAILED)).one()
         assert failed.error is not None
-        assert "no sender address" in failed.error
+        assert "empty" in failed.error
+
+
+def test_mail_without_any_sender_opens_a_ticket_nobody_is_answered(app: App) -> None:
+    report = deliver(app, b"Subject: disk full on srv-12\r\n\r\n/var is at 100%\r\n")
+    assert report.tickets_created == 1
+    with app.sessions() as s:
+        ticket = s.get(Ticket, report.ticket_ids[0])
+        assert ticket is not None
+        assert "no-sender" in ticket.tags
+        assert not ticket.requester
+        assert s.scalars(select(OutboxMessage)).first() is None
 
 
 def test_quarantine_retry_processes_again(app: App) -> None:
-    app.store.store(make_mail(sender="undisclosed-recipients:;"), source="smtp", envelope_from=None)
+    app.store.store(b"", source="smtp")
     report = app.worker.process_available()
     assert report.quarantined == 1
     with app.sessions() as s:
         raw = s.scalars(select(RawMessage)).one()
-        raw.envelope_from = "later@example.com"  # e.g. an admin fixed what was missing
+        raw.data = make_mail()  # e.g. an admin recovered the content from the MTA's queue
         s.commit()
     assert requeue(app.sessions) == 1
     again = app.worker.process_available()
