@@ -40,6 +40,7 @@ from intake.ingest import (
     store_all,
 )
 from intake.worker import WorkReport, requeue
+from models.claims import release_dead_claims
 from models.outbox import OutboxMessage, OutboxStatus
 from models.raw_message import RawMessage, RawStatus
 from models.ticket import Ticket, TicketStatus
@@ -105,6 +106,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _process(app: App, *, send: bool) -> WorkReport:
+    release_dead_claims(app.sessions)
     report = app.worker.process_available()
     if send:
         while True:

@@ -17,6 +17,7 @@ from types import FrameType
 
 from helpdesk.app import App
 from intake.smtp_server import SmtpListener
+from models.claims import release_dead_claims
 
 log = logging.getLogger("helpdesk.daemon")
 
@@ -66,6 +67,11 @@ class Daemon:
         part.thread.start()
 
     def start(self) -> None:
+        raw, out = release_dead_claims(self.app.sessions)
+        if raw or out:
+            log.warning(
+                "RELEASED %d stored mails and %d outgoing mails held by a process that died", raw, out
+            )
         self.listener.start()
         for part in self.parts:
             self._start_part(part)

@@ -11,8 +11,6 @@ processing kills the worker process is re-claimed when its lease runs out, and q
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import traceback
 from collections.abc import Callable
@@ -25,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from intake.config import IntakeConfig
 from intake.pipeline import Pipeline
 from models.base import utcnow
+from models.claims import holder_name
 from models.raw_message import RawMessage, RawOutcome, RawStatus
 
 log = logging.getLogger("helpdesk.worker")
@@ -77,7 +76,7 @@ class Worker:
         self._config = config
         self._clock = clock
         self._on_committed = on_committed
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.name = holder_name()
         self.wake = threading.Event()
 
     def claim(self, limit: int) -> list[int]:

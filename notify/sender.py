@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
+from models.claims import holder_name
 from models.outbox import OutboxMessage, OutboxStatus
 from notify.config import OutgoingConfig, SmtpOutConfig
 
@@ -159,13 +160,12 @@ class Sender:
         config: OutgoingConfig,
         transport_factory: Callable[[], Transport] | None = None,
         clock: Callable[[], datetime] = utcnow,
-        worker_name: str = "sender",
     ) -> None:
         self._sessions = sessions
         self._config = config
         self._transport_factory = transport_factory or (lambda: make_transport(config))
         self._clock = clock
-        self._name = worker_name
+        self._name = holder_name()
         self.wake = threading.Event()
 
     def _claim(self, limit: int) -> list[int]:
@@ -186,7 +186,9 @@ class Sender:
                 session.execute(
                     update(OutboxMessage)
                     .where(OutboxMessage.id.in_(ids))
-                    .values(status=OutboxStatus.SENDING, claimed_until=now + CLAIM_LEASE)
+                    .values(
+                        status=OutboxStatus.SENDING, claimed_by=self._name, claimed_until=now + CLAIM_LEASE
+                    )
                 )
             session.commit()
             return ids
@@ -229,6 +231,7 @@ class Sender:
                 return
             row.attempts += 1
             row.claimed_until = None
+            row.claimed_by = None
             if error is None:
                 row.status = OutboxStatus.SENT
                 row.sent_at = now

@@ -239,3 +239,17 @@ def test_mailer_daemon_without_address_is_automatic(app: App) -> None:
     report = deliver(app, (DATA / "bounce-from-mailer-daemon-without-address.eml").read_bytes())
     assert report.automatic == 1
     assert report.tickets_created == 0
+
+
+def test_claims_of_a_dead_process_are_released_at_start(app: App) -> None:
+    from models.claims import release_dead_claims
+
+    app.store.store(make_mail(), source="smtp")
+    app.worker.claim(10)
+    with app.sessions() as s:
+        raw = s.scalars(select(RawMessage)).one()
+        host = raw.claimed_by.rpartition(":")[0] if raw.claimed_by else ""
+        raw.claimed_by = f"{host}:999999999"  # a pid that cannot exist
+        s.commit()
+    assert release_dead_claims(app.sessions) == (1, 0)
+    assert app.worker.process_available().tickets_created == 1
