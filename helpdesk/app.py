@@ -58,7 +58,7 @@ def build_app(
         )
     sessions = session_factory(engine)
     readers = session_factory(read_only(engine))
-    sender = Sender(sessions, settings.outgoing, clock=clock)
+    sender = Sender(sessions, settings.outgoing, clock=clock, identity=settings.identity)
     desk = Desk(settings.identity, settings.intake, settings.outgoing, Renderer(), on_outbox=sender.wake.set)
     rules = RulesHolder.from_config(settings.routing)
     router = RoutingEngine(rules, no_models, settings.routing.thresholds)

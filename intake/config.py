@@ -27,5 +27,8 @@ class IntakeConfig:
     default_language: str = "en"
     languages: tuple[str, ...] = ("en", "pl", "de")  # languages we write mail in
     worker_batch: int = 50
+    # Mails processed per commit, and the longest a group may wait: one disk flush per group, not per mail.
+    commit_every: int = 25
+    commit_interval: float = 0.25
     claim_lease_seconds: float = 300.0
     max_attempts: int = 3  # a mail that kills the worker this often is quarantined

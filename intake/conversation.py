@@ -16,13 +16,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from intake.parse import ParsedEmail
-from models.message import Message, MessageRef
+from models import tables
 from models.outbox import OutboxMessage
-from models.ticket import Participant, Ticket
+from models.ticket import Ticket
 from notify.config import MailIdentity
 from notify.tokens import Token, verify
 
@@ -54,13 +54,27 @@ def find_tokens(identity: MailIdentity, addresses: Iterable[str]) -> list[Token]
     return tokens
 
 
+# Built once: these run for every mail.
+_BY_MESSAGE_ID = select(tables.messages.c.message_id, tables.messages.c.ticket_id).where(
+    tables.messages.c.message_id.in_(bindparam("ids", expanding=True))
+)
+_BY_REFERENCED = (
+    select(tables.message_refs.c.ticket_id)
+    .where(tables.message_refs.c.ref.in_(bindparam("ids", expanding=True)))
+    .order_by(tables.message_refs.c.id.desc())
+    .limit(1)
+)
+_PARTICIPANT = select(tables.participants.c.id).where(
+    tables.participants.c.ticket_id == bindparam("ticket_id"),
+    tables.participants.c.address == bindparam("address"),
+)
+
+
 def by_headers(session: Session, mail: ParsedEmail) -> ThreadMatch | None:
     refs = list(mail.references_all)
     if not refs:
         return None
-    rows = session.execute(
-        select(Message.message_id, Message.ticket_id).where(Message.message_id.in_(refs))
-    ).all()
+    rows = session.connection().execute(_BY_MESSAGE_ID, {"ids": refs}).all()
     if rows:
         found = {row.message_id: row.ticket_id for row in rows}
         for ref in refs:  # In-Reply-To first, then the newest reference
@@ -77,12 +91,7 @@ def by_referenced(session: Session, mail: ParsedEmail) -> ThreadMatch | None:
         candidates.insert(0, mail.message_id)
     if not candidates:
         return None
-    row = session.execute(
-        select(MessageRef.ticket_id)
-        .where(MessageRef.ref.in_(candidates))
-        .order_by(MessageRef.id.desc())
-        .limit(1)
-    ).first()
+    row = session.connection().execute(_BY_REFERENCED, {"ids": candidates}).first()
     return ThreadMatch(row[0], "referenced-by") if row else None
 
 
@@ -98,8 +107,8 @@ def by_subject_tag(session: Session, mail: ParsedEmail) -> ThreadMatch | None:
         return None
     for match in _SUBJECT_TAG.finditer(mail.subject):
         number = int(match.group(1))
-        participant = session.scalar(
-            select(Participant.id).where(Participant.ticket_id == number, Participant.address == mail.sender)
+        participant = (
+            session.connection().execute(_PARTICIPANT, {"ticket_id": number, "address": mail.sender}).first()
         )
         if participant is not None:
             return ThreadMatch(number, "subject-tag")

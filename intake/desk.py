@@ -12,22 +12,46 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from intake.config import IntakeConfig
 from intake.parse import Address, ParsedEmail
-from models.message import Attachment, Message, MessageRef
-from models.outbox import OutboxMessage
+from models import tables
+from models.message import Message
 from models.raw_message import RawMessage
-from models.ticket import Participant, Ticket, TicketEvent, TicketStatus
+from models.ticket import Participant, Priority, Ticket, TicketStatus
 from notify.compose import Draft, tagged_subject, thread_references
 from notify.config import MailIdentity, OutgoingConfig
-from notify.outbox import automatic_allowed, enqueue
+from notify.outbox import QueuedMail, automatic_allowed, enqueue
 from notify.render import Renderer
 from notify.tokens import ticket_token
+from routing.facts import RoutingResult
 
 log = logging.getLogger("helpdesk.desk")
+
+# Statements of the hot path, built once: each mail runs them, and building a statement costs
+# more than running it on SQLite.
+_INSERT_EVENT = insert(tables.ticket_events)
+_INSERT_PARTICIPANT = insert(tables.participants)
+_INSERT_MESSAGE = insert(tables.messages).returning(tables.messages.c.id)
+_INSERT_ATTACHMENT = insert(tables.attachments)
+_INSERT_REF = insert(tables.message_refs)
+_FIND_PARTICIPANT = select(tables.participants.c.id, tables.participants.c.notify).where(
+    tables.participants.c.ticket_id == bindparam("ticket_id"),
+    tables.participants.c.address == bindparam("address"),
+)
+_FIND_MESSAGE_ID = select(tables.messages.c.id).where(tables.messages.c.message_id == bindparam("message_id"))
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message row as the rest of the pipeline needs it: to point events at it and to answer it."""
+
+    id: int
+    message_id: str
+    references: tuple[str, ...]
+
 
 SUBJECT_MAX = 500
 
@@ -54,36 +78,49 @@ class Desk:
         new: str | None = None,
         reason: str = "",
         data: dict[str, Any] | None = None,
-        message: Message | None = None,
-    ) -> TicketEvent:
-        event = TicketEvent(
-            ticket_id=ticket.id,
-            at=now,
-            actor=actor,
-            kind=kind,
-            old=old,
-            new=new,
-            reason=reason,
-            data=data or {},
-            message_id=message.id if message is not None else None,
+        message: StoredMessage | None = None,
+    ) -> None:
+        session.execute(
+            _INSERT_EVENT,
+            {
+                "ticket_id": ticket.id,
+                "at": now,
+                "actor": actor[:320],
+                "kind": kind,
+                "old": old,
+                "new": new,
+                "reason": reason,
+                "data": data or {},
+                "message_id": message.id if message is not None else None,
+            },
         )
-        session.add(event)
-        return event
 
     def participant(
         self, session: Session, ticket: Ticket, address: str, name: str, role: str, *, notify: bool = True
-    ) -> Participant:
+    ) -> None:
+        """Put `address` on the ticket (once); a later mail from a silent Cc makes them get status mail."""
         address = address.lower()
-        found = session.scalar(
-            select(Participant).where(Participant.ticket_id == ticket.id, Participant.address == address)
+        found = (
+            session.connection()
+            .execute(_FIND_PARTICIPANT, {"ticket_id": ticket.id, "address": address})
+            .first()
         )
         if found is not None:
             if notify and not found.notify:
-                found.notify = True
-            return found
-        row = Participant(ticket_id=ticket.id, address=address, name=name[:300], role=role, notify=notify)
-        session.add(row)
-        return row
+                session.execute(update(Participant).where(Participant.id == found.id).values(notify=True))
+            return
+        session.execute(
+            _INSERT_PARTICIPANT,
+            [
+                {
+                    "ticket_id": ticket.id,
+                    "address": address,
+                    "name": name[:300],
+                    "role": role,
+                    "notify": notify,
+                }
+            ],
+        )
 
     def is_participant(self, session: Session, ticket_id: int, address: str) -> bool:
         found = session.scalar(
@@ -95,7 +132,17 @@ class Desk:
 
     # -- inbound mail ------------------------------------------------------------------------
 
-    def open_ticket(self, session: Session, mail: ParsedEmail, *, now: datetime, tags: list[str]) -> Ticket:
+    def open_ticket(
+        self,
+        session: Session,
+        mail: ParsedEmail,
+        *,
+        now: datetime,
+        tags: list[str],
+        routing: RoutingResult | None = None,
+        follow_up_of: int | None = None,
+    ) -> Ticket:
+        """A new ticket for `mail`, already routed, with its requester and the people in Cc on it."""
         sender = mail.from_ or Address("", "")
         ticket = Ticket(
             subject=mail.subject[:SUBJECT_MAX],
@@ -103,16 +150,42 @@ class Desk:
             requester=sender.addr,
             requester_name=sender.name[:300],
             language=mail.language,
-            tags=tags,
+            tags=sorted({*tags, *(routing.tags if routing else ())}),
             created_at=now,
             updated_at=now,
+            follow_up_of=follow_up_of,
         )
+        if routing is not None:
+            ticket.category = routing.category.value
+            ticket.priority = Priority(routing.priority.value)
+            ticket.routing = routing.as_dict()
+            ticket.assignee = routing.assignee
         session.add(ticket)
-        session.flush()
-        self.participant(session, ticket, sender.addr, sender.name, "requester")
+        session.flush()  # the ticket number: every other row points at it
+        people = (
+            {
+                sender.addr: {
+                    "ticket_id": ticket.id,
+                    "address": sender.addr,
+                    "name": sender.name[:300],
+                    "role": "requester",
+                    "notify": True,
+                }
+            }
+            if sender.addr
+            else {}
+        )
         for cc in (*mail.to, *mail.cc):
-            if not self.identity.is_ours(cc.addr) and cc.addr != sender.addr:
-                self.participant(session, ticket, cc.addr, cc.name, "cc", notify=False)
+            if cc.addr not in people and not self.identity.is_ours(cc.addr):
+                people[cc.addr] = {
+                    "ticket_id": ticket.id,
+                    "address": cc.addr,
+                    "name": cc.name[:300],
+                    "role": "cc",
+                    "notify": False,
+                }
+        if people:
+            session.connection().execute(_INSERT_PARTICIPANT, list(people.values()))
         return ticket
 
     def record_inbound(
@@ -125,50 +198,61 @@ class Desk:
         kind: str,
         now: datetime,
         internal: bool = False,
-    ) -> Message:
+    ) -> StoredMessage:
         """Store an inbound mail on `ticket`: the message, its attachments and its references."""
         message_id = mail.message_id or f"{raw.dedupe_key[:32]}@no-message-id.invalid"
-        if session.scalar(select(Message.id).where(Message.message_id == message_id)) is not None:
+        if session.connection().execute(_FIND_MESSAGE_ID, {"message_id": message_id}).first() is not None:
             # A different mail reusing a Message-ID (the raw queue kept both): store it under its own id.
             message_id = f"{message_id}#{raw.id}"
-        message = Message(
-            ticket_id=ticket.id,
-            direction="in",
-            kind=kind,
-            message_id=message_id[:998],
-            in_reply_to=mail.in_reply_to[0][:998] if mail.in_reply_to else None,
-            references=list(mail.references)[-50:],
-            from_addr=mail.sender,
-            from_name=mail.from_.name[:300] if mail.from_ else "",
-            to_addrs=[a.addr for a in mail.to],
-            cc_addrs=[a.addr for a in mail.cc],
-            subject=mail.subject,
-            text=mail.text,
-            new_text=mail.new_text,
-            internal=internal,
-            language=mail.language,
-            sent_at=mail.date,
-            created_at=now,
-            raw_id=raw.id,
-        )
-        session.add(message)
-        session.flush()
-        for att in mail.attachments:
-            session.add(
-                Attachment(
-                    message_id=message.id,
-                    filename=att.filename,
-                    content_type=att.content_type,
-                    size=att.size,
-                    sha256=att.sha256,
-                    content=att.content,
-                    omitted=att.omitted,
-                )
+        references = list(mail.references)[-50:]
+        row_id = session.execute(
+            _INSERT_MESSAGE,
+            {
+                "ticket_id": ticket.id,
+                "direction": "in",
+                "kind": kind,
+                "message_id": message_id[:998],
+                "in_reply_to": mail.in_reply_to[0][:998] if mail.in_reply_to else None,
+                "references": references,
+                "from_addr": mail.sender,
+                "from_name": mail.from_.name[:300] if mail.from_ else "",
+                "to_addrs": [a.addr for a in mail.to],
+                "cc_addrs": [a.addr for a in mail.cc],
+                "subject": mail.subject,
+                "text": mail.text,
+                "new_text": mail.new_text,
+                "internal": internal,
+                "language": mail.language,
+                "sent_at": mail.date,
+                "created_at": now,
+                "raw_id": raw.id,
+                "outbox_id": None,
+            },
+        ).scalar_one()
+        if mail.attachments:
+            session.execute(
+                _INSERT_ATTACHMENT,
+                [
+                    {
+                        "message_id": row_id,
+                        "filename": att.filename,
+                        "content_type": att.content_type,
+                        "size": att.size,
+                        "sha256": att.sha256,
+                        "content": att.content,
+                        "omitted": att.omitted,
+                    }
+                    for att in mail.attachments
+                ],
             )
-        for ref in dict.fromkeys(mail.references_all):
-            session.add(MessageRef(ticket_id=ticket.id, ref=ref[:998]))
-        ticket.updated_at = now
-        return message
+        refs = list(dict.fromkeys(mail.references_all))
+        if refs:
+            session.connection().execute(
+                _INSERT_REF, [{"ticket_id": ticket.id, "ref": ref[:998]} for ref in refs]
+            )
+        if ticket.updated_at != now:  # a ticket opened this instant needs no UPDATE
+            ticket.updated_at = now
+        return StoredMessage(row_id, message_id, tuple(references))
 
     # -- status ------------------------------------------------------------------------------
 
@@ -202,8 +286,8 @@ class Desk:
 
     def requester_thread(self, session: Session, ticket: Ticket) -> tuple[str | None, tuple[str, ...]]:
         """(In-Reply-To, References) for a mail into the requester's thread: after its newest mail."""
-        last = session.scalars(
-            select(Message)
+        last = session.execute(
+            select(Message.message_id, Message.references)
             .where(Message.ticket_id == ticket.id, Message.internal.is_(False))
             .order_by(Message.id.desc())
             .limit(1)
@@ -222,10 +306,10 @@ class Desk:
         kind: str,
         automatic: bool,
         context: dict[str, Any] | None = None,
-        reply_to_message: Message | None = None,
+        reply_to_message: StoredMessage | None = None,
         to: tuple[str, str] | None = None,
         from_name: str | None = None,
-    ) -> OutboxMessage | None:
+    ) -> QueuedMail | None:
         """Write a templated mail into the requester's thread; None when the automatic limit says no."""
         recipient = to or (ticket.requester_name, ticket.requester)
         if not recipient[1]:
@@ -267,9 +351,9 @@ class Desk:
             ticket=ticket.id,
             from_name=from_name,
         )
-        row = enqueue(session, self.identity, self.outgoing, draft, kind=kind, now=now)
-        log.info("QUEUED %s #%d to=%s outbox=%d", kind, ticket.id, recipient[1], row.id)
-        return row
+        queued = enqueue(session, self.identity, self.outgoing, draft, kind=kind, now=now)
+        log.info("QUEUED %s #%d to=%s outbox=%d", kind, ticket.id, recipient[1], queued.id)
+        return queued
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from intake.store import RawStore
+from intake.store import Incoming, RawStore
 
 log = logging.getLogger("helpdesk.ingest")
 
@@ -60,13 +60,11 @@ def from_mbox(path: Path) -> Iterator[tuple[str, bytes]]:
 
 
 def store_all(store: RawStore, mails: Iterator[tuple[str, bytes]], source: str = "ingest") -> IngestCounts:
-    """Store every mail; StoreError propagates (the caller exits 75)."""
+    """Store every mail, committing in groups; StoreError propagates (the caller exits 75)."""
     counts = IngestCounts()
-    for name, data in mails:
-        result = store.store(data, source=source)
+    for result in store.store_many(Incoming(data, source) for _, data in mails):
         if result.duplicate:
             counts.duplicates += 1
-            log.debug("INGEST duplicate %s", name)
         else:
             counts.stored += 1
     return counts

@@ -18,14 +18,14 @@ from sqlalchemy.orm import Session
 
 from intake.config import IntakeConfig
 from intake.conversation import ThreadMatch, bounce_ticket, find_ticket
-from intake.desk import Desk
+from intake.desk import Desk, StoredMessage
 from intake.errors import PipelineError
 from intake.loops import Automation, MailKind, classify
 from intake.parse import Address, ParsedEmail, parse_email
-from models.message import Message, MessageKind
+from models.message import MessageKind
 from models.outbox import OutboxMessage, OutboxStatus
 from models.raw_message import RawMessage, RawOutcome
-from models.ticket import Priority, Ticket, TicketStatus
+from models.ticket import Ticket, TicketStatus
 from routing.engine import DefaultRouter, Router
 from routing.facts import AttachmentFacts, MailFacts, RoutingResult
 
@@ -74,7 +74,7 @@ class Context:
     automation: Automation = field(default_factory=lambda: Automation(MailKind.NORMAL))
     match: ThreadMatch | None = None
     ticket: Ticket | None = None
-    message: Message | None = None
+    message: StoredMessage | None = None
     routing: RoutingResult | None = None
     new_ticket: bool = False
 
@@ -98,7 +98,7 @@ def parse(ctx: Context, services: Services) -> None:
 def classify_mail(ctx: Context, services: Services) -> None:
     mail = ctx.parsed
     own = False
-    if mail.message_id:
+    if mail.message_id and mail.message_id.lower().endswith("@" + services.desk.identity.domain):
         own = (
             ctx.session.scalar(select(OutboxMessage.id).where(OutboxMessage.message_id == mail.message_id))
             is not None
@@ -207,39 +207,11 @@ def append(ctx: Context, services: Services) -> None:
     raise Finished(RawOutcome.REPLY, f"#{ticket.id} by {by}")
 
 
-def open_ticket(ctx: Context, services: Services) -> None:
+def route(ctx: Context, services: Services) -> None:
+    """Decide category and priority of the ticket this mail is about to open."""
     mail = ctx.parsed
     if not ctx.automation.kind.opens_ticket:
         raise Finished(RawOutcome.AUTOMATIC, f"{ctx.automation.kind.value}: {ctx.automation.reason}")
-    tags = [] if ctx.automation.kind is MailKind.NORMAL else [ctx.automation.kind.value]
-    if not mail.sender:
-        if not (mail.subject.strip() or mail.text.strip() or mail.attachments):
-            raise PipelineError("the message is empty: no sender, no subject, no text, no attachment")
-        # Nobody to answer, but somebody wrote it: the coordinator reads it in triage.
-        tags.append("no-sender")
-    ticket = services.desk.open_ticket(ctx.session, mail, now=ctx.now, tags=tags)
-    if ctx.match is not None:  # a follow-up to a closed ticket
-        ticket.follow_up_of = ctx.match.ticket_id
-    ctx.ticket, ctx.new_ticket = ticket, True
-    ctx.message = services.desk.record_inbound(
-        ctx.session, ticket, mail, ctx.raw, kind=MessageKind.REQUESTER, now=ctx.now
-    )
-    services.desk.event(
-        ctx.session,
-        ticket,
-        "created",
-        mail.sender,
-        now=ctx.now,
-        reason=f"mail via {ctx.raw.source}"
-        + (f", follow-up of #{ticket.follow_up_of}" if ticket.follow_up_of else ""),
-        message=ctx.message,
-    )
-
-
-def route(ctx: Context, services: Services) -> None:
-    ticket, mail = ctx.ticket, ctx.parsed
-    if ticket is None:
-        return
     facts = MailFacts(
         sender=mail.sender,
         sender_name=mail.from_.name if mail.from_ else "",
@@ -250,32 +222,55 @@ def route(ctx: Context, services: Services) -> None:
         headers=mail.headers,
         attachments=tuple(AttachmentFacts(a.filename, a.content_type, a.size) for a in mail.attachments),
     )
-    result = services.router.route(facts)
-    ctx.routing = result
-    ticket.category = result.category.value
-    ticket.priority = Priority(result.priority.value)
-    ticket.tags = sorted({*ticket.tags, *result.tags})
-    ticket.routing = result.as_dict()
-    if result.assignee:
-        ticket.assignee = result.assignee
-    services.desk.event(
+    ctx.routing = services.router.route(facts)
+
+
+def open_ticket(ctx: Context, services: Services) -> None:
+    mail, result = ctx.parsed, ctx.routing
+    tags = [] if ctx.automation.kind is MailKind.NORMAL else [ctx.automation.kind.value]
+    if not mail.sender:
+        if not (mail.subject.strip() or mail.text.strip() or mail.attachments):
+            raise PipelineError("the message is empty: no sender, no subject, no text, no attachment")
+        # Nobody to answer, but somebody wrote it: the coordinator reads it in triage.
+        tags.append("no-sender")
+    follow_up_of = ctx.match.ticket_id if ctx.match is not None else None  # a closed ticket's follow-up
+    desk = services.desk
+    ticket = desk.open_ticket(
+        ctx.session, mail, now=ctx.now, tags=tags, routing=result, follow_up_of=follow_up_of
+    )
+    ctx.ticket, ctx.new_ticket = ticket, True
+    ctx.message = desk.record_inbound(
+        ctx.session, ticket, mail, ctx.raw, kind=MessageKind.REQUESTER, now=ctx.now
+    )
+    follow_up = f", follow-up of #{follow_up_of}" if follow_up_of else ""
+    desk.event(
         ctx.session,
         ticket,
-        "routed",
-        result.category.reason,
+        "created",
+        mail.sender,
         now=ctx.now,
-        new=f"category={ticket.category} priority={ticket.priority.value}",
-        reason=f"category by {result.category.reason}; priority by {result.priority.reason}",
-        data=result.as_dict(),
+        reason=f"mail via {ctx.raw.source}{follow_up}",
+        message=ctx.message,
     )
-    log.info(
-        "ROUTED #%d category=%s by=%s priority=%s by=%s",
-        ticket.id,
-        ticket.category,
-        result.category.reason,
-        ticket.priority.value,
-        result.priority.reason,
-    )
+    if result is not None:
+        desk.event(
+            ctx.session,
+            ticket,
+            "routed",
+            result.category.reason,
+            now=ctx.now,
+            new=f"category={ticket.category} priority={ticket.priority.value}",
+            reason=f"category by {result.category.reason}; priority by {result.priority.reason}",
+            data=result.as_dict(),
+        )
+        log.info(
+            "ROUTED #%d category=%s by=%s priority=%s by=%s",
+            ticket.id,
+            ticket.category,
+            result.category.reason,
+            ticket.priority.value,
+            result.priority.reason,
+        )
 
 
 def assign(ctx: Context, services: Services) -> None:
@@ -341,8 +336,10 @@ STAGES: tuple[Stage, ...] = (
     Stage("bounce", "a delivery report attaches to the ticket of the mail it is about", bounce),
     Stage("thread", "find the ticket: In-Reply-To/References, token, subject tag from a participant", thread),
     Stage("append", "a mail on an existing ticket is stored; a reply reopens a resolved ticket", append),
-    Stage("open", "a mail that belongs to no ticket opens one (never for auto-replies)", open_ticket),
-    Stage("route", "category and priority from rules, the classifier or the defaults", route),
+    Stage(
+        "route", "category and priority from rules, the classifier or the defaults (no auto-replies)", route
+    ),
+    Stage("open", "a mail that belongs to no ticket opens one, routed", open_ticket),
     Stage("assign", "the best-skilled technician on shift, or the coordinators are told", assign),
     Stage(
         "acknowledge", "an acknowledgment into the requester's thread (never to automatic mail)", acknowledge

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -87,8 +87,20 @@ def dedupe_key_for(message_id: str | None, data: bytes) -> str:
     return hashlib.sha256(b"content:" + content_digest(data).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Incoming:
+    """One mail to store, with where it came from."""
+
+    data: bytes
+    source: str
+    source_key: str | None = None
+    envelope_from: str | None = None
+    envelope_to: Sequence[str] = ()
+    backfill: bool = False
+
+
 class RawStore:
-    """Writes mails into the raw queue, one committed transaction each."""
+    """Writes mails into the raw queue; nothing is reported stored before its transaction commits."""
 
     def __init__(self, sessions: sessionmaker[Session], on_stored: Callable[[], None] | None = None) -> None:
         self._sessions = sessions
@@ -104,73 +116,105 @@ class RawStore:
         envelope_to: Sequence[str] = (),
         backfill: bool = False,
     ) -> StoreResult:
-        """Store and commit `data`; a duplicate is not stored again. Raises StoreError when it cannot."""
-        header_block, _ = split_message(data)
+        """Store and commit one mail; a duplicate is not stored again. Raises StoreError when it cannot."""
+        incoming = Incoming(data, source, source_key, envelope_from, tuple(envelope_to), backfill)
+        try:
+            with self._sessions() as session:
+                result = self._store_in(session, incoming)
+                session.commit()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot store mail: {exc.__class__.__name__}: {exc}") from exc
+        if not result.duplicate and self._on_stored is not None:
+            self._on_stored()
+        return result
+
+    def store_many(self, mails: Iterable[Incoming], commit_every: int = 200) -> Iterator[StoreResult]:
+        """Store a stream of mails, committing every `commit_every` (one disk flush per group, not per mail).
+
+        Results are yielded only once the group they belong to is committed, so a caller that counts
+        what it got back never counts a mail that a crash could still take away.
+        """
+        pending: list[StoreResult] = []
+        try:
+            with self._sessions() as session:
+                for incoming in mails:
+                    pending.append(self._store_in(session, incoming))
+                    if len(pending) >= commit_every:
+                        session.commit()
+                        yield from self._committed(pending)
+                        pending = []
+                session.commit()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot store mail: {exc.__class__.__name__}: {exc}") from exc
+        yield from self._committed(pending)
+
+    def _committed(self, results: list[StoreResult]) -> list[StoreResult]:
+        if self._on_stored is not None and any(not r.duplicate for r in results):
+            self._on_stored()
+        return results
+
+    def _store_in(self, session: Session, mail: Incoming) -> StoreResult:
+        """Insert one mail inside `session`'s transaction, in a savepoint so a duplicate undoes only itself."""
+        header_block, _ = split_message(mail.data)
         try:
             message_id = header_message_id(header_block)
         except Exception:  # a header block so broken the stdlib parser gives up: keep the mail anyway
-            log.warning("STORE could not read headers of a %d-byte mail from %s", len(data), source)
+            log.warning("STORE could not read headers of a %d-byte mail from %s", len(mail.data), mail.source)
             message_id = None
-        key = dedupe_key_for(message_id, data)
-
-        def make_row(dedupe_key: str) -> RawMessage:
-            return RawMessage(
-                source=source,
-                source_key=source_key,
-                dedupe_key=dedupe_key,
-                message_id=message_id,
-                envelope_from=envelope_from,
-                envelope_to=list(envelope_to),
-                size=len(data),
-                data=data,
-                backfill=backfill,
-            )
-
-        try:
-            result = self._insert(make_row(key))
-            if result is None:
-                existing = self._existing(source_key, key)
-                if existing is not None and message_id and not self._same_content(existing, data):
-                    # Same Message-ID, different mail: keep it under a content-qualified key.
-                    key = hashlib.sha256(
-                        f"mid:{message_id}|{content_digest(data)}".encode("utf-8", "replace")
-                    ).hexdigest()
-                    result = self._insert(make_row(key))
-                    if result is not None:
-                        log.warning(
-                            "STORED raw=%d reusing Message-ID <%s> with other content", result, message_id
-                        )
-                if result is None:
-                    dup = self._existing(source_key, key)
-                    log.info(
-                        "DUPLICATE of raw=%s from %s message-id=<%s>", dup and dup.id, source, message_id
+        key = dedupe_key_for(message_id, mail.data)
+        raw_id = self._insert(session, mail, key, message_id)
+        if raw_id is None:
+            existing = self._existing(session, mail.source_key, key)
+            if existing is not None and message_id and not self._same_content(existing, mail.data):
+                # Same Message-ID, different mail: keep it under a content-qualified key.
+                key = hashlib.sha256(
+                    f"mid:{message_id}|{content_digest(mail.data)}".encode("utf-8", "replace")
+                ).hexdigest()
+                raw_id = self._insert(session, mail, key, message_id)
+                if raw_id is not None:
+                    log.warning(
+                        "STORED raw=%d reusing Message-ID <%s> with other content", raw_id, message_id
                     )
-                    return StoreResult(raw_id=dup.id if dup else None, duplicate=True)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot store mail: {exc.__class__.__name__}: {exc}") from exc
-        log.debug("STORED raw=%d source=%s size=%d", result, source, len(data))
-        if self._on_stored is not None:
-            self._on_stored()
-        return StoreResult(raw_id=result, duplicate=False)
+            if raw_id is None:
+                dup = self._existing(session, mail.source_key, key)
+                log.info(
+                    "DUPLICATE of raw=%s from %s message-id=<%s>", dup and dup.id, mail.source, message_id
+                )
+                return StoreResult(raw_id=dup.id if dup else None, duplicate=True)
+        log.debug("STORED raw=%d source=%s size=%d", raw_id, mail.source, len(mail.data))
+        return StoreResult(raw_id=raw_id, duplicate=False)
 
-    def _insert(self, row: RawMessage) -> int | None:
-        """Insert and commit; None when a unique key says we already have it."""
-        with self._sessions() as session:
-            try:
-                session.add(row)
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-                return None
-            return row.id
+    def _insert(
+        self, session: Session, mail: Incoming, dedupe_key: str, message_id: str | None
+    ) -> int | None:
+        """Insert in a savepoint; None when a unique key says we already have it."""
+        row = RawMessage(
+            source=mail.source,
+            source_key=mail.source_key,
+            dedupe_key=dedupe_key,
+            message_id=message_id,
+            envelope_from=mail.envelope_from,
+            envelope_to=list(mail.envelope_to),
+            size=len(mail.data),
+            data=mail.data,
+            backfill=mail.backfill,
+        )
+        savepoint = session.begin_nested()
+        try:
+            session.add(row)
+            session.flush()
+        except IntegrityError:
+            savepoint.rollback()
+            return None
+        savepoint.commit()
+        return row.id
 
-    def _existing(self, source_key: str | None, dedupe_key: str) -> RawMessage | None:
-        with self._sessions() as session:
-            if source_key is not None:
-                found = session.scalars(select(RawMessage).where(RawMessage.source_key == source_key)).first()
-                if found is not None:
-                    return found
-            return session.scalars(select(RawMessage).where(RawMessage.dedupe_key == dedupe_key)).first()
+    def _existing(self, session: Session, source_key: str | None, dedupe_key: str) -> RawMessage | None:
+        if source_key is not None:
+            found = session.scalars(select(RawMessage).where(RawMessage.source_key == source_key)).first()
+            if found is not None:
+                return found
+        return session.scalars(select(RawMessage).where(RawMessage.dedupe_key == dedupe_key)).first()
 
     def _same_content(self, existing: RawMessage, data: bytes) -> bool:
         if existing.source_key is not None and existing.data == data:

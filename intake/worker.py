@@ -12,21 +12,38 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake.config import IntakeConfig
 from intake.pipeline import Pipeline
+from models import tables
 from models.base import utcnow
 from models.claims import holder_name
 from models.raw_message import RawMessage, RawOutcome, RawStatus
 
 log = logging.getLogger("helpdesk.worker")
+
+_raw = tables.raw_messages
+_MARK_PROCESSED = (
+    update(_raw)
+    .where(_raw.c.id == bindparam("raw_id"))
+    .values(
+        status=RawStatus.PROCESSED,
+        outcome=bindparam("outcome"),
+        detail=bindparam("detail"),
+        ticket_id=bindparam("ticket_id"),
+        processed_at=bindparam("processed_at"),
+        claimed_until=None,
+        error=None,
+    )
+)
 
 
 @dataclass
@@ -110,62 +127,91 @@ class Worker:
             session.commit()
         return ids
 
-    def process_one(self, raw_id: int) -> tuple[RawOutcome | None, int | None]:
-        """Run the pipeline on one claimed mail; (outcome, ticket) or (None, None) when quarantined."""
-        now = self._clock()
+    def process_claimed(self, raw_ids: list[int], report: WorkReport) -> None:
+        """Run the pipeline on claimed mails, each in a savepoint of its own, committing in groups.
+
+        A savepoint per mail keeps each mail's changes all-or-nothing; committing a group at a time
+        saves a disk flush per mail. A mail that was already being processed when a worker died is
+        handled alone, committed before and after, so a poison mail only ever takes itself down.
+        """
         with self._sessions() as session:
-            raw = session.get(RawMessage, raw_id)
-            if raw is None or raw.status is not RawStatus.PROCESSING or raw.claimed_by != self.name:
-                return RawOutcome.DUPLICATE, None
-            if raw.attempts > self._config.max_attempts:
-                error = f"processing was interrupted {raw.attempts - 1} times (the worker died on this mail)"
-                self._quarantine(session, raw, error, now)
-                return None, None
-            try:
-                result = self._pipeline.run(session, raw, now)
-                raw.status = RawStatus.PROCESSED
-                raw.outcome = result.outcome.value
-                raw.detail = result.detail[:2000]
-                raw.ticket_id = result.ticket_id
-                raw.processed_at = now
-                raw.claimed_until = None
-                raw.error = None
-                session.commit()
-            except Exception as exc:
-                session.rollback()
-                reason = _describe(exc)
-                log.warning("QUARANTINED raw=%d from %s: %s", raw_id, raw.source, reason)
-                log.debug("quarantine traceback", exc_info=True)
-                raw = session.get(RawMessage, raw_id)
-                if raw is not None:
-                    self._quarantine(session, raw, reason, now)
-                return None, None
+            since_commit = 0
+            last_commit = time.monotonic()
+            rows = session.scalars(
+                select(RawMessage).where(RawMessage.id.in_(raw_ids)).order_by(RawMessage.id)
+            )
+            for raw in list(rows):
+                if raw.status is not RawStatus.PROCESSING or raw.claimed_by != self.name:
+                    continue
+                suspect = raw.attempts > 1
+                if suspect and since_commit:
+                    self._commit(session)
+                    since_commit = 0
+                outcome, ticket_id = self._run_one(session, raw)
+                report.add(outcome, ticket_id)
+                since_commit += 1
+                group_full = since_commit >= self._config.commit_every
+                if suspect or group_full or time.monotonic() - last_commit > self._config.commit_interval:
+                    self._commit(session)
+                    since_commit = 0
+                    last_commit = time.monotonic()
+            if since_commit:
+                self._commit(session)
+
+    def _commit(self, session: Session) -> None:
+        session.commit()
         if self._on_committed is not None:
             self._on_committed()
+
+    def _run_one(self, session: Session, raw: RawMessage) -> tuple[RawOutcome | None, int | None]:
+        now = self._clock()
+        raw_id = raw.id
+        if raw.attempts > self._config.max_attempts:
+            error = f"processing was interrupted {raw.attempts - 1} times (the worker died on this mail)"
+            self._quarantine(raw, error, now)
+            return None, None
+        savepoint = session.begin_nested()
+        try:
+            result = self._pipeline.run(session, raw, now)
+            session.connection().execute(
+                _MARK_PROCESSED,
+                {
+                    "raw_id": raw_id,
+                    "outcome": result.outcome.value,
+                    "detail": result.detail[:2000],
+                    "ticket_id": result.ticket_id,
+                    "processed_at": now,
+                },
+            )
+            savepoint.commit()
+        except Exception as exc:
+            savepoint.rollback()
+            reason = _describe(exc)
+            log.warning("QUARANTINED raw=%d: %s", raw_id, reason)
+            log.debug("quarantine traceback", exc_info=True)
+            again = session.get(RawMessage, raw_id)
+            if again is not None:
+                self._quarantine(again, reason, now)
+            return None, None
         return result.outcome, result.ticket_id
 
-    def _quarantine(self, session: Session, raw: RawMessage, reason: str, now: datetime) -> None:
+    def _quarantine(self, raw: RawMessage, reason: str, now: datetime) -> None:
         raw.status = RawStatus.FAILED
         raw.error = reason[:4000]
         raw.processed_at = now
         raw.claimed_until = None
-        session.commit()
 
     def process_available(self, limit: int | None = None) -> WorkReport:
         """Process queued mail until the queue is empty (or `limit` mails were done)."""
         report = WorkReport()
         while limit is None or report.processed < limit:
-            batch = (
-                self._config.worker_batch
-                if limit is None
-                else min(self._config.worker_batch, limit - report.processed)
-            )
+            batch = self._config.worker_batch
+            if limit is not None:
+                batch = min(batch, limit - report.processed)
             ids = self.claim(batch)
             if not ids:
                 break
-            for raw_id in ids:
-                outcome, ticket_id = self.process_one(raw_id)
-                report.add(outcome, ticket_id)
+            self.process_claimed(ids, report)
         return report
 
     def run(self, stop: threading.Event, idle_seconds: float = 1.0) -> None:

@@ -55,9 +55,7 @@ class Message(Base):
     outbox_id: Mapped[int | None] = mapped_column(Integer)
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
-    attachments: Mapped[list[Attachment]] = relationship(
-        back_populates="message", order_by="Attachment.id", lazy="selectin"
-    )
+    attachments: Mapped[list[Attachment]] = relationship(back_populates="message", order_by="Attachment.id")
 
 
 class MessageRef(Base):

@@ -67,13 +67,13 @@ class Ticket(Base):
     follow_up_of: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
 
     messages: Mapped[list[Message]] = relationship(
-        back_populates="ticket", order_by="Message.id", lazy="selectin", viewonly=True
+        back_populates="ticket", order_by="Message.id", viewonly=True
     )
     events: Mapped[list[TicketEvent]] = relationship(
-        back_populates="ticket", order_by="TicketEvent.id", lazy="selectin", viewonly=True
+        back_populates="ticket", order_by="TicketEvent.id", viewonly=True
     )
     participants: Mapped[list[Participant]] = relationship(
-        back_populates="ticket", order_by="Participant.id", lazy="selectin", viewonly=True
+        back_populates="ticket", order_by="Participant.id", viewonly=True
     )
 
     __table_args__ = (

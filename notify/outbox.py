@@ -7,30 +7,35 @@ ticket change goes unannounced. The sender delivers the rows later.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
-from models.message import Message
-from models.outbox import OutboxMessage, OutboxStatus
-from notify.compose import Draft, compose, new_message_id
+from models import tables
+from models.outbox import OutboxStatus
+from notify.compose import Draft, as_bytes, compose, new_message_id
 from notify.config import MailIdentity, OutgoingConfig
-from notify.tokens import bounce_token
+
+_INSERT_OUTBOX = insert(tables.outbox).returning(tables.outbox.c.id)
+_INSERT_MESSAGE = insert(tables.messages)
+_COUNT_AUTOMATIC = (
+    select(func.count())
+    .select_from(tables.outbox)
+    .where(
+        tables.outbox.c.recipient == bindparam("recipient"),
+        tables.outbox.c.automatic.is_(True),
+        tables.outbox.c.created_at > bindparam("since"),
+    )
+)
 
 
 def automatic_sent_recently(session: Session, recipient: str, now: datetime) -> int:
     """How many automatic mails went to `recipient` in the hour before `now`."""
-    since = now - timedelta(hours=1)
-    count = session.scalar(
-        select(func.count())
-        .select_from(OutboxMessage)
-        .where(
-            OutboxMessage.recipient == recipient.lower(),
-            OutboxMessage.automatic.is_(True),
-            OutboxMessage.created_at > since,
-        )
-    )
+    count = session.execute(
+        _COUNT_AUTOMATIC, {"recipient": recipient.lower(), "since": now - timedelta(hours=1)}
+    ).scalar()
     return int(count or 0)
 
 
@@ -49,53 +54,63 @@ def enqueue(
     now: datetime,
     message_kind: str | None = None,
     internal: bool = False,
-) -> OutboxMessage:
+) -> QueuedMail:
     """Compose `draft` and add it to the outbox (and to its ticket's messages) in `session`.
 
-    The envelope sender is a signed plus-address naming the outbox row (VERP), so a bounce
-    that comes back tells us exactly which mail failed.
+    The envelope sender becomes a signed plus-address naming the outbox row when the sender
+    delivers it (VERP), so a bounce that comes back tells us exactly which mail failed.
     """
     message_id = new_message_id(identity, draft.ticket)
     mail = compose(identity, draft, message_id=message_id, now=now)
     recipients = [addr.lower() for _, addr in (*draft.to, *draft.cc)]
-    row = OutboxMessage(
-        created_at=now,
-        ticket_id=draft.ticket,
-        kind=kind,
-        automatic=draft.automatic,
-        recipient=recipients[0] if recipients else "",
-        envelope_from=identity.address,
-        envelope_to=recipients,
-        message_id=message_id,
-        data=mail.as_bytes(),
-        status=OutboxStatus.PENDING,
-        next_attempt_at=now,
-        deadline=now + timedelta(seconds=config.retry_for),
-    )
-    session.add(row)
-    session.flush()
-    row.envelope_from = identity.plus_address(bounce_token(identity.secret, row.id))
+    outbox_id = session.execute(
+        _INSERT_OUTBOX,
+        {
+            "created_at": now,
+            "ticket_id": draft.ticket,
+            "kind": kind,
+            "automatic": draft.automatic,
+            "recipient": recipients[0] if recipients else "",
+            "envelope_from": identity.address,
+            "envelope_to": recipients,
+            "message_id": message_id,
+            "data": as_bytes(mail),
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "deadline": now + timedelta(seconds=config.retry_for),
+        },
+    ).scalar_one()
     if draft.ticket is not None:
-        session.add(
-            Message(
-                ticket_id=draft.ticket,
-                direction="out",
-                kind=message_kind or kind,
-                message_id=message_id,
-                in_reply_to=draft.in_reply_to,
-                references=list(draft.references),
-                from_addr=identity.address,
-                from_name=draft.from_name or identity.name,
-                to_addrs=[addr.lower() for _, addr in draft.to],
-                cc_addrs=[addr.lower() for _, addr in draft.cc],
-                subject=draft.subject,
-                text=draft.body,
-                new_text=draft.body,
-                internal=internal,
-                language=draft.language,
-                sent_at=now,
-                created_at=now,
-                outbox_id=row.id,
-            )
+        session.execute(
+            _INSERT_MESSAGE,
+            {
+                "ticket_id": draft.ticket,
+                "direction": "out",
+                "kind": message_kind or kind,
+                "message_id": message_id,
+                "in_reply_to": draft.in_reply_to,
+                "references": list(draft.references),
+                "from_addr": identity.address,
+                "from_name": draft.from_name or identity.name,
+                "to_addrs": [addr.lower() for _, addr in draft.to],
+                "cc_addrs": [addr.lower() for _, addr in draft.cc],
+                "subject": draft.subject,
+                "text": draft.body,
+                "new_text": draft.body,
+                "internal": internal,
+                "language": draft.language,
+                "sent_at": now,
+                "created_at": now,
+                "raw_id": None,
+                "outbox_id": outbox_id,
+            },
         )
-    return row
+    return QueuedMail(outbox_id, message_id, recipients[0] if recipients else "")
+
+
+@dataclass(frozen=True)
+class QueuedMail:
+    id: int  # the outbox row
+    message_id: str
+    recipient: str

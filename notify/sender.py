@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.base import utcnow
 from models.claims import holder_name
 from models.outbox import OutboxMessage, OutboxStatus
-from notify.config import OutgoingConfig, SmtpOutConfig
+from notify.config import MailIdentity, OutgoingConfig, SmtpOutConfig
+from notify.tokens import bounce_token
 
 log = logging.getLogger("helpdesk.notify.sender")
 
@@ -160,8 +161,10 @@ class Sender:
         config: OutgoingConfig,
         transport_factory: Callable[[], Transport] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        identity: MailIdentity | None = None,
     ) -> None:
         self._sessions = sessions
+        self._identity = identity
         self._config = config
         self._transport_factory = transport_factory or (lambda: make_transport(config))
         self._clock = clock
@@ -213,6 +216,9 @@ class Sender:
             if row is None or row.status is not OutboxStatus.SENDING:
                 return
             envelope_from, recipients, data = row.envelope_from, list(row.envelope_to), row.data
+            if self._identity is not None and envelope_from == self._identity.address:
+                # VERP (a signed plus-address per outgoing mail): a bounce names the row it is about.
+                envelope_from = self._identity.plus_address(bounce_token(self._identity.secret, row_id))
         error: str | None = None
         permanent = False
         try:

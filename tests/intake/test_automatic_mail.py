@@ -8,6 +8,7 @@ from helpdesk.app import App
 from models.outbox import OutboxMessage
 from models.raw_message import RawMessage
 from models.ticket import Ticket
+from notify.tokens import bounce_token
 from tests.conftest import Clock, deliver
 from tests.mail import make_mail, parse
 
@@ -102,7 +103,9 @@ def test_bounce_of_our_ack_attaches_to_the_ticket(app: App) -> None:
     first = deliver(app, make_mail(sender="gone@example.com"))
     with app.sessions() as s:
         ack = s.scalars(select(OutboxMessage)).one()
-        verp = ack.envelope_from
+        verp = app.settings.identity.plus_address(
+            bounce_token("test-secret", ack.id)
+        )  # as the sender sends it
     dsn = (
         b"From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\n"
         b"To: " + verp.encode() + b"\r\n"

@@ -35,8 +35,8 @@ def test_pipeline_reads_in_one_place() -> None:
         "bounce",
         "thread",
         "append",
-        "open",
         "route",
+        "open",
         "assign",
         "acknowledge",
     ]
