@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.db import DatabaseConfig, create_db_engine, migrate, session_factory
 
+pytest_plugins = ["tests.servers.fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
