@@ -131,9 +131,10 @@ class MailboxPoller:
             log.info("IMAP %s STOPPED", self.config.name)
 
     def fetch_once(self) -> FetchReport:
-        """Connect, store everything new, flag or move it, hang up.
+        """Connect, store everything new, flag or move it, hang up (for `helpdesk ingest --imap`).
 
-        Raises MailboxAuthError, MailboxError or StoreError (after recording it) when it cannot.
+        Raises MailboxAuthError, MailboxError or StoreError, after recording it, when it cannot.
+        Not to be called while `run()` of the same poller is running.
         """
         self._stop = threading.Event()
         try:
@@ -145,11 +146,11 @@ class MailboxPoller:
             auth = isinstance(exc, MailboxAuthError)
             state = MailboxConnState.AUTH_FAILED if auth else MailboxConnState.DISCONNECTED
             self._recorder.record(state, last_error=message, last_error_at=self._clock())
-            if isinstance(exc, MailboxError | StoreError):
-                raise
             if isinstance(exc, SQLAlchemyError):
                 raise StoreError(message) from exc
-            raise MailboxError(message) from exc
+            if isinstance(exc, CONNECTION_ERRORS):
+                raise MailboxError(message) from exc
+            raise
         finally:
             self._hang_up()
         self._recorder.record(MailboxConnState.DISCONNECTED, last_success_at=self._clock(), failures=0)
@@ -279,7 +280,7 @@ class MailboxPoller:
 
     def _explain(self, exc: BaseException) -> str:
         if isinstance(exc, StoreError):
-            return f"cannot store mail (left on the server): {exc}"
+            return f"raw queue unavailable, mail left on the server: {exc}"
         if isinstance(exc, MailboxError):
             return str(exc)
         if isinstance(exc, CONNECTION_ERRORS):

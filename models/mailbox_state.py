@@ -61,5 +61,6 @@ class MailboxState(Base):
     stored_count: Mapped[int] = mapped_column(Integer, default=0)  # new rows in the raw queue
     duplicate_count: Mapped[int] = mapped_column(Integer, default=0)  # re-fetched, already stored
     backfill_count: Mapped[int] = mapped_column(Integer, default=0)  # stored as history (no acks)
-    skipped_count: Mapped[int] = mapped_column(Integer, default=0)  # older than the cut-off
+    # Examined and older than the cut-off (mail more than a day older is not even examined).
+    skipped_count: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -62,3 +62,17 @@ def test_databases_are_independent(postgres_cluster: PostgresCluster) -> None:
 def test_database_names_are_checked(postgres_cluster: PostgresCluster) -> None:
     with pytest.raises(ValueError, match="database name"):
         postgres_cluster.create_database('x"; drop')
+
+
+def test_a_cluster_restarts_with_its_databases() -> None:
+    with PostgresCluster() as cluster:
+        url = cluster.create_database("kept")
+        cluster.stop()
+        cluster.start()
+        engine = create_engine(cluster.url("kept"))
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(text("select current_database()")).scalar() == "kept"
+        finally:
+            engine.dispose()
+        assert url.endswith("/kept")
