@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake.errors import MailboxAuthError, MailboxError
+from models.db import DatabaseConfig, create_db_engine, migrate, session_factory
 from models.mailbox_state import MailboxConnState
 from tests.intake.imap_helpers import (
     SEEN,
@@ -238,3 +240,28 @@ def test_password_file_is_read_at_each_login(
     dovecot.set_password("alice", "rotated")
     secret.write_text("rotated\n")
     assert poller.fetch_once().uidvalidity is not None
+
+
+@pytest.fixture
+def pg_sessions(pg_url: str) -> Iterator[Sessions]:
+    engine = create_db_engine(DatabaseConfig(url=pg_url))
+    migrate(engine)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+def test_on_postgresql_with_a_uidvalidity_above_two_to_the_31(
+    dovecot: DovecotServer, pg_sessions: Sessions
+) -> None:
+    big = 4_000_000_000  # UIDVALIDITY is an unsigned 32-bit number (RFC 3501 section 9: nz-number)
+    poller = poller_for(dovecot, pg_sessions, batch_size=20)
+    poller.fetch_once()
+    dovecot.recreate_mailbox("alice", uidvalidity=big)
+    dovecot.append_many("alice", "INBOX", (mail(n) for n in range(50)))
+    with running(poller):
+        assert wait_for(lambda: raw_count(pg_sessions) == 50, timeout=20)
+        dovecot.append("alice", "INBOX", mail(50))
+        assert wait_for(lambda: raw_count(pg_sessions) == 51, timeout=3)
+    status = status_of(pg_sessions, "alice")
+    assert status is not None and (status.uidvalidity, status.stored_count) == (big, 51)
+    assert raw_rows(pg_sessions)[0].source_key == f"imap:alice:{big}:1"

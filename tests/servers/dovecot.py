@@ -399,12 +399,13 @@ class DovecotServer:
                 return {}
             return {int(uid): tuple(item[b"FLAGS"]) for uid, item in client.fetch(uids, ["FLAGS"]).items()}
 
-    def recreate_mailbox(self, user: str, folder: str = "INBOX") -> int:
+    def recreate_mailbox(self, user: str, folder: str = "INBOX", *, uidvalidity: int | None = None) -> int:
         """Delete and re-create a folder with the same mails, flags and dates: a new UIDVALIDITY.
 
         RFC 3501 forbids deleting INBOX, so INBOX is emptied and given a new UIDVALIDITY with
-        `doveadm mailbox update` before the mails go back in. Dovecot disconnects every client
-        that had the folder selected ("IMAP session state is inconsistent").
+        `doveadm mailbox update` before the mails go back in; that is also how `uidvalidity`
+        chooses the new value (any folder). Dovecot disconnects every client that had the folder
+        selected ("IMAP session state is inconsistent").
         """
         with self.connect(user) as client:
             client.normalise_times = False  # keep each INTERNALDATE's own zone
@@ -421,10 +422,11 @@ class DovecotServer:
                 client.close_folder()
                 client.delete_folder(folder)
                 client.create_folder(folder)
-        if folder.upper() == "INBOX":
+        if folder.upper() == "INBOX" or uidvalidity is not None:
+            new_value = uidvalidity if uidvalidity is not None else max(old + 1, int(time.time()))
             subprocess.run(
                 [self.doveadm, "-c", str(self.config_file), "mailbox", "update", "-u", user,
-                 "--uid-validity", str(max(old + 1, int(time.time()))), folder],
+                 "--uid-validity", str(new_value), folder],
                 check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
             )  # fmt: skip
         with self.connect(user) as client:
