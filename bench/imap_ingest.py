@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from intake.imap_config import ImapMailboxConfig
 from intake.imap_poller import MailboxPoller
 from intake.imap_state import mailbox_statuses
-from intake.store import RawStore
+from intake.store import RawStore, StoreResult, header_message_id, split_message
 from models.db import DatabaseConfig, create_db_engine, migrate, session_factory
 from models.mailbox_state import MailboxConnState
 from tests.servers import DovecotServer, PostgresCluster, ServerUnavailable
@@ -118,12 +118,36 @@ def raw_fetch_seconds(server: DovecotServer, batch_size: int) -> tuple[float, in
         return time.perf_counter() - began, total
 
 
+class TimedStore(RawStore):
+    """The raw queue, noting when each Message-ID was committed (the end of the latency)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        super().__init__(sessions)
+        self.committed: dict[str, float] = {}
+        self._changed = threading.Condition()
+
+    def store(self, data: bytes, **kwargs: Any) -> StoreResult:
+        result = super().store(data, **kwargs)
+        message_id = header_message_id(split_message(data)[0])
+        with self._changed:
+            if message_id is not None:
+                self.committed.setdefault(message_id, time.monotonic())
+            self._changed.notify_all()
+        return result
+
+    def wait_for(self, message_id: str, timeout: float) -> float:
+        with self._changed:
+            if not self._changed.wait_for(lambda: message_id in self.committed, timeout):
+                raise RuntimeError(f"<{message_id}> was not stored within {timeout:.0f} s")
+            return self.committed[message_id]
+
+
 def measure_latency(
     server: DovecotServer,
     poller: MailboxPoller,
+    store: TimedStore,
     sessions: sessionmaker[Session],
     count: int,
-    stored: Callable[[], float],
 ) -> list[float]:
     """Seconds from APPEND to the committed row, for `count` mails appended one at a time."""
     latencies: list[float] = []
@@ -140,10 +164,11 @@ def measure_latency(
         rng = random.Random(7)
         for n in range(count):
             mail = varied_mail(100_000 + n, rng)
+            message_id = header_message_id(split_message(mail)[0])
+            assert message_id is not None
             began = time.monotonic()
             server.append(USER, "INBOX", mail)
-            done_at = stored()
-            latencies.append(done_at - began)
+            latencies.append(store.wait_for(message_id, timeout=30) - began)
             time.sleep(0.05)  # let the poller go back to IDLE, as between real mails
     finally:
         stop.set()
@@ -159,13 +184,7 @@ def run(
     sizes = sorted(len(m) for m in corpus)
     with DovecotServer() as server, database(kind, synchronous) as engine:
         sessions = session_factory(engine)
-        stored_times: list[float] = []
-        stored_event = threading.Event()
-
-        def on_stored() -> None:
-            stored_times.append(time.monotonic())
-            stored_event.set()
-
+        store = TimedStore(sessions)
         config = ImapMailboxConfig(
             name="bench",
             host=server.host,
@@ -175,7 +194,7 @@ def run(
             password=server.users[USER],
             batch_size=batch_size,
         )
-        poller = MailboxPoller(config, RawStore(sessions, on_stored=on_stored), sessions)
+        poller = MailboxPoller(config, store, sessions)
         poller.fetch_once()  # the mailbox is added empty: what follows is new mail
         server.append_many(USER, "INBOX", corpus)
 
@@ -188,13 +207,7 @@ def run(
         if report.stored != mails:
             raise RuntimeError(f"stored {report.stored} of {mails} mails")
 
-        def next_stored() -> float:
-            if not stored_event.wait(30):
-                raise RuntimeError("a mail was not stored within 30 s")
-            stored_event.clear()
-            return stored_times[-1]
-
-        latencies = measure_latency(server, poller, sessions, latency_mails, next_stored)
+        latencies = measure_latency(server, poller, store, sessions, latency_mails)
     ordered = sorted(latencies)
     return {
         "database": kind if kind == "postgres" else f"sqlite synchronous={synchronous}",
