@@ -1,7 +1,450 @@
-"""The `helpdesk` command line."""
+"""The `helpdesk` command line: init, serve, ingest, tickets, quarantine, status.
+
+Exit codes follow sysexits.h where a caller acts on them: 75 (EX_TEMPFAIL) when mail could not
+be stored (an MTA pipe retries), 78 (EX_CONFIG) for a broken configuration.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-def main(argv: list[str] | None = None) -> int:
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from helpdesk.app import App, NotInitialised, build_app
+from helpdesk.settings import Settings, SettingsError, load_settings
+from helpdesk.views import (
+    iso,
+    message_ids_by_ticket,
+    quarantine_view,
+    render_ticket,
+    table,
+    ticket_detail,
+    ticket_summary,
+)
+from intake.errors import StoreError
+from intake.ingest import (
+    EX_NOINPUT,
+    EX_TEMPFAIL,
+    IngestCounts,
+    from_files,
+    from_maildir,
+    from_mbox,
+    from_stream,
+    store_all,
+)
+from intake.worker import WorkReport, requeue
+from models.claims import release_dead_claims
+from models.outbox import OutboxMessage, OutboxStatus
+from models.raw_message import RawMessage, RawStatus
+from models.ticket import Ticket, TicketStatus
+from routing.rule_errors import RulesError
+
+EX_CONFIG = 78
+EX_SOFTWARE = 70
+
+log = logging.getLogger("helpdesk.cli")
+
+
+def setup_logging(level: str, file: Path | None = None, *, quiet: bool = False) -> None:
+    handlers: list[logging.Handler] = []
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(file, encoding="utf-8"))
+    handlers.append(logging.StreamHandler(sys.stderr))
+    logging.basicConfig(
+        level=logging.WARNING if quiet else getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+    # mail-parser reports every MIME part it does not render at WARNING; that is noise for us.
+    logging.getLogger("mailparser").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command trace
+
+
+def emit_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from helpdesk.initialise import initialise
+
+    result = initialise(
+        args.config,
+        address=args.address,
+        database_url=args.database_url,
+        listen=args.listen,
+        outgoing_url=args.outgoing_url,
+    )
+    where = result.config_path
+    print(f"{'wrote' if result.wrote_config else 'kept'} {where}")
+    if result.schema_before == result.schema_after:
+        print(f"database schema already at {result.schema_after}")
+    else:
+        print(f"database schema {result.schema_before or 'created'} -> {result.schema_after}")
+    print(f"helpdesk address: {result.settings.identity.address}")
     return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from helpdesk.daemon import Daemon
+
+    app = build_app(settings)
+    return Daemon(app).serve_forever()
+
+
+def _process(app: App, *, send: bool) -> WorkReport:
+    release_dead_claims(app.sessions)
+    report = app.worker.process_available()
+    if send:
+        while True:
+            sent = app.sender.deliver_due()
+            if not (sent.sent or sent.failed) or sent.retried:
+                break
+    return report
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        return _ingest(args, settings)
+    except (StoreError, SQLAlchemyError, OSError) as exc:
+        # Anything but 0 or 75 makes an MTA pipe bounce the mail to its sender; 75 makes it retry.
+        print(f"helpdesk ingest: cannot store: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    app = build_app(settings)
+    counts = IngestCounts()
+    try:
+        sources = []
+        if args.maildir:
+            sources.append(from_maildir(Path(args.maildir)))
+        if args.mbox:
+            sources.append(from_mbox(Path(args.mbox)))
+        if args.files:
+            sources.append(from_files([Path(f) for f in args.files]))
+        if not sources:
+            sources.append(from_stream(sys.stdin.buffer))
+        for source in sources:
+            part = store_all(app.store, source)
+            counts.stored += part.stored
+            counts.duplicates += part.duplicates
+    except StoreError as exc:
+        print(f"helpdesk ingest: cannot store: {exc}", file=sys.stderr)
+        app.close()
+        return EX_TEMPFAIL
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"helpdesk ingest: {exc}", file=sys.stderr)
+        app.close()
+        return EX_NOINPUT
+    report = WorkReport()
+    if not args.no_process:
+        try:
+            report = _process(app, send=not args.no_send)
+        except Exception as exc:  # the mail is stored; processing resumes in `serve` or the next ingest
+            log.error("processing after ingest failed (the mail is stored): %s", exc)
+    app.close()
+    result = {
+        "stored": counts.stored,
+        "duplicates": counts.duplicates,
+        "tickets_created": report.tickets_created,
+        "replies": report.replies,
+        "automatic": report.automatic + report.bounces,
+        "quarantined": report.quarantined,
+    }
+    if args.json:
+        emit_json(result)
+    else:
+        print(
+            f"stored {counts.stored}, duplicates {counts.duplicates}; tickets created {report.tickets_created}, "
+            f"replies {report.replies}, automatic {report.automatic + report.bounces}, "
+            f"quarantined {report.quarantined}"
+        )
+    return 0
+
+
+def cmd_tickets_list(args: argparse.Namespace, settings: Settings) -> int:
+    app = build_app(settings)
+    with app.readers() as session:
+        query = select(Ticket).order_by(Ticket.id.desc() if args.newest_first else Ticket.id)
+        if args.status:
+            query = query.where(Ticket.status.in_([TicketStatus(s) for s in args.status]))
+        elif not args.all:
+            query = query.where(Ticket.status != TicketStatus.CLOSED)
+        if args.requester:
+            query = query.where(Ticket.requester == args.requester.lower())
+        if args.assignee:
+            query = query.where(Ticket.assignee == args.assignee.lower())
+        if args.limit:
+            query = query.limit(args.limit)
+        tickets = list(session.scalars(query.execution_options(populate_existing=False)))
+        ids = message_ids_by_ticket(session, [t.id for t in tickets])
+        views = [ticket_summary(t, ids.get(t.id, [])) for t in tickets]
+    app.close()
+    if args.json:
+        emit_json(views)
+        return 0
+    if not views:
+        print("no tickets")
+        return 0
+    rows = [
+        [
+            f"#{v['number']}",
+            v["status"],
+            v["priority"],
+            v["category"],
+            v["requester"],
+            v["assignee"] or "-",
+            v["created_at"][:16].replace("T", " "),
+            v["subject"],
+        ]
+        for v in views
+    ]
+    print(table(["#", "status", "priority", "category", "requester", "assignee", "created", "subject"], rows))
+    return 0
+
+
+def cmd_tickets_show(args: argparse.Namespace, settings: Settings) -> int:
+    app = build_app(settings)
+    with app.readers() as session:
+        ticket = session.get(Ticket, args.number)
+        if ticket is None:
+            print(f"no ticket #{args.number}", file=sys.stderr)
+            app.close()
+            return 1
+        view = ticket_detail(ticket)
+    app.close()
+    if args.json:
+        emit_json(view)
+    else:
+        print(render_ticket(view))
+    return 0
+
+
+def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
+    app = build_app(settings)
+    with app.readers() as session:
+        rows = list(
+            session.scalars(
+                select(RawMessage).where(RawMessage.status == RawStatus.FAILED).order_by(RawMessage.id)
+            )
+        )
+        views = [quarantine_view(r) for r in rows]
+    app.close()
+    if args.json:
+        emit_json(views)
+    elif not views:
+        print("quarantine is empty")
+    else:
+        print(
+            table(
+                ["id", "received", "source", "from", "error"],
+                [
+                    [
+                        v["id"],
+                        (v["received_at"] or "")[:16],
+                        v["source"],
+                        v["envelope_from"] or "",
+                        v["error"],
+                    ]
+                    for v in views
+                ],
+            )
+        )
+    return 0
+
+
+def cmd_quarantine_show(args: argparse.Namespace, settings: Settings) -> int:
+    app = build_app(settings)
+    with app.readers() as session:
+        raw = session.get(RawMessage, args.id)
+        if raw is None:
+            print(f"no stored mail {args.id}", file=sys.stderr)
+            app.close()
+            return 1
+        if args.raw:
+            sys.stdout.buffer.write(raw.data)
+            app.close()
+            return 0
+        view = quarantine_view(raw, full=True)
+        view["status"] = raw.status.value
+    app.close()
+    if args.json:
+        emit_json(view)
+    else:
+        print(
+            f"stored mail {view['id']} ({view['status']}), received {view['received_at']} via {view['source']}"
+        )
+        print(
+            f"envelope from {view['envelope_from']} to {', '.join(view['envelope_to'])}; {view['size']} bytes"
+        )
+        print(f"attempts {view['attempts']}")
+        print(f"error: {view['error']}")
+        print()
+        print(view["headers"])
+    return 0
+
+
+def cmd_quarantine_retry(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.ids and not args.all:
+        print("helpdesk quarantine retry: give stored mail ids, or --all", file=sys.stderr)
+        return 64
+    app = build_app(settings)
+    count = requeue(app.sessions, None if args.all else list(args.ids))
+    report = app.worker.process_available() if not args.no_process else WorkReport()
+    app.close()
+    print(
+        f"re-queued {count}; processed {report.processed}: tickets {report.tickets_created}, "
+        f"replies {report.replies}, automatic {report.automatic + report.bounces}, "
+        f"quarantined again {report.quarantined}"
+    )
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    app = build_app(settings)
+    with app.readers() as session:
+        raw_counts = dict(
+            session.execute(select(RawMessage.status, func.count()).group_by(RawMessage.status)).all()
+        )
+        out_counts = dict(
+            session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all()
+        )
+        ticket_counts = dict(
+            session.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all()
+        )
+        oldest = session.scalar(
+            select(func.min(RawMessage.received_at)).where(RawMessage.status == RawStatus.RECEIVED)
+        )
+    app.close()
+    status: dict[str, Any] = {
+        "address": settings.identity.address,
+        "database": settings.database.url.split("@")[-1],
+        "queue": {s.value: int(raw_counts.get(s, 0)) for s in RawStatus},
+        "oldest_waiting": iso(oldest),
+        "outbox": {s.value: int(out_counts.get(s, 0)) for s in OutboxStatus},
+        "tickets": {s.value: int(ticket_counts.get(s, 0)) for s in TicketStatus},
+    }
+    if args.json:
+        emit_json(status)
+        return 0
+    print(f"helpdesk {status['address']}  database {status['database']}")
+    print("queue:   " + "  ".join(f"{k} {v}" for k, v in status["queue"].items()))
+    print("outbox:  " + "  ".join(f"{k} {v}" for k, v in status["outbox"].items()))
+    print("tickets: " + "  ".join(f"{k} {v}" for k, v in status["tickets"].items()))
+    if oldest is not None:
+        print(f"oldest mail waiting since {status['oldest_waiting']}")
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="helpdesk", description="An email-driven helpdesk.")
+    parser.add_argument(
+        "--config", "-c", help="path of helpdesk.toml (default: $HELPDESK_CONFIG or ./helpdesk.toml)"
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="log warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="write helpdesk.toml (if missing) and create or migrate the database")
+    p.add_argument("--address", help="the helpdesk address (default support@example.test)")
+    p.add_argument("--database-url", help="database URL (default sqlite:///var/helpdesk.db)")
+    p.add_argument("--listen", help="SMTP listener HOST:PORT (default 127.0.0.1:2525)")
+    p.add_argument("--outgoing-url", help="maildir:PATH or smtp://host:port (default maildir:var/sent)")
+    p.set_defaults(func=cmd_init, needs_settings=False)
+
+    p = sub.add_parser("serve", help="run the daemon: SMTP listener, worker, sender, timers")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("ingest", help="store mail from files, stdin, a maildir or an mbox, then process it")
+    p.add_argument("files", nargs="*", help="message files (default: one message on stdin)")
+    p.add_argument("--maildir", help="a maildir to read every message from")
+    p.add_argument("--mbox", help="an mbox file to read every message from")
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
+    p.add_argument("--no-process", action="store_true", help="only store; leave processing to `serve`")
+    p.add_argument("--no-send", action="store_true", help="do not deliver the outbox after processing")
+    p.set_defaults(func=cmd_ingest)
+
+    tickets = sub.add_parser("tickets", help="list and show tickets").add_subparsers(
+        dest="sub", required=True
+    )
+    p = tickets.add_parser("list", help="list tickets (closed ones only with --all or --status closed)")
+    p.add_argument("--status", action="append", choices=[s.value for s in TicketStatus])
+    p.add_argument("--all", action="store_true", help="include closed tickets")
+    p.add_argument("--requester")
+    p.add_argument("--assignee")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--newest-first", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tickets_list)
+    p = tickets.add_parser("show", help="one ticket with its messages, events and routing reasons")
+    p.add_argument("number", type=lambda s: int(s.lstrip("#")))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tickets_show)
+
+    quarantine = sub.add_parser("quarantine", help="mail that could not be processed").add_subparsers(
+        dest="sub", required=True
+    )
+    p = quarantine.add_parser("list", help="quarantined mail with the reason")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_quarantine_list)
+    p = quarantine.add_parser("show", help="one stored mail: reason, envelope, headers (or --raw bytes)")
+    p.add_argument("id", type=int)
+    p.add_argument("--raw", action="store_true", help="write the mail as received to stdout")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_quarantine_show)
+    p = quarantine.add_parser("retry", help="put quarantined mail back in the queue and process it")
+    p.add_argument("ids", nargs="*", type=int)
+    p.add_argument("--all", action="store_true")
+    p.add_argument("--no-process", action="store_true")
+    p.set_defaults(func=cmd_quarantine_retry)
+
+    p = sub.add_parser("status", help="queue, outbox and ticket counts")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[..., int] = args.func
+    try:
+        if not getattr(args, "needs_settings", True):
+            setup_logging("INFO", quiet=args.quiet)
+            return func(args)
+        settings = load_settings(args.config)
+        # Only the daemon and ingest narrate what they do; listings print their answer and nothing else.
+        quiet = args.quiet or args.command not in ("serve", "ingest") or getattr(args, "json", False)
+        setup_logging(settings.logging.level, settings.logging.file, quiet=quiet)
+        return func(args, settings)
+    except SettingsError as exc:
+        print(f"helpdesk: configuration: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except RulesError as exc:
+        print(f"helpdesk: rules: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except NotInitialised as exc:
+        print(f"helpdesk: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL if args.command == "ingest" else EX_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

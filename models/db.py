@@ -102,7 +102,7 @@ def head_revision() -> str | None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
+    with read_only(engine).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 

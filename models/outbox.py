@@ -44,6 +44,7 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     deadline: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(200))  # host:pid of the sender holding it
     claimed_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]

@@ -111,6 +111,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("deadline", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("claimed_by", sa.String(length=200), nullable=True),
         sa.Column("claimed_until", models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("sent_at", models.base.UTCDateTime(timezone=True), nullable=True),

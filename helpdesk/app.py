@@ -1,0 +1,79 @@
+"""Wiring: turns `Settings` into the running parts (database, store, pipeline, worker, sender)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from helpdesk.settings import Settings
+from intake.desk import Desk
+from intake.pipeline import Pipeline, Services
+from intake.store import RawStore
+from intake.worker import Worker
+from models.base import utcnow
+from models.db import create_db_engine, read_only, schema_is_current, session_factory
+from notify.render import Renderer
+from notify.sender import Sender
+from routing.engine import RoutingEngine, no_models
+from routing.rules_loader import RulesHolder
+
+log = logging.getLogger("helpdesk")
+
+
+class NotInitialised(RuntimeError):
+    """The database schema is missing or older than this version: `helpdesk init` migrates it."""
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    readers: sessionmaker[Session]
+    store: RawStore
+    desk: Desk
+    rules: RulesHolder
+    pipeline: Pipeline
+    worker: Worker
+    sender: Sender
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_app(
+    settings: Settings, *, clock: Callable[[], datetime] = utcnow, check_schema: bool = True
+) -> App:
+    engine = create_db_engine(settings.database)
+    if check_schema and not schema_is_current(engine):
+        engine.dispose()
+        raise NotInitialised(
+            f"the database at {settings.database.url.split('@')[-1]} is not initialised or not up to date; "
+            "run `helpdesk init`"
+        )
+    sessions = session_factory(engine)
+    readers = session_factory(read_only(engine))
+    sender = Sender(sessions, settings.outgoing, clock=clock)
+    desk = Desk(settings.identity, settings.intake, settings.outgoing, Renderer(), on_outbox=sender.wake.set)
+    rules = RulesHolder.from_config(settings.routing)
+    router = RoutingEngine(rules, no_models, settings.routing.thresholds)
+    pipeline = Pipeline(Services(desk=desk, router=router))
+    worker = Worker(sessions, pipeline, settings.intake, clock=clock, on_committed=sender.wake.set)
+    store = RawStore(sessions, on_stored=worker.wake.set)
+    return App(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        readers=readers,
+        store=store,
+        desk=desk,
+        rules=rules,
+        pipeline=pipeline,
+        worker=worker,
+        sender=sender,
+    )

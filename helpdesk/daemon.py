@@ -1,0 +1,131 @@
+"""`helpdesk serve`: the SMTP listener, the worker, the sender and the timers, supervised in one process.
+
+Each part runs in a thread with a `run(stop)` loop. A part that dies unexpectedly is logged and
+restarted after a pause; SIGTERM and SIGINT stop everything gracefully (the SMTP listener first,
+so no new mail is accepted while the worker finishes what it holds); SIGHUP reloads the rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+
+from helpdesk.app import App
+from intake.smtp_server import SmtpListener
+from models.claims import release_dead_claims
+
+log = logging.getLogger("helpdesk.daemon")
+
+RESTART_PAUSE = 2.0
+
+
+@dataclass
+class Part:
+    name: str
+    run: Callable[[threading.Event], None]
+    thread: threading.Thread | None = None
+    restarts: int = 0
+    last_start: float = field(default=0.0)
+
+
+class Daemon:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.stop_event = threading.Event()
+        self.listener = SmtpListener(app.settings.smtp, app.store, app.settings.identity)
+        self.parts: list[Part] = [
+            Part("worker", app.worker.run),
+            Part("sender", app.sender.run),
+            Part("rules", self._watch_rules),
+        ]
+
+    def add_part(self, name: str, run: Callable[[threading.Event], None]) -> None:
+        self.parts.append(Part(name, run))
+
+    def _watch_rules(self, stop: threading.Event) -> None:
+        interval = self.app.settings.routing.rules_check_seconds
+        if interval <= 0:
+            stop.wait()
+            return
+        while not stop.wait(interval):
+            self.app.rules.reload_if_changed()
+
+    def _start_part(self, part: Part) -> None:
+        def target() -> None:
+            try:
+                part.run(self.stop_event)
+            except Exception:
+                log.exception("PART %s crashed", part.name)
+
+        part.thread = threading.Thread(target=target, name=f"helpdesk-{part.name}", daemon=True)
+        part.last_start = time.monotonic()
+        part.thread.start()
+
+    def start(self) -> None:
+        raw, out = release_dead_claims(self.app.sessions)
+        if raw or out:
+            log.warning(
+                "RELEASED %d stored mails and %d outgoing mails held by a process that died", raw, out
+            )
+        self.listener.start()
+        for part in self.parts:
+            self._start_part(part)
+        log.info(
+            "SERVING %s on %s:%d",
+            self.app.settings.identity.address,
+            self.listener.config.host,
+            self.listener.port,
+        )
+
+    def supervise_once(self) -> None:
+        for part in self.parts:
+            if part.thread is not None and not part.thread.is_alive() and not self.stop_event.is_set():
+                if time.monotonic() - part.last_start < RESTART_PAUSE:
+                    continue
+                part.restarts += 1
+                log.error("PART %s stopped unexpectedly; restarting (restart %d)", part.name, part.restarts)
+                self._start_part(part)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        log.info("STOPPING")
+        try:
+            self.listener.stop()
+        except Exception:
+            log.exception("SMTP listener did not stop cleanly")
+        self.stop_event.set()
+        self.app.worker.wake.set()
+        self.app.sender.wake.set()
+        deadline = time.monotonic() + timeout
+        for part in self.parts:
+            if part.thread is not None:
+                part.thread.join(max(0.0, deadline - time.monotonic()))
+        self.app.close()
+        log.info("STOPPED")
+
+    def install_signals(self) -> None:
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("SIGNAL %s received", signal.Signals(signum).name)
+            self.stop_event.set()
+
+        def reload(_signum: int, _frame: FrameType | None) -> None:
+            log.info("SIGNAL SIGHUP: reloading rules")
+            self.app.rules.reload()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    def serve_forever(self) -> int:
+        self.install_signals()
+        self.start()
+        try:
+            while not self.stop_event.wait(1.0):
+                self.supervise_once()
+        finally:
+            self.shutdown()
+        return 0

@@ -1,0 +1,110 @@
+"""`helpdesk init`: a working desk in an empty directory, and a no-op (plus migrations) the second time."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from helpdesk.settings import CONFIG_NAME, Settings, load_settings
+from models.db import create_db_engine, migrate
+
+DEFAULT_CONFIG = """\
+# Helpdesk configuration. Every key is described in deploy/helpdesk.example.toml.
+# Relative paths resolve against this file's directory. Any key can be overridden from the
+# environment: HELPDESK_<SECTION>_<KEY>, e.g. HELPDESK_DATABASE_URL or HELPDESK_SMTP_LISTEN.
+
+[mail]
+address = "{address}"          # the helpdesk's own address; its plus-addresses are ours too
+name = "Helpdesk"                         # display name on outgoing mail
+secret = "{secret}"   # signs reply tokens: keep it secret, keep it stable
+instance = "{instance}"                # recognises our own mail if it ever comes back
+auto_reply_limit = 5                      # automatic mails per address per hour (loop protection)
+default_language = "en"                   # when a mail's language cannot be told
+
+[database]
+url = "{database_url}"        # or postgresql+psycopg://user:pass@host/dbname
+
+[smtp]
+listen = "{listen}"               # the SMTP listener for mail to the helpdesk
+max_message_size = "25MB"                 # larger mail is refused with 552
+# tls_cert = "certs/smtp.crt"             # enables STARTTLS (both keys or neither)
+# tls_key = "certs/smtp.key"
+
+[outgoing]
+url = "{outgoing_url}"               # a maildir to read, or smtp://user:pass@relay:587 / smtps://relay:465
+retry_for = "2d"                          # keep retrying temporary failures this long
+
+[routing]
+# rules_path = "rules.toml"               # see deploy/rules.example.toml
+vip_senders = []
+
+[models]
+dir = "var/models"                        # trained classifier versions
+"""
+
+
+@dataclass(frozen=True)
+class InitResult:
+    config_path: Path
+    wrote_config: bool
+    schema_before: str | None
+    schema_after: str | None
+    settings: Settings
+
+
+def write_default_config(
+    path: Path,
+    *,
+    address: str = "support@example.test",
+    database_url: str = "sqlite:///var/helpdesk.db",
+    listen: str = "127.0.0.1:2525",
+    outgoing_url: str = "maildir:var/sent",
+) -> None:
+    text = DEFAULT_CONFIG.format(
+        address=address,
+        secret=secrets.token_hex(24),
+        instance=f"helpdesk-{secrets.token_hex(4)}",
+        database_url=database_url,
+        listen=listen,
+        outgoing_url=outgoing_url,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(0o600)  # it holds the token secret
+    tmp.replace(path)
+
+
+def initialise(
+    config: str | Path | None,
+    *,
+    address: str | None = None,
+    database_url: str | None = None,
+    listen: str | None = None,
+    outgoing_url: str | None = None,
+) -> InitResult:
+    path = Path(config) if config else Path.cwd() / CONFIG_NAME
+    wrote = False
+    if not path.exists():
+        write_default_config(
+            path,
+            address=address or "support@example.test",
+            database_url=database_url or "sqlite:///var/helpdesk.db",
+            listen=listen or "127.0.0.1:2525",
+            outgoing_url=outgoing_url or "maildir:var/sent",
+        )
+        wrote = True
+    settings = load_settings(path)
+    if not settings.identity.secret:
+        raise ValueError(f"{path}: mail.secret is empty; set it to a long random string")
+    for directory in (settings.base_dir / "var", settings.models.dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    if settings.outgoing.maildir is not None:
+        settings.outgoing.maildir.mkdir(parents=True, exist_ok=True)
+    engine = create_db_engine(settings.database)
+    try:
+        before, after = migrate(engine)
+    finally:
+        engine.dispose()
+    return InitResult(path, wrote, before, after, settings)

@@ -1,0 +1,31 @@
+"""Typed settings of the intake side, filled by the composition root from `helpdesk.toml`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SmtpListenConfig:
+    host: str = "127.0.0.1"
+    port: int = 2525
+    max_message_size: int = 25 * MB
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    require_tls: bool = False  # refuse MAIL before STARTTLS
+    hostname: str | None = None  # the name in the banner; the machine's name when unset
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    max_attachment_size: int = 10 * MB  # larger attachments are recorded as omitted
+    max_attachments: int = 20  # attachments past this count are recorded as omitted
+    max_attachments_total: int = 25 * MB
+    default_language: str = "en"
+    languages: tuple[str, ...] = ("en", "pl", "de")  # languages we write mail in
+    worker_batch: int = 50
+    claim_lease_seconds: float = 300.0
+    max_attempts: int = 3  # a mail that kills the worker this often is quarantined

@@ -1,0 +1,375 @@
+"""The pipeline one stored mail goes through, stage by stage, in one transaction.
+
+The whole order is in `STAGES` below: a reader sees the pipeline in one place. A stage may end
+the run early by raising `Finished` with the outcome (caught only by `Pipeline.run`); anything
+else it raises rolls the transaction back and quarantines the mail with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from intake.config import IntakeConfig
+from intake.conversation import ThreadMatch, bounce_ticket, find_ticket
+from intake.desk import Desk
+from intake.errors import PipelineError
+from intake.loops import Automation, MailKind, classify
+from intake.parse import Address, ParsedEmail, parse_email
+from models.message import Message, MessageKind
+from models.outbox import OutboxMessage, OutboxStatus
+from models.raw_message import RawMessage, RawOutcome
+from models.ticket import Priority, Ticket, TicketStatus
+from routing.engine import DefaultRouter, Router
+from routing.facts import AttachmentFacts, MailFacts, RoutingResult
+
+log = logging.getLogger("helpdesk.pipeline")
+
+
+class Finished(Exception):
+    """Ends the pipeline early with an outcome; caught only by `Pipeline.run`."""
+
+    def __init__(self, outcome: RawOutcome, detail: str = "") -> None:
+        super().__init__(f"{outcome.value}: {detail}")
+        self.outcome = outcome
+        self.detail = detail
+
+
+class Assigner(Protocol):
+    """Gives a routed ticket to a technician (or tells the coordinators why nobody fits)."""
+
+    def assign_new(self, session: Session, ticket: Ticket, *, now: datetime) -> None: ...
+
+
+class ReplyHandler(Protocol):
+    """Handles a technician's reply (commands and the relayed answer); True when it did."""
+
+    def handle(self, ctx: Context, services: Services) -> bool: ...
+
+
+@dataclass
+class Services:
+    desk: Desk
+    router: Router = field(default_factory=DefaultRouter)
+    assigner: Assigner | None = None
+    technician_replies: ReplyHandler | None = None
+
+    @property
+    def config(self) -> IntakeConfig:
+        return self.desk.intake
+
+
+@dataclass
+class Context:
+    session: Session
+    raw: RawMessage
+    now: datetime
+    mail: ParsedEmail | None = None
+    automation: Automation = field(default_factory=lambda: Automation(MailKind.NORMAL))
+    match: ThreadMatch | None = None
+    ticket: Ticket | None = None
+    message: Message | None = None
+    routing: RoutingResult | None = None
+    new_ticket: bool = False
+
+    @property
+    def parsed(self) -> ParsedEmail:
+        if self.mail is None:
+            raise PipelineError("stage ran before the mail was parsed")
+        return self.mail
+
+
+# -- the stages ------------------------------------------------------------------------------
+
+
+def parse(ctx: Context, services: Services) -> None:
+    ctx.mail = parse_email(ctx.raw.data, services.config)
+    if not ctx.mail.sender and ctx.raw.envelope_from:
+        # No usable From: the envelope sender is the best we know of who wrote it.
+        ctx.mail = replace(ctx.mail, from_=Address("", ctx.raw.envelope_from.lower()))
+
+
+def classify_mail(ctx: Context, services: Services) -> None:
+    mail = ctx.parsed
+    own = False
+    if mail.message_id:
+        own = (
+            ctx.session.scalar(select(OutboxMessage.id).where(OutboxMessage.message_id == mail.message_id))
+            is not None
+        )
+    ctx.automation = classify(mail, services.desk.identity, ctx.raw.envelope_from, own_message=own)
+    if ctx.automation.kind in (MailKind.OWN, MailKind.LOOP):
+        raise Finished(RawOutcome.AUTOMATIC, f"{ctx.automation.kind.value}: {ctx.automation.reason}")
+
+
+def bounce(ctx: Context, services: Services) -> None:
+    if ctx.automation.kind is not MailKind.BOUNCE:
+        return
+    mail = ctx.parsed
+    ticket_id, outbox_id = bounce_ticket(ctx.session, services.desk.identity, mail, ctx.raw.envelope_to)
+    ticket = ctx.session.get(Ticket, ticket_id) if ticket_id is not None else None
+    if ticket is None:
+        raise Finished(RawOutcome.AUTOMATIC, f"bounce for no known ticket: {ctx.automation.reason}")
+    ctx.ticket = ticket
+    message = services.desk.record_inbound(
+        ctx.session, ticket, mail, ctx.raw, kind=MessageKind.BOUNCE, now=ctx.now, internal=True
+    )
+    report = mail.report
+    detail = (
+        f"{', '.join(report.recipients) or '?'}: {report.status} {report.diagnostic}".strip()
+        if report
+        else ctx.automation.reason
+    )
+    if outbox_id is not None:
+        row = ctx.session.get(OutboxMessage, outbox_id)
+        if row is not None and (report is None or report.action != "delayed"):
+            row.status = OutboxStatus.BOUNCED
+            row.last_error = detail[:2000]
+    services.desk.event(
+        ctx.session,
+        ticket,
+        "delivery_failed",
+        mail.sender or "mailer-daemon",
+        now=ctx.now,
+        reason=detail,
+        data={"outbox_id": outbox_id},
+        message=message,
+    )
+    log.info("BOUNCE #%d outbox=%s %s", ticket.id, outbox_id, detail[:200])
+    raise Finished(RawOutcome.BOUNCE, detail)
+
+
+def thread(ctx: Context, services: Services) -> None:
+    ctx.match = find_ticket(ctx.session, services.desk.identity, ctx.parsed, ctx.raw.envelope_to)
+    if ctx.match is not None:
+        ticket = ctx.session.get(Ticket, ctx.match.ticket_id)
+        if ticket is not None and ticket.status is TicketStatus.CLOSED:
+            # A closed ticket stays closed; the new mail opens a follow-up that points back at it.
+            ctx.ticket = None
+            ctx.match = ThreadMatch(ticket.id, f"follow-up ({ctx.match.by})")
+            return
+        ctx.ticket = ticket
+
+
+def append(ctx: Context, services: Services) -> None:
+    """A mail on an existing ticket: store it; a requester's reply reopens a resolved ticket."""
+    if ctx.ticket is None:
+        return
+    if services.technician_replies is not None and services.technician_replies.handle(ctx, services):
+        raise Finished(
+            RawOutcome.REPLY, f"technician reply on #{ctx.ticket.id} ({ctx.match and ctx.match.by})"
+        )
+    mail, ticket, desk = ctx.parsed, ctx.ticket, services.desk
+    automatic = not ctx.automation.kind.answerable
+    kind = MessageKind.AUTOMATIC if automatic else MessageKind.REQUESTER
+    ctx.message = desk.record_inbound(ctx.session, ticket, mail, ctx.raw, kind=kind, now=ctx.now)
+    by = ctx.match.by if ctx.match else "?"
+    if automatic:
+        desk.event(
+            ctx.session,
+            ticket,
+            "automatic_mail",
+            mail.sender,
+            now=ctx.now,
+            reason=ctx.automation.reason,
+            message=ctx.message,
+        )
+        log.info("AUTOMATIC #%d from=%s %s (not answered)", ticket.id, mail.sender, ctx.automation.reason)
+        raise Finished(RawOutcome.AUTOMATIC, f"joined #{ticket.id}: {ctx.automation.reason}")
+    desk.participant(ctx.session, ticket, mail.sender, mail.from_.name if mail.from_ else "", "cc")
+    desk.event(
+        ctx.session,
+        ticket,
+        "reply",
+        mail.sender,
+        now=ctx.now,
+        reason=f"threaded by {by}",
+        message=ctx.message,
+    )
+    if ticket.status is TicketStatus.RESOLVED:
+        desk.set_status(
+            ctx.session, ticket, TicketStatus.OPEN, mail.sender, now=ctx.now, reason="reply after resolution"
+        )
+        desk.event(ctx.session, ticket, "reopened", mail.sender, now=ctx.now, reason="requester replied")
+        if services.assigner is not None:
+            services.assigner.assign_new(ctx.session, ticket, now=ctx.now)
+    elif ticket.status is TicketStatus.WAITING:
+        desk.set_status(
+            ctx.session, ticket, TicketStatus.OPEN, mail.sender, now=ctx.now, reason="requester replied"
+        )
+    log.info("REPLY #%d from=%s by=%s", ticket.id, mail.sender, by)
+    raise Finished(RawOutcome.REPLY, f"#{ticket.id} by {by}")
+
+
+def open_ticket(ctx: Context, services: Services) -> None:
+    mail = ctx.parsed
+    if not ctx.automation.kind.opens_ticket:
+        raise Finished(RawOutcome.AUTOMATIC, f"{ctx.automation.kind.value}: {ctx.automation.reason}")
+    tags = [] if ctx.automation.kind is MailKind.NORMAL else [ctx.automation.kind.value]
+    if not mail.sender:
+        if not (mail.subject.strip() or mail.text.strip() or mail.attachments):
+            raise PipelineError("the message is empty: no sender, no subject, no text, no attachment")
+        # Nobody to answer, but somebody wrote it: the coordinator reads it in triage.
+        tags.append("no-sender")
+    ticket = services.desk.open_ticket(ctx.session, mail, now=ctx.now, tags=tags)
+    if ctx.match is not None:  # a follow-up to a closed ticket
+        ticket.follow_up_of = ctx.match.ticket_id
+    ctx.ticket, ctx.new_ticket = ticket, True
+    ctx.message = services.desk.record_inbound(
+        ctx.session, ticket, mail, ctx.raw, kind=MessageKind.REQUESTER, now=ctx.now
+    )
+    services.desk.event(
+        ctx.session,
+        ticket,
+        "created",
+        mail.sender,
+        now=ctx.now,
+        reason=f"mail via {ctx.raw.source}"
+        + (f", follow-up of #{ticket.follow_up_of}" if ticket.follow_up_of else ""),
+        message=ctx.message,
+    )
+
+
+def route(ctx: Context, services: Services) -> None:
+    ticket, mail = ctx.ticket, ctx.parsed
+    if ticket is None:
+        return
+    facts = MailFacts(
+        sender=mail.sender,
+        sender_name=mail.from_.name if mail.from_ else "",
+        subject=mail.subject,
+        body=mail.new_text or mail.text,
+        language=mail.language,
+        recipients=tuple(dict.fromkeys([*ctx.raw.envelope_to, *(a.addr for a in (*mail.to, *mail.cc))])),
+        headers=mail.headers,
+        attachments=tuple(AttachmentFacts(a.filename, a.content_type, a.size) for a in mail.attachments),
+    )
+    result = services.router.route(facts)
+    ctx.routing = result
+    ticket.category = result.category.value
+    ticket.priority = Priority(result.priority.value)
+    ticket.tags = sorted({*ticket.tags, *result.tags})
+    ticket.routing = result.as_dict()
+    if result.assignee:
+        ticket.assignee = result.assignee
+    services.desk.event(
+        ctx.session,
+        ticket,
+        "routed",
+        result.category.reason,
+        now=ctx.now,
+        new=f"category={ticket.category} priority={ticket.priority.value}",
+        reason=f"category by {result.category.reason}; priority by {result.priority.reason}",
+        data=result.as_dict(),
+    )
+    log.info(
+        "ROUTED #%d category=%s by=%s priority=%s by=%s",
+        ticket.id,
+        ticket.category,
+        result.category.reason,
+        ticket.priority.value,
+        result.priority.reason,
+    )
+
+
+def assign(ctx: Context, services: Services) -> None:
+    if ctx.ticket is not None and services.assigner is not None:
+        services.assigner.assign_new(ctx.session, ctx.ticket, now=ctx.now)
+
+
+def acknowledge(ctx: Context, services: Services) -> None:
+    ticket, mail = ctx.ticket, ctx.parsed
+    if ticket is None:
+        return
+    if not ctx.automation.kind.answerable:
+        services.desk.event(
+            ctx.session,
+            ticket,
+            "ack_skipped",
+            "system",
+            now=ctx.now,
+            reason=f"automatic mail is never answered ({ctx.automation.reason})",
+        )
+        return
+    if ctx.raw.backfill:
+        services.desk.event(
+            ctx.session, ticket, "ack_skipped", "system", now=ctx.now, reason="imported from history"
+        )
+        return
+    if not ticket.requester:
+        services.desk.event(
+            ctx.session, ticket, "ack_skipped", "system", now=ctx.now, reason="the mail has no sender address"
+        )
+        return
+    to = None
+    for addr in mail.reply_to:
+        if not services.desk.identity.is_ours(addr.addr):
+            to = (addr.name or ticket.requester_name, addr.addr)
+            break
+    services.desk.mail_requester(
+        ctx.session,
+        ticket,
+        "ack",
+        now=ctx.now,
+        kind="ack",
+        automatic=True,
+        reply_to_message=ctx.message,
+        to=to,
+    )
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    description: str
+    run: Callable[[Context, Services], None]
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("parse", "bytes to a ParsedEmail: addresses, text, new part, attachments, language", parse),
+    Stage(
+        "classify",
+        "auto-reply, bulk, bounce, our own mail, loop (own mail and loops stop here)",
+        classify_mail,
+    ),
+    Stage("bounce", "a delivery report attaches to the ticket of the mail it is about", bounce),
+    Stage("thread", "find the ticket: In-Reply-To/References, token, subject tag from a participant", thread),
+    Stage("append", "a mail on an existing ticket is stored; a reply reopens a resolved ticket", append),
+    Stage("open", "a mail that belongs to no ticket opens one (never for auto-replies)", open_ticket),
+    Stage("route", "category and priority from rules, the classifier or the defaults", route),
+    Stage("assign", "the best-skilled technician on shift, or the coordinators are told", assign),
+    Stage(
+        "acknowledge", "an acknowledgment into the requester's thread (never to automatic mail)", acknowledge
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: RawOutcome
+    detail: str
+    ticket_id: int | None
+
+
+class Pipeline:
+    def __init__(self, services: Services, stages: tuple[Stage, ...] = STAGES) -> None:
+        self.services = services
+        self.stages = stages
+
+    def run(self, session: Session, raw: RawMessage, now: datetime) -> Result:
+        """Run every stage on `raw` inside the caller's transaction."""
+        ctx = Context(session=session, raw=raw, now=now)
+        try:
+            for stage in self.stages:
+                stage.run(ctx, self.services)
+        except Finished as done:
+            return Result(done.outcome, done.detail, ctx.ticket.id if ctx.ticket else None)
+        if ctx.ticket is None:
+            raise PipelineError("the pipeline ended without an outcome")
+        return Result(RawOutcome.TICKET, f"#{ctx.ticket.id}", ctx.ticket.id)

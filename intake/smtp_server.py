@@ -1,0 +1,126 @@
+"""The SMTP listener (aiosmtpd): accepts mail for the helpdesk address, durably, and nothing else.
+
+A mail is stored in the raw queue and committed before we answer 250 (RFC 5321 section 6.1:
+once we say 250 the mail is ours to keep). When the store fails the client gets 451 and retries
+later; over `max_message_size` it gets 552; a recipient that is not the helpdesk address or one
+of its plus-addresses gets 550, so the listener can never be used as an open relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as SMTPServer
+from aiosmtpd.smtp import Envelope, Session
+
+from intake.config import SmtpListenConfig
+from intake.errors import StoreError
+from intake.store import RawStore
+from notify.config import MailIdentity
+
+log = logging.getLogger("helpdesk.smtp")
+
+# RFC 5321 section 4.2 reply codes, with RFC 3463 enhanced status codes.
+R250_QUEUED = "250 2.0.0 OK: queued as {}"
+R250_DUPLICATE = "250 2.0.0 OK: already received (duplicate of {})"
+R250_RCPT_OK = "250 2.1.5 OK"
+R451_TRY_LATER = "451 4.3.0 Cannot store the message right now; try again later"
+R550_NOT_HERE = "550 5.1.1 <{}>: no such mailbox here (this helpdesk does not relay)"
+R552_TOO_BIG = "552 5.3.4 Message too big: the limit is {} bytes"
+
+
+class IntakeHandler:
+    """aiosmtpd handler: RCPT checks the address, DATA stores and commits before answering."""
+
+    def __init__(self, store: RawStore, identity: MailIdentity, max_message_size: int) -> None:
+        self._store = store
+        self._identity = identity
+        self._max = max_message_size
+
+    async def handle_RCPT(
+        self, server: SMTPServer, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if not self._identity.is_ours(address):
+            log.info("SMTP REFUSED rcpt=%s from %s (not our address)", address, session.peer)
+            return R550_NOT_HERE.format(address)
+        envelope.rcpt_tos.append(address)
+        return R250_RCPT_OK
+
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        data = envelope.original_content or b""
+        if len(data) > self._max:
+            return R552_TOO_BIG.format(self._max)
+        mail_from = envelope.mail_from or ""
+        loop = asyncio.get_running_loop()
+        try:
+            # The commit blocks on disk; run it off the event loop so other sessions carry on.
+            result = await loop.run_in_executor(
+                None,
+                lambda: self._store.store(
+                    data, source="smtp", envelope_from=mail_from, envelope_to=list(envelope.rcpt_tos)
+                ),
+            )
+        except StoreError as exc:
+            log.error("SMTP TEMPFAIL from=%s size=%d: %s", mail_from, len(data), exc)
+            return R451_TRY_LATER
+        except Exception:
+            log.exception("SMTP TEMPFAIL from=%s size=%d: unexpected error", mail_from, len(data))
+            return R451_TRY_LATER
+        if result.duplicate:
+            log.info("SMTP DUPLICATE from=%s raw=%s", mail_from, result.raw_id)
+            return R250_DUPLICATE.format(result.raw_id)
+        log.info("SMTP ACCEPTED raw=%s from=%s size=%d", result.raw_id, mail_from, len(data))
+        return R250_QUEUED.format(result.raw_id)
+
+
+def tls_context(config: SmtpListenConfig) -> ssl.SSLContext | None:
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(config.tls_cert), str(config.tls_key))
+    return context
+
+
+class SmtpListener:
+    """Runs the listener in its own thread and event loop (aiosmtpd's Controller)."""
+
+    def __init__(self, config: SmtpListenConfig, store: RawStore, identity: MailIdentity) -> None:
+        self.config = config
+        handler = IntakeHandler(store, identity, config.max_message_size)
+        kwargs: dict[str, Any] = {
+            "hostname": config.host,
+            "port": config.port,
+            # Without a name aiosmtpd asks DNS for our FQDN, which hangs on machines without DNS.
+            "server_hostname": config.hostname or socket.gethostname(),
+            "data_size_limit": config.max_message_size,
+            "enable_SMTPUTF8": True,
+            "decode_data": False,
+            "ident": "Helpdesk ESMTP",
+        }
+        context = tls_context(config)
+        if context is not None:
+            kwargs["tls_context"] = context
+            kwargs["require_starttls"] = config.require_tls
+        self._controller = Controller(handler, **kwargs)
+
+    @property
+    def port(self) -> int:
+        return self.config.port
+
+    def start(self) -> None:
+        self._controller.start()
+        log.info(
+            "SMTP LISTENING on %s:%d (max %d bytes)",
+            self.config.host,
+            self.port,
+            self.config.max_message_size,
+        )
+
+    def stop(self) -> None:
+        self._controller.stop()
+        log.info("SMTP STOPPED")

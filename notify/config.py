@@ -1,0 +1,65 @@
+"""Typed settings of the outgoing side, filled by the composition root from `helpdesk.toml`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class MailIdentity:
+    """Who the helpdesk is on the wire."""
+
+    address: str  # support@example.test; its plus-addresses are ours too
+    name: str = "Helpdesk"
+    secret: str = ""  # HMAC key of the reply tokens in plus-addresses
+    instance: str = "helpdesk"  # names this installation in X-Helpdesk-Loop, to recognise our own mail
+
+    @property
+    def local_part(self) -> str:
+        return self.address.rpartition("@")[0].lower()
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2].lower()
+
+    def plus_address(self, tag: str) -> str:
+        return f"{self.local_part}+{tag}@{self.domain}"
+
+    def is_ours(self, address: str) -> bool:
+        """True for the helpdesk address and any of its plus-addresses (case-insensitive)."""
+        local, _, domain = address.lower().rpartition("@")
+        if domain != self.domain:
+            return False
+        return local == self.local_part or local.startswith(self.local_part + "+")
+
+    def tag_of(self, address: str) -> str | None:
+        """The part after '+' of one of our plus-addresses, lower-cased; None otherwise."""
+        local, _, domain = address.lower().rpartition("@")
+        if domain != self.domain or not local.startswith(self.local_part + "+"):
+            return None
+        return local[len(self.local_part) + 1 :]
+
+
+@dataclass(frozen=True)
+class SmtpOutConfig:
+    host: str
+    port: int
+    tls: str = "starttls"  # "ssl" (implicit TLS), "starttls" (when offered; required if user is set), "none"
+    user: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+    verify_tls: bool = True
+
+
+@dataclass(frozen=True)
+class OutgoingConfig:
+    """Where outgoing mail goes: a maildir (the embedded default) or an SMTP relay."""
+
+    maildir: Path | None = None
+    smtp: SmtpOutConfig | None = None
+    retry_for: float = 2 * 24 * 3600  # seconds to keep retrying 4xx and connection errors
+    backoff_initial: float = 60.0
+    backoff_max: float = 3600.0
+    # RFC 3834 section 2: never more automatic answers than this to one address per hour.
+    auto_reply_limit_per_hour: int = 5
