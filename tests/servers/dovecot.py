@@ -116,16 +116,19 @@ class DovecotServer:
         self.host = LOOPBACK
         self.imap_port = 0
         self.imaps_port = 0
-        self.root = short_tempdir("hdimap-")
-        self.cert_file, self.key_file = make_certificate(self.root)
-        for sub in ("run", "state"):
-            (self.root / sub).mkdir()
-        (self.root / "home").mkdir()
-        chown(self.root / "home", self._mail_owner)
         self._process: subprocess.Popen[bytes] | None = None
         self._output: IO[bytes] | None = None
         self._users_stamp = 0
-        self._write_users()
+        self.root = short_tempdir("hdimap-")
+        try:
+            self.cert_file, self.key_file = make_certificate(self.root)
+            for sub in ("run", "state", "home"):
+                (self.root / sub).mkdir()
+            chown(self.root / "home", self._mail_owner)
+            self._write_users()
+        except BaseException:
+            remove_tree(self.root)
+            raise
 
     # -- configuration ---------------------------------------------------------------------------
 

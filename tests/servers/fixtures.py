@@ -51,9 +51,11 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         cluster = PostgresCluster()
     except ServerUnavailable as exc:
         server_unavailable(str(exc))
-    cluster.start()
-    yield cluster
-    cluster.close()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.close()
 
 
 @pytest.fixture
