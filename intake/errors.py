@@ -2,6 +2,8 @@
 
 IntakeError
 ├── StoreError            the raw queue could not store a mail: SMTP 451, `ingest` exits 75
+├── MailboxError          an IMAP mailbox could not be read (server gone, timeout, BYE, refused SELECT)
+│   └── MailboxAuthError  the server refused our login, or no credential could be obtained
 └── PipelineError         processing one stored mail failed: it is quarantined with the reason
     ├── ParseError        the bytes could not be turned into a ParsedEmail
     └── CommandError      a technician's command line was malformed (reported back, not quarantined)
@@ -16,6 +18,14 @@ class IntakeError(Exception):
 
 class StoreError(IntakeError):
     """The durable raw queue is unavailable; the sender must retry later."""
+
+
+class MailboxError(IntakeError):
+    """An IMAP mailbox could not be read; the poller backs off and retries, `ingest --imap` exits 75."""
+
+
+class MailboxAuthError(MailboxError):
+    """The IMAP server refused the login (its own words are in the message)."""
 
 
 class PipelineError(IntakeError):

@@ -5,6 +5,7 @@ and receive an engine or session factory from the composition root.
 """
 
 from models.base import Base, utcnow
+from models.mailbox_state import MailboxConnState, MailboxState
 from models.message import Attachment, Message, MessageRef
 from models.outbox import OutboxMessage, OutboxStatus
 from models.raw_message import RawMessage, RawStatus
@@ -13,6 +14,8 @@ from models.ticket import Participant, Priority, Ticket, TicketEvent, TicketStat
 __all__ = [
     "Attachment",
     "Base",
+    "MailboxConnState",
+    "MailboxState",
     "Message",
     "MessageRef",
     "OutboxMessage",

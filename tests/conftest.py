@@ -16,6 +16,8 @@ from helpdesk.settings import Settings, build_settings
 from intake.worker import WorkReport
 from models.db import DatabaseConfig, create_db_engine, migrate, session_factory
 
+pytest_plugins = ["tests.servers.fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

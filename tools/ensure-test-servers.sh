@@ -4,7 +4,9 @@
 # Without root (or apt) we only report; the tests then skip loudly, except under CI=true where they fail.
 set -eu
 missing=""
-command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || missing="$missing dovecot-imapd"
+# dovecot-core alone has no IMAP server: look for the imap binary that dovecot-imapd ships (Debian layout).
+{ command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ]; } && [ -x /usr/lib/dovecot/imap ] \
+    || missing="$missing dovecot-imapd"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 [ -n "$missing" ] || exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then

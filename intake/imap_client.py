@@ -1,0 +1,151 @@
+"""The IMAP side of a mailbox, with imapclient: connect, TLS, log in, mark processed mail, hang up.
+
+Failures come out as `MailboxError` (the server or network) or `MailboxAuthError` (the login),
+carrying the server's own words, so the poller can record them for `helpdesk status`.
+"""
+
+from __future__ import annotations
+
+import ast
+import imaplib
+import socket
+import ssl
+from collections.abc import Sequence
+
+from imapclient import IMAPClient, SocketTimeout
+from imapclient.exceptions import CapabilityError, LoginError
+
+from intake.errors import MailboxAuthError, MailboxError
+from intake.imap_config import SEEN, ImapMailboxConfig, resolve_credential
+
+# What a broken connection or a refusing server raises inside imapclient and imaplib: socket and
+# TLS errors (OSError), NO/BAD replies (IMAP4.error) and BYE or EOF (IMAP4.abort, a subclass).
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, imaplib.IMAP4.error, EOFError)
+SEEN_FLAG = SEEN.encode()
+DELETED_FLAG = b"\\Deleted"
+
+
+def server_text(exc: BaseException) -> str:
+    """The human part of an imapclient/imaplib error: `b'[AUTHENTICATIONFAILED] ...'` -> the text."""
+    text = str(exc.args[0]) if exc.args else str(exc)
+    if len(text) > 3 and text[0] == "b" and text[1] in "'\"":
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+    return text or exc.__class__.__name__
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line account of a failure, for the log and the state table."""
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "timed out"
+    if isinstance(exc, imaplib.IMAP4.abort):
+        return f"connection lost: {server_text(exc)}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return server_text(exc)
+
+
+def ssl_context(config: ImapMailboxConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(config.tls_ca_file) if config.tls_ca_file else None)
+    if not config.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def connect(config: ImapMailboxConfig) -> IMAPClient:
+    """Open the connection (TLS from the first byte with tls = "ssl"); times come back zone-aware."""
+    timeout = SocketTimeout(connect=config.connect_timeout, read=config.read_timeout)
+    try:
+        client = IMAPClient(
+            config.host,
+            config.port,
+            ssl=config.tls == "ssl",
+            ssl_context=ssl_context(config) if config.tls == "ssl" else None,
+            timeout=timeout,
+        )
+    except CONNECTION_ERRORS as exc:
+        raise MailboxError(f"cannot connect to {config.address}: {describe(exc)}") from exc
+    client.normalise_times = False  # INTERNALDATE with its zone, comparable with aware UTC times
+    return client
+
+
+def log_in(client: IMAPClient, config: ImapMailboxConfig) -> None:
+    """STARTTLS when configured (RFC 3501 section 6.2.1), then LOGIN or XOAUTH2."""
+    try:
+        if config.tls == "starttls":
+            try:
+                client.starttls(ssl_context(config))
+            except CapabilityError as exc:
+                raise MailboxError(f"{config.address} does not offer STARTTLS") from exc
+        credential = resolve_credential(config)
+        try:
+            if credential.mechanism == "xoauth2":
+                client.oauth2_login(config.user, credential.secret)
+            else:
+                client.login(config.user, credential.secret)
+        except LoginError as exc:
+            raise MailboxAuthError(f"login refused: {server_text(exc)}") from exc
+    except CONNECTION_ERRORS as exc:
+        raise MailboxError(f"logging in to {config.address}: {describe(exc)}") from exc
+
+
+def close_quietly(client: IMAPClient, timeout: float = 2.0) -> None:
+    """LOGOUT if the server still answers within `timeout`; close the socket in any case."""
+    try:
+        client.socket().settimeout(timeout)
+        client.logout()
+    except Exception:  # the connection is already broken: closing it is all that is left
+        try:
+            client.shutdown()
+        except Exception:
+            pass
+
+
+def abort_socket(client: IMAPClient) -> None:
+    """Make a blocked read on this connection return at once (called from another thread).
+
+    The plain socket method is used even for TLS, so the SSL object stays intact for the thread
+    that is reading; that thread sees EOF and gives up.
+    """
+    try:
+        socket.socket.shutdown(client.socket(), socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def ensure_folder(client: IMAPClient, folder: str) -> None:
+    """Create `folder` unless it exists (the target of `processed = "move:..."`)."""
+    if not client.folder_exists(folder):
+        try:
+            client.create_folder(folder)
+        except imaplib.IMAP4.error:
+            if not client.folder_exists(folder):  # someone else may have created it meanwhile
+                raise
+
+
+def mark_processed(client: IMAPClient, config: ImapMailboxConfig, uids: Sequence[int]) -> None:
+    """Flag stored mail \\Seen, or move it out of the folder, by UID.
+
+    MOVE is UID MOVE when offered (RFC 6851); otherwise COPY, then \\Deleted and UID EXPUNGE of just
+    these UIDs (RFC 4315 UIDPLUS); a server with neither gets a plain EXPUNGE (RFC 3501), which
+    also removes mail someone else marked \\Deleted in that folder.
+    """
+    if not uids:
+        return
+    target = config.move_to
+    if target is None:
+        client.add_flags(uids, [SEEN_FLAG], silent=True)
+    elif client.has_capability("MOVE"):
+        client.move(uids, target)
+    else:
+        client.copy(uids, target)
+        client.add_flags(uids, [DELETED_FLAG], silent=True)
+        if client.has_capability("UIDPLUS"):
+            client.uid_expunge(uids)
+        else:
+            client.expunge()

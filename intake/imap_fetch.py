@@ -1,0 +1,243 @@
+"""Fetching the new mail of one selected IMAP folder into the raw queue, batch by batch.
+
+A pass: `UID SEARCH UID n:* SINCE d` finds the UIDs above the cursor (RFC 3501 section 6.4.4);
+for each batch, `UID FETCH (INTERNALDATE RFC822.SIZE)` sorts out mail older than the cut-off and
+groups the rest by size, `UID FETCH (BODY.PEEK[])` brings the bytes without setting \\Seen, each
+mail is stored and committed, the group is flagged or moved, and only then the cursor moves past
+it. A crash anywhere re-fetches at most one group, and the raw queue makes that a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from intake.errors import StoreError
+from intake.imap_client import mark_processed
+from intake.imap_config import ImapMailboxConfig
+from intake.store import RawStore
+
+log = logging.getLogger("helpdesk.intake.imap")
+
+# SEARCH SINCE compares dates only, ignoring time and zone (RFC 3501 section 6.4.4): search a day
+# wider, then compare each INTERNALDATE exactly.
+SEARCH_SLACK = timedelta(days=1)
+
+Mail = tuple[int, int, datetime]  # uid, size, INTERNALDATE
+
+
+@dataclass(frozen=True)
+class FetchReport:
+    """What one check of a mailbox did."""
+
+    mailbox: str
+    uidvalidity: int | None = None
+    stored: int = 0  # new rows in the raw queue
+    duplicates: int = 0  # fetched again, already stored (a crash or a new UIDVALIDITY)
+    backfilled: int = 0  # of `stored`: history, no acknowledgments
+    skipped: int = 0  # examined and older than the cut-off, left alone
+    first_uid: int | None = None  # the range of UIDs stored or recognised
+    last_uid: int | None = None
+
+
+@dataclass
+class Counts:
+    found: int = 0  # UIDs the search returned
+    stored: int = 0
+    duplicates: int = 0
+    backfilled: int = 0
+    skipped: int = 0
+    uids: list[int] = field(default_factory=list)  # stored or recognised, flagged
+
+    def add(self, other: Counts) -> None:
+        self.found += other.found
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.backfilled += other.backfilled
+        self.skipped += other.skipped
+        self.uids += other.uids
+
+
+@dataclass
+class Cursor:
+    """Where the poller is in the folder: everything up to `last_uid` is stored and flagged."""
+
+    uidvalidity: int | None
+    last_uid: int
+    added_at: datetime  # the mailbox was first seen: the line between history and new mail
+
+    def cutoff(self, config: ImapMailboxConfig) -> datetime:
+        """Mail delivered before this is not imported: `since`, or else the moment of adding."""
+        return config.since_datetime or self.added_at
+
+
+def batched(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def by_bytes(mails: Sequence[Mail], limit: int) -> Iterator[list[Mail]]:
+    """Consecutive groups of at most `limit` bytes (a bigger mail goes alone)."""
+    group: list[Mail] = []
+    total = 0
+    for mail in mails:
+        if group and total + mail[1] > limit:
+            yield group
+            group, total = [], 0
+        group.append(mail)
+        total += mail[1]
+    if group:
+        yield group
+
+
+class FolderFetcher:
+    """Stores what is new in the selected folder; `on_advance` records each move of the cursor."""
+
+    def __init__(
+        self,
+        config: ImapMailboxConfig,
+        store: RawStore,
+        cursor: Cursor,
+        stop: threading.Event,
+        on_advance: Callable[[Counts], None],
+    ) -> None:
+        self.config = config
+        self._store = store
+        self.cursor = cursor
+        self._stop = stop
+        self._on_advance = on_advance
+
+    def drain(self, client: Any, uidnext: int | None) -> FetchReport:
+        """Search and fetch until a search finds nothing new (or `stop`)."""
+        total = Counts()
+        while not self._stop.is_set():
+            counts = self._fetch_pass(client, uidnext)
+            uidnext = None  # only true of the first search after SELECT
+            total.add(counts)
+            if not counts.found:
+                break
+        report = FetchReport(
+            mailbox=self.config.name,
+            uidvalidity=self.cursor.uidvalidity,
+            stored=total.stored,
+            duplicates=total.duplicates,
+            backfilled=total.backfilled,
+            skipped=total.skipped,
+            first_uid=min(total.uids) if total.uids else None,
+            last_uid=max(total.uids) if total.uids else None,
+        )
+        if report.first_uid is not None:
+            extra = f", {report.duplicates} already stored" if report.duplicates else ""
+            extra += f", {report.backfilled} as history (backfill)" if report.backfilled else ""
+            log.info(
+                "IMAP %s FETCHED %d new (uid %d-%d)%s",
+                self.config.name,
+                report.stored,
+                report.first_uid,
+                report.last_uid,
+                extra,
+            )
+        return report
+
+    def _fetch_pass(self, client: Any, uidnext: int | None) -> Counts:
+        cursor = self.cursor
+        cutoff = cursor.cutoff(self.config)
+        criteria: list[Any] = ["UID", f"{cursor.last_uid + 1}:*", "SINCE", (cutoff - SEARCH_SLACK).date()]
+        # "n:*" always includes the highest UID, even when it is below n (RFC 3501 section 6.4.8).
+        uids = sorted(uid for uid in client.search(criteria) if uid > cursor.last_uid)
+        counts = Counts(found=len(uids))
+        for chunk in batched(uids, self.config.batch_size):
+            if self._stop.is_set():
+                return counts
+            counts.add(self._fetch_chunk(client, chunk, cutoff))
+        if uidnext is not None and uidnext - 1 > cursor.last_uid and not self._stop.is_set():
+            # Every UID below UIDNEXT existed at SELECT and was either found above or is older than
+            # the cut-off: never search for those again.
+            self._advance(uidnext - 1, Counts())
+        return counts
+
+    def _fetch_chunk(self, client: Any, chunk: Sequence[int], cutoff: datetime) -> Counts:
+        """Store one batch of UIDs, flag or move what was stored, then move the cursor past them."""
+        done = Counts()
+        skipped = 0
+        meta = client.fetch(chunk, ["INTERNALDATE", "RFC822.SIZE"])
+        wanted: list[Mail] = []
+        for uid in chunk:
+            item = meta.get(uid)
+            if item is None:
+                continue  # expunged since the search
+            internal_date = item.get(b"INTERNALDATE") or cutoff
+            if internal_date < cutoff:
+                skipped += 1
+                continue
+            wanted.append((uid, int(item.get(b"RFC822.SIZE") or 0), internal_date))
+        groups = list(by_bytes(wanted, self.config.batch_bytes))
+        if not groups:
+            done.skipped = skipped
+            self._advance(chunk[-1], done)
+            return done
+        for index, group in enumerate(groups):
+            part = Counts(skipped=skipped if index == 0 else 0)
+            # The first UID not handled once this group is through (None: the chunk is done).
+            stop_at = groups[index + 1][0][0] if index + 1 < len(groups) else None
+            failure: StoreError | None = None
+            try:
+                stop_at = self._store_group(client, group, part) or stop_at
+            except _GroupFailed as exc:
+                failure, stop_at = exc.error, exc.uid
+            # Flag first, then move the cursor: a crash in between re-fetches, never skips.
+            mark_processed(client, self.config, part.uids)
+            limit = stop_at if stop_at is not None else chunk[-1] + 1
+            self._advance(max((uid for uid in chunk if uid < limit), default=self.cursor.last_uid), part)
+            done.add(part)
+            if failure is not None:
+                raise failure
+            if self._stop.is_set():
+                break
+        return done
+
+    def _store_group(self, client: Any, group: Sequence[Mail], part: Counts) -> int | None:
+        """Fetch and store a group; returns the UID it stopped at when `stop` was set."""
+        config, cursor = self.config, self.cursor
+        assert cursor.uidvalidity is not None
+        bodies = client.fetch([uid for uid, _, _ in group], ["BODY.PEEK[]"])
+        for uid, _, internal_date in group:
+            if self._stop.is_set():
+                return uid
+            body = bodies.get(uid, {}).get(b"BODY[]")
+            if body is None:
+                continue  # expunged since the search
+            backfill = internal_date < cursor.added_at
+            try:
+                result = self._store.store(
+                    body,
+                    source=config.source,
+                    source_key=config.source_key(cursor.uidvalidity, uid),
+                    backfill=backfill,
+                )
+            except StoreError as exc:
+                raise _GroupFailed(exc, uid) from exc
+            part.uids.append(uid)
+            if result.duplicate:
+                part.duplicates += 1
+            else:
+                part.stored += 1
+                part.backfilled += int(backfill)
+        return None
+
+    def _advance(self, last_uid: int, part: Counts) -> None:
+        self.cursor.last_uid = max(self.cursor.last_uid, last_uid)
+        self._on_advance(part)
+
+
+class _GroupFailed(Exception):
+    """The raw queue refused mail `uid` of a group; what was stored before it still gets flagged."""
+
+    def __init__(self, error: StoreError, uid: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.uid = uid
