@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from helpdesk.settings import Settings
 from intake.desk import Desk
+from intake.imap_poller import MailboxPoller
 from intake.pipeline import Pipeline, Services
 from intake.store import RawStore
 from intake.worker import Worker
@@ -41,6 +42,14 @@ class App:
     pipeline: Pipeline
     worker: Worker
     sender: Sender
+    pollers: list[MailboxPoller] = field(default_factory=list)
+
+    def poller(self, name: str) -> MailboxPoller:
+        for poller in self.pollers:
+            if poller.config.name == name:
+                return poller
+        known = ", ".join(p.config.name for p in self.pollers) or "none configured"
+        raise KeyError(f"no [[imap]] mailbox named {name!r} (known: {known})")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -76,4 +85,5 @@ def build_app(
         pipeline=pipeline,
         worker=worker,
         sender=sender,
+        pollers=[MailboxPoller(cfg, store, sessions, clock=clock) for cfg in settings.mailboxes],
     )

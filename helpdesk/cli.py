@@ -28,7 +28,8 @@ from helpdesk.views import (
     ticket_detail,
     ticket_summary,
 )
-from intake.errors import StoreError
+from intake.errors import MailboxError, StoreError
+from intake.imap_state import MailboxStatus, mailbox_statuses
 from intake.ingest import (
     EX_NOINPUT,
     EX_TEMPFAIL,
@@ -129,6 +130,10 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     app = build_app(settings)
     counts = IngestCounts()
     try:
+        if args.imap:
+            report_imap = app.poller(args.imap).fetch_once()
+            counts.stored += report_imap.stored + report_imap.backfilled
+            counts.duplicates += report_imap.duplicates
         sources = []
         if args.maildir:
             sources.append(from_maildir(Path(args.maildir)))
@@ -136,7 +141,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
             sources.append(from_mbox(Path(args.mbox)))
         if args.files:
             sources.append(from_files([Path(f) for f in args.files]))
-        if not sources:
+        if not sources and not args.imap:
             sources.append(from_stream(sys.stdin.buffer))
         for source in sources:
             part = store_all(app.store, source)
@@ -146,6 +151,14 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         print(f"helpdesk ingest: cannot store: {exc}", file=sys.stderr)
         app.close()
         return EX_TEMPFAIL
+    except MailboxError as exc:
+        print(f"helpdesk ingest: IMAP {args.imap}: {exc}", file=sys.stderr)
+        app.close()
+        return EX_TEMPFAIL
+    except KeyError as exc:
+        print(f"helpdesk ingest: {exc.args[0]}", file=sys.stderr)
+        app.close()
+        return 64
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         print(f"helpdesk ingest: {exc}", file=sys.stderr)
         app.close()
@@ -329,6 +342,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         oldest = session.scalar(
             select(func.min(RawMessage.received_at)).where(RawMessage.status == RawStatus.RECEIVED)
         )
+    mailboxes = {m.name: m for m in mailbox_statuses(app.readers)}
     app.close()
     status: dict[str, Any] = {
         "address": settings.identity.address,
@@ -337,6 +351,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         "oldest_waiting": iso(oldest),
         "outbox": {s.value: int(out_counts.get(s, 0)) for s in OutboxStatus},
         "tickets": {s.value: int(ticket_counts.get(s, 0)) for s in TicketStatus},
+        "mailboxes": [_mailbox_view(cfg.name, mailboxes.get(cfg.name)) for cfg in settings.mailboxes],
     }
     if args.json:
         emit_json(status)
@@ -347,7 +362,52 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     print("tickets: " + "  ".join(f"{k} {v}" for k, v in status["tickets"].items()))
     if oldest is not None:
         print(f"oldest mail waiting since {status['oldest_waiting']}")
+    for box in status["mailboxes"]:
+        line = f"imap {box['name']}: {box['state']}"
+        if box["since"]:
+            line += f" since {box['since']}"
+        if box["last_success_at"]:
+            line += f", last fetch {box['last_success_at']}"
+        line += f", stored {box['stored']}"
+        if box["last_error"]:
+            line += f"; last error: {box['last_error']}"
+        print(line)
     return 0
+
+
+def _mailbox_view(name: str, status: MailboxStatus | None) -> dict[str, Any]:
+    if status is None:
+        return {
+            "name": name,
+            "state": "not started",
+            "since": None,
+            "last_error": None,
+            "last_success_at": None,
+            "stored": 0,
+            "duplicates": 0,
+            "backfilled": 0,
+            "uidvalidity": None,
+            "last_uid": 0,
+            "holder": None,
+        }
+    return {
+        "name": name,
+        "state": status.state.value,
+        "since": iso(status.state_since),
+        "server": status.server,
+        "folder": status.folder,
+        "holder": status.holder,
+        "idle": status.idle_supported,
+        "uidvalidity": status.uidvalidity,
+        "last_uid": status.last_uid,
+        "last_error": status.last_error,
+        "last_error_at": iso(status.last_error_at),
+        "last_success_at": iso(status.last_success_at),
+        "next_attempt_at": iso(status.next_attempt_at),
+        "stored": status.stored_count,
+        "duplicates": status.duplicate_count,
+        "backfilled": status.backfill_count,
+    }
 
 
 # -- parser -------------------------------------------------------------------------------------
@@ -375,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*", help="message files (default: one message on stdin)")
     p.add_argument("--maildir", help="a maildir to read every message from")
     p.add_argument("--mbox", help="an mbox file to read every message from")
+    p.add_argument(
+        "--imap", metavar="NAME", help="fetch new mail once from the [[imap]] mailbox NAME (for cron)"
+    )
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.add_argument("--no-process", action="store_true", help="only store; leave processing to `serve`")
     p.add_argument("--no-send", action="store_true", help="do not deliver the outbox after processing")

@@ -18,6 +18,7 @@ from types import FrameType
 from helpdesk.app import App
 from intake.smtp_server import SmtpListener
 from models.claims import release_dead_claims
+from models.election import elected
 
 log = logging.getLogger("helpdesk.daemon")
 
@@ -43,6 +44,10 @@ class Daemon:
             Part("sender", app.sender.run),
             Part("rules", self._watch_rules),
         ]
+        for poller in app.pollers:
+            # One reader per mailbox across every process sharing the database.
+            name = f"imap:{poller.config.name}"
+            self.parts.append(Part(name, elected(app.engine, name, poller.run)))
 
     def add_part(self, name: str, run: Callable[[threading.Event], None]) -> None:
         self.parts.append(Part(name, run))

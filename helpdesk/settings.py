@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from sqlalchemy.engine import make_url
 
 from intake.config import IntakeConfig, SmtpListenConfig
+from intake.imap_config import ImapConfigError, ImapMailboxConfig, load_mailboxes
 from models.db import DatabaseConfig
 from notify.config import MailIdentity, OutgoingConfig, SmtpOutConfig
 from routing.config import DEFAULT_CATEGORIES, RoutingConfig
@@ -62,6 +63,7 @@ class Settings:
     routing: RoutingConfig
     models: ModelsConfig
     logging: LoggingConfig
+    mailboxes: tuple[ImapMailboxConfig, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict)  # the merged table, for sections read elsewhere
 
     @property
@@ -360,6 +362,15 @@ def build_settings(table: Mapping[str, Any], base: Path, path: Path | None) -> S
         )
     except ValueError as exc:
         raise SettingsError(str(exc)) from exc
+    imap = table.get("imap", [])
+    if isinstance(imap, dict):
+        imap = [imap]
+    if not isinstance(imap, list):
+        raise SettingsError("[[imap]] must be a list of tables, one per mailbox")
+    try:
+        mailboxes = load_mailboxes(imap, base_dir=base)
+    except (ImapConfigError, ValueError) as exc:
+        raise SettingsError(str(exc)) from exc
     models_section = _Section("models", table.get("models"), base)
     logging_section = _Section("logging", table.get("logging"), base)
     return Settings(
@@ -374,5 +385,6 @@ def build_settings(table: Mapping[str, Any], base: Path, path: Path | None) -> S
         logging=LoggingConfig(
             level=logging_section.text("level", "INFO").upper(), file=logging_section.path("file", None)
         ),
+        mailboxes=mailboxes,
         raw=dict(table),
     )

@@ -15,10 +15,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from helpdesk.app import App
+from helpdesk.app import App, build_app
 from intake.smtp_server import SmtpListener
+from models.db import create_db_engine, migrate
 from models.raw_message import RawMessage
+from tests.conftest import Clock, desk_settings
 from tests.mail import SUPPORT, free_port, make_mail, wait_until
+from tests.servers.postgres import PostgresCluster
 
 
 @pytest.fixture
@@ -78,6 +81,7 @@ def test_refuses_mail_over_the_size_limit_552(listening: Callable[..., tuple[App
         assert client.esmtp_features["size"] == "20000"
 
 
+@pytest.mark.sqlite_only
 def test_temporary_failure_451_when_the_database_cannot_store(
     listening: Callable[..., tuple[App, int]], tmp_path: Path
 ) -> None:
@@ -96,6 +100,29 @@ def test_temporary_failure_451_when_the_database_cannot_store(
     with smtplib.SMTP("127.0.0.1", port) as client:
         assert client.sendmail("alice@example.com", [SUPPORT], make_mail()) == {}
     assert raw_count(app) == 1
+
+
+def test_temporary_failure_451_when_postgresql_goes_away(
+    postgres_cluster: PostgresCluster, tmp_path: Path, clock: Clock
+) -> None:
+    url = postgres_cluster.create_database()
+    settings = desk_settings(tmp_path, url, smtp={"listen": f"127.0.0.1:{free_port()}"})
+    engine = create_db_engine(settings.database)
+    migrate(engine)
+    engine.dispose()
+    app = build_app(settings, clock=clock)
+    listener = SmtpListener(app.settings.smtp, app.store, app.settings.identity)
+    listener.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", listener.port) as client:
+            assert client.sendmail("alice@example.com", [SUPPORT], make_mail()) == {}
+        postgres_cluster.drop_database(url.rsplit("/", 1)[1])  # the database is gone, connections cut
+        with smtplib.SMTP("127.0.0.1", listener.port) as client, pytest.raises(smtplib.SMTPDataError) as err:
+            client.sendmail("alice@example.com", [SUPPORT], make_mail())
+        assert err.value.smtp_code == 451
+    finally:
+        listener.stop()
+        app.close()
 
 
 def test_lf_only_file_sent_as_crlf(listening: Callable[..., tuple[App, int]]) -> None:

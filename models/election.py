@@ -1,0 +1,96 @@
+"""Run a part in exactly one process at a time, elected with PostgreSQL advisory locks.
+
+Past one machine, several `helpdesk serve` processes share one database. SMTP listeners,
+workers and senders can all run everywhere (rows are claimed with SKIP LOCKED), but an IMAP
+mailbox must be read by one poller and the SLA timer must tick in one place. Each such part
+takes a session-level advisory lock named after it (`pg_try_advisory_lock`) on a connection it
+keeps open: if the process dies, PostgreSQL drops the connection and the lock, and another
+process takes over at its next try. On SQLite there is one process, so the part simply runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+log = logging.getLogger("helpdesk.election")
+
+RETRY_SECONDS = 5.0
+HEARTBEAT_SECONDS = 5.0
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for a part's name."""
+    return int.from_bytes(hashlib.sha256(f"helpdesk:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+def elected(
+    engine: Engine,
+    name: str,
+    run: Callable[[threading.Event], None],
+    *,
+    retry: float = RETRY_SECONDS,
+    heartbeat: float = HEARTBEAT_SECONDS,
+) -> Callable[[threading.Event], None]:
+    """`run` wrapped so that, on PostgreSQL, only the process holding the lock for `name` runs it."""
+    if engine.dialect.name != "postgresql":
+        return run
+    key = lock_key(name)
+
+    def part(stop: threading.Event) -> None:
+        announced_waiting = False
+        while not stop.is_set():
+            try:
+                with engine.connect() as conn:
+                    got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+                    conn.commit()
+                    if not got:
+                        if not announced_waiting:
+                            log.info("ELECTION %s held by another process; standing by", name)
+                            announced_waiting = True
+                        stop.wait(retry)
+                        continue
+                    announced_waiting = False
+                    log.info("ELECTION %s won: running it here", name)
+                    _run_while_held(conn, name, run, stop, heartbeat)
+                    try:
+                        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                        conn.commit()
+                    except SQLAlchemyError:
+                        pass
+            except SQLAlchemyError as exc:
+                log.warning("ELECTION %s: database trouble (%s); retrying", name, exc.__class__.__name__)
+                stop.wait(retry)
+
+    return part
+
+
+def _run_while_held(
+    conn: Connection,
+    name: str,
+    run: Callable[[threading.Event], None],
+    stop: threading.Event,
+    heartbeat: float,
+) -> None:
+    """Run the part in a thread while our lock connection stays alive; stop it when it does not."""
+    inner = threading.Event()
+    worker = threading.Thread(target=run, args=(inner,), name=f"elected-{name}", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive() and not stop.wait(heartbeat):
+            try:
+                conn.execute(text("SELECT 1"))
+                conn.commit()
+            except SQLAlchemyError:
+                log.warning(
+                    "ELECTION %s lost its database connection (and so its lock); stopping it here", name
+                )
+                break
+    finally:
+        inner.set()
+        worker.join(30)
