@@ -11,9 +11,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from helpdesk.settings import Settings
+from intake.assignment import Assignment
+from intake.commands import TechnicianReplies
 from intake.desk import Desk
 from intake.imap_poller import MailboxPoller
 from intake.pipeline import Pipeline, Services
+from intake.sla_timer import SlaTimer
 from intake.store import RawStore
 from intake.worker import Worker
 from models.base import utcnow
@@ -42,6 +45,8 @@ class App:
     pipeline: Pipeline
     worker: Worker
     sender: Sender
+    assignment: Assignment
+    sla_timer: SlaTimer
     pollers: list[MailboxPoller] = field(default_factory=list)
 
     def poller(self, name: str) -> MailboxPoller:
@@ -71,7 +76,15 @@ def build_app(
     desk = Desk(settings.identity, settings.intake, settings.outgoing, Renderer(), on_outbox=sender.wake.set)
     rules = RulesHolder.from_config(settings.routing)
     router = RoutingEngine(rules, no_models, settings.routing.thresholds)
-    pipeline = Pipeline(Services(desk=desk, router=router))
+    assignment = Assignment(desk)
+    pipeline = Pipeline(
+        Services(
+            desk=desk,
+            router=router,
+            assigner=assignment,
+            technician_replies=TechnicianReplies(assignment, settings.routing.categories),
+        )
+    )
     worker = Worker(sessions, pipeline, settings.intake, clock=clock, on_committed=sender.wake.set)
     store = RawStore(sessions, on_stored=worker.wake.set)
     return App(
@@ -85,5 +98,9 @@ def build_app(
         pipeline=pipeline,
         worker=worker,
         sender=sender,
+        assignment=assignment,
+        sla_timer=SlaTimer(
+            sessions, assignment, settings.sla, clock=clock, interval=settings.sla_check_interval
+        ),
         pollers=[MailboxPoller(cfg, store, sessions, clock=clock) for cfg in settings.mailboxes],
     )

@@ -28,6 +28,7 @@ from helpdesk.views import (
     ticket_detail,
     ticket_summary,
 )
+from intake.assignment import open_loads
 from intake.errors import MailboxError, StoreError
 from intake.imap_state import MailboxStatus, mailbox_statuses
 from intake.ingest import (
@@ -40,12 +41,16 @@ from intake.ingest import (
     from_stream,
     store_all,
 )
+from intake.roster import change_technician, coordinators, import_people, staff
 from intake.worker import WorkReport, requeue
+from models.base import utcnow
 from models.claims import release_dead_claims
 from models.outbox import OutboxMessage, OutboxStatus
 from models.raw_message import RawMessage, RawStatus
 from models.ticket import Ticket, TicketStatus
+from routing.people import PeopleError, parse_people_toml
 from routing.rule_errors import RulesError
+from routing.shifts import is_on_shift
 
 EX_CONFIG = 78
 EX_SOFTWARE = 70
@@ -410,6 +415,111 @@ def _mailbox_view(name: str, status: MailboxStatus | None) -> dict[str, Any]:
     }
 
 
+def cmd_technicians_import(args: argparse.Namespace, settings: Settings) -> int:
+    path = Path(args.file)
+    try:
+        people = parse_people_toml(path.read_text(encoding="utf-8"), categories=settings.routing.categories)
+    except OSError as exc:
+        print(f"helpdesk technicians import: {exc}", file=sys.stderr)
+        return EX_NOINPUT
+    except PeopleError as exc:
+        print(f"helpdesk technicians import: {path} has problems:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 65  # EX_DATAERR
+    app = build_app(settings)
+    with app.sessions() as session:
+        report = import_people(session, people)
+        session.commit()
+    app.close()
+    print(
+        f"technicians: {len(report.created)} added, {len(report.updated)} updated, "
+        f"{len(report.unchanged)} unchanged; coordinators: {len(report.coordinators_created)} added, "
+        f"{len(report.coordinators_updated)} updated"
+    )
+    if report.not_in_file:
+        print(f"not in the file (left as they are): {', '.join(report.not_in_file)}")
+    return 0
+
+
+def cmd_technicians_list(args: argparse.Namespace, settings: Settings) -> int:
+    app = build_app(settings)
+    with app.readers() as session:
+        members = staff(session)
+        coords = [c for _, c in coordinators(session)]
+        loads = open_loads(session)
+    app.close()
+    now = utcnow()
+    views = [
+        {
+            **m.technician.as_dict(),
+            "on_shift": is_on_shift(m.technician, now),
+            "open_tickets": len(loads.get(m.email, [])),
+            "last_assigned_at": iso(m.last_assigned_at),
+        }
+        for m in members
+    ]
+    if args.json:
+        emit_json({"technicians": views, "coordinators": [c.as_dict() for c in coords]})
+        return 0
+    if not views:
+        print("no technicians; add them with `helpdesk technicians import FILE`")
+    else:
+        rows = [
+            [
+                v["email"],
+                v["name"],
+                v["tier"],
+                ",".join(v["languages"]),
+                "yes" if v["active"] else "no",
+                "on" if v["on_shift"] else "off",
+                f"{v['open_tickets']}/{v['max_open']}",
+                " ".join(f"{k}={n}" for k, n in v["skills"].items()),
+            ]
+            for v in views
+        ]
+        print(table(["email", "name", "tier", "languages", "active", "shift", "open", "skills"], rows))
+    if coords:
+        print()
+        print("coordinators: " + ", ".join(f"{c.name} <{c.email}>" for c in coords))
+    return 0
+
+
+def cmd_technicians_set(args: argparse.Namespace, settings: Settings) -> int:
+    app = build_app(settings)
+    try:
+        with app.sessions() as session:
+            tech = change_technician(session, args.email, args.settings, settings.routing.categories)
+            session.commit()
+    except KeyError as exc:
+        print(f"helpdesk technicians set: {exc.args[0]}", file=sys.stderr)
+        return 1
+    except PeopleError as exc:
+        for problem in exc.problems:
+            print(f"helpdesk technicians set: {problem}", file=sys.stderr)
+        return 65
+    finally:
+        app.close()
+    print(json.dumps(tech.as_dict(), ensure_ascii=False))
+    return 0
+
+
+def cmd_sla_check(args: argparse.Namespace, settings: Settings) -> int:
+    app = build_app(settings)
+    report = app.sla_timer.check()
+    app.close()
+    if args.json:
+        emit_json(report.as_dict())
+    else:
+        print(
+            f"checked {report.checked} open tickets: {report.warnings} reminders, {report.breaches} breaches "
+            f"({report.escalations} escalated), {report.assigned} assigned, {report.reassigned} reassigned"
+        )
+        for error in report.errors:
+            print(f"error: {error}")
+    return 1 if report.errors else 0
+
+
 # -- parser -------------------------------------------------------------------------------------
 
 
@@ -476,6 +586,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true")
     p.add_argument("--no-process", action="store_true")
     p.set_defaults(func=cmd_quarantine_retry)
+
+    technicians = sub.add_parser("technicians", help="who works tickets").add_subparsers(
+        dest="sub", required=True
+    )
+    p = technicians.add_parser("import", help="add or update technicians and coordinators from a TOML file")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_technicians_import)
+    p = technicians.add_parser("list", help="technicians with skills, shift and load; coordinators")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_technicians_list)
+    p = technicians.add_parser("set", help="change a technician: active=false tier=2 skills.network=4 ...")
+    p.add_argument("email")
+    p.add_argument("settings", nargs="+", metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_technicians_set)
+
+    sla = sub.add_parser("sla", help="SLA timers").add_subparsers(dest="sub", required=True)
+    p = sla.add_parser("check", help="one pass of the SLA timer (for cron): remind, escalate, reassign")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sla_check)
 
     p = sub.add_parser("status", help="queue, outbox and ticket counts")
     p.add_argument("--json", action="store_true")

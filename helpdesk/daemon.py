@@ -44,6 +44,8 @@ class Daemon:
             Part("sender", app.sender.run),
             Part("rules", self._watch_rules),
         ]
+        # The SLA timer ticks in one process only, however many share the database.
+        self.parts.append(Part("sla", elected(app.engine, "sla-timer", app.sla_timer.run)))
         for poller in app.pollers:
             # One reader per mailbox across every process sharing the database.
             name = f"imap:{poller.config.name}"

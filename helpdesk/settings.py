@@ -29,6 +29,7 @@ from intake.imap_config import ImapConfigError, ImapMailboxConfig, load_mailboxe
 from models.db import DatabaseConfig
 from notify.config import MailIdentity, OutgoingConfig, SmtpOutConfig
 from routing.config import DEFAULT_CATEGORIES, RoutingConfig
+from routing.sla import SlaConfig, SlaConfigError, default_sla_config, parse_sla_config
 
 CONFIG_NAME = "helpdesk.toml"
 ENV_CONFIG = "HELPDESK_CONFIG"
@@ -64,6 +65,8 @@ class Settings:
     models: ModelsConfig
     logging: LoggingConfig
     mailboxes: tuple[ImapMailboxConfig, ...] = ()
+    sla: SlaConfig = field(default_factory=default_sla_config)
+    sla_check_interval: float = 60.0
     raw: Mapping[str, Any] = field(default_factory=dict)  # the merged table, for sections read elsewhere
 
     @property
@@ -371,6 +374,12 @@ def build_settings(table: Mapping[str, Any], base: Path, path: Path | None) -> S
         mailboxes = load_mailboxes(imap, base_dir=base)
     except (ImapConfigError, ValueError) as exc:
         raise SettingsError(str(exc)) from exc
+    sla_table = dict(table.get("sla") or {})
+    sla_interval = _Section("sla", {"check_interval": sla_table.pop("check_interval", 60)}, base)
+    try:
+        sla = parse_sla_config(sla_table)
+    except SlaConfigError as exc:
+        raise SettingsError(str(exc)) from exc
     models_section = _Section("models", table.get("models"), base)
     logging_section = _Section("logging", table.get("logging"), base)
     return Settings(
@@ -386,5 +395,7 @@ def build_settings(table: Mapping[str, Any], base: Path, path: Path | None) -> S
             level=logging_section.text("level", "INFO").upper(), file=logging_section.path("file", None)
         ),
         mailboxes=mailboxes,
+        sla=sla,
+        sla_check_interval=sla_interval.duration("check_interval", 60),
         raw=dict(table),
     )

@@ -97,7 +97,7 @@ def by_referenced(session: Session, mail: ParsedEmail) -> ThreadMatch | None:
 
 def by_token(session: Session, tokens: list[Token]) -> ThreadMatch | None:
     for token in tokens:
-        if token.kind in ("t", "w") and session.get(Ticket, token.number) is not None:
+        if token.kind in ("t", "w", "c") and session.get(Ticket, token.number) is not None:
             return ThreadMatch(token.number, "token", token)
     return None
 
@@ -123,7 +123,7 @@ def find_ticket(
     match = match or by_subject_tag(session, mail)
     if match is not None and match.token is None:
         # Keep a technician's work token even when headers found the ticket: it says who is acting.
-        token = next((t for t in tokens if t.kind == "w" and t.number == match.ticket_id), None)
+        token = next((t for t in tokens if t.kind in ("w", "c") and t.number == match.ticket_id), None)
         if token is not None:
             match = ThreadMatch(match.ticket_id, match.by, token)
     return match

@@ -7,6 +7,7 @@ and so that the mail it causes is written to the outbox in the same transaction.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -254,6 +255,35 @@ class Desk:
             ticket.updated_at = now
         return StoredMessage(row_id, message_id, tuple(references))
 
+    def internal_note(
+        self, session: Session, ticket: Ticket, text: str, *, author: str, now: datetime
+    ) -> None:
+        """An internal note on the ticket: kept with its messages, never sent to the requester."""
+        session.connection().execute(
+            _INSERT_MESSAGE,
+            {
+                "ticket_id": ticket.id,
+                "direction": "in",
+                "kind": "note",
+                "message_id": f"note.{uuid.uuid4().hex}@{self.identity.domain}",
+                "in_reply_to": None,
+                "references": [],
+                "from_addr": author,
+                "from_name": "",
+                "to_addrs": [],
+                "cc_addrs": [],
+                "subject": "",
+                "text": text,
+                "new_text": text,
+                "internal": True,
+                "language": None,
+                "sent_at": now,
+                "created_at": now,
+                "raw_id": None,
+                "outbox_id": None,
+            },
+        )
+
     # -- status ------------------------------------------------------------------------------
 
     def set_status(
@@ -312,47 +342,86 @@ class Desk:
     ) -> QueuedMail | None:
         """Write a templated mail into the requester's thread; None when the automatic limit says no."""
         recipient = to or (ticket.requester_name, ticket.requester)
-        if not recipient[1]:
+        if reply_to_message is not None:
+            in_reply_to: str | None = reply_to_message.message_id
+            references = tuple(thread_references(reply_to_message.references, reply_to_message.message_id))
+        else:
+            in_reply_to, references = self.requester_thread(session, ticket)
+        return self.mail(
+            session,
+            ticket,
+            template,
+            to=recipient,
+            language=ticket.language,
+            reply_to=self.identity.plus_address(ticket_token(self.identity.secret, ticket.id)),
+            now=now,
+            kind=kind,
+            automatic=automatic,
+            context={"requester_name": ticket.requester_name, **(context or {})},
+            in_reply_to=in_reply_to,
+            references=references,
+            from_name=from_name,
+            internal=False,
+        )
+
+    def mail(
+        self,
+        session: Session,
+        ticket: Ticket,
+        template: str,
+        *,
+        to: tuple[str, str],
+        language: str,
+        reply_to: str,
+        now: datetime,
+        kind: str,
+        automatic: bool,
+        context: dict[str, Any] | None = None,
+        in_reply_to: str | None = None,
+        references: tuple[str, ...] = (),
+        from_name: str | None = None,
+        internal: bool = True,
+    ) -> QueuedMail | None:
+        """Write a templated mail about `ticket` to anyone; internal mail stays out of the requester's thread.
+
+        Automatic mail (RFC 3834) counts against the per-address hourly limit; over it, the mail is
+        not written and an event says so.
+        """
+        if not to[1]:
             return None
-        if automatic and not automatic_allowed(session, recipient[1], now, self.outgoing):
+        if automatic and not automatic_allowed(session, to[1], now, self.outgoing):
             self.event(
                 session,
                 ticket,
                 "mail_suppressed",
                 "system",
                 now=now,
-                reason=f"{kind} to {recipient[1]} not sent: more than "
+                reason=f"{kind} to {to[1]} not sent: more than "
                 f"{self.outgoing.auto_reply_limit_per_hour} automatic mails to that address in the last hour",
             )
-            log.info("SUPPRESSED %s #%d to=%s (hourly automatic-mail limit)", kind, ticket.id, recipient[1])
+            log.info("SUPPRESSED %s #%d to=%s (hourly automatic-mail limit)", kind, ticket.id, to[1])
             return None
-        if reply_to_message is not None:
-            in_reply_to: str | None = reply_to_message.message_id
-            references = tuple(thread_references(reply_to_message.references, reply_to_message.message_id))
-        else:
-            in_reply_to, references = self.requester_thread(session, ticket)
         body = self.renderer.render(
             template,
-            ticket.language,
+            language,
             ticket=_TicketView.of(ticket),
-            requester_name=ticket.requester_name,
             helpdesk_name=self.identity.name,
             **(context or {}),
         )
         draft = Draft(
-            to=(recipient,),
+            to=(to,),
             subject=tagged_subject(ticket.id, ticket.subject),
             body=body,
-            language=self.renderer.language_for(ticket.language),
-            reply_to=self.identity.plus_address(ticket_token(self.identity.secret, ticket.id)),
+            language=self.renderer.language_for(language),
+            reply_to=reply_to,
             in_reply_to=in_reply_to,
             references=references,
             automatic=automatic,
             ticket=ticket.id,
             from_name=from_name,
         )
-        queued = enqueue(session, self.identity, self.outgoing, draft, kind=kind, now=now)
-        log.info("QUEUED %s #%d to=%s outbox=%d", kind, ticket.id, recipient[1], queued.id)
+        queued = enqueue(session, self.identity, self.outgoing, draft, kind=kind, now=now, internal=internal)
+        log.info("QUEUED %s #%d to=%s outbox=%d", kind, ticket.id, to[1], queued.id)
         return queued
 
 

@@ -46,6 +46,10 @@ class Assigner(Protocol):
 
     def assign_new(self, session: Session, ticket: Ticket, *, now: datetime) -> None: ...
 
+    def reopened(self, session: Session, ticket: Ticket, *, now: datetime) -> None: ...
+
+    def tell_assignee(self, session: Session, ticket: Ticket, text: str, *, now: datetime) -> None: ...
+
 
 class ReplyHandler(Protocol):
     """Handles a technician's reply (commands and the relayed answer); True when it did."""
@@ -197,12 +201,17 @@ def append(ctx: Context, services: Services) -> None:
             ctx.session, ticket, TicketStatus.OPEN, mail.sender, now=ctx.now, reason="reply after resolution"
         )
         desk.event(ctx.session, ticket, "reopened", mail.sender, now=ctx.now, reason="requester replied")
+        desk.mail_requester(
+            ctx.session, ticket, "requester_reopened", now=ctx.now, kind="reopened", automatic=True
+        )
         if services.assigner is not None:
-            services.assigner.assign_new(ctx.session, ticket, now=ctx.now)
+            services.assigner.reopened(ctx.session, ticket, now=ctx.now)
     elif ticket.status is TicketStatus.WAITING:
         desk.set_status(
             ctx.session, ticket, TicketStatus.OPEN, mail.sender, now=ctx.now, reason="requester replied"
         )
+    if services.assigner is not None and ticket.assignee:
+        services.assigner.tell_assignee(ctx.session, ticket, mail.new_text or mail.text, now=ctx.now)
     log.info("REPLY #%d from=%s by=%s", ticket.id, mail.sender, by)
     raise Finished(RawOutcome.REPLY, f"#{ticket.id} by {by}")
 

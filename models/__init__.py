@@ -8,12 +8,14 @@ from models.base import Base, utcnow
 from models.mailbox_state import MailboxConnState, MailboxState
 from models.message import Attachment, Message, MessageRef
 from models.outbox import OutboxMessage, OutboxStatus
+from models.people import CoordinatorRow, TechnicianRow
 from models.raw_message import RawMessage, RawStatus
 from models.ticket import Participant, Priority, Ticket, TicketEvent, TicketStatus
 
 __all__ = [
     "Attachment",
     "Base",
+    "CoordinatorRow",
     "MailboxConnState",
     "MailboxState",
     "Message",
@@ -24,6 +26,7 @@ __all__ = [
     "Priority",
     "RawMessage",
     "RawStatus",
+    "TechnicianRow",
     "Ticket",
     "TicketEvent",
     "TicketStatus",

@@ -54,6 +54,7 @@ class Ticket(Base):
     requester: Mapped[str] = mapped_column(String(320))  # lower-cased address
     requester_name: Mapped[str] = mapped_column(String(300), default="")
     assignee: Mapped[str | None] = mapped_column(String(320))  # technician address
+    assigned_at: Mapped[datetime | None]
     language: Mapped[str] = mapped_column(String(10), default="en")
     tags: Mapped[list[str]] = mapped_column(default=list)
     # Why the category and priority are what they are: rule name or model version, confidence, terms.
@@ -63,6 +64,9 @@ class Ticket(Base):
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    resolution: Mapped[str | None] = mapped_column(Text)  # the note a technician resolved it with
+    # SLA steps already taken (warnings sent, breaches escalated), so the timer never repeats one.
+    sla_done: Mapped[list[str]] = mapped_column(default=list)
     # Tickets opened from a reply to a closed ticket point back at it.
     follow_up_of: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
 

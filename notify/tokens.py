@@ -7,6 +7,7 @@ are compared case-insensitively by many MTAs, so tokens are lower-case only.
 
     t<ticket>-<sig>            the requester's thread of ticket <ticket>
     w<ticket>.<who>-<sig>      a technician's work thread (<who>: technician id)
+    c<ticket>.<who>-<sig>      a coordinator's thread about a ticket (<who>: coordinator id)
     b<outbox>-<sig>            the envelope sender of one outgoing mail (VERP): bounces name it
 """
 
@@ -18,12 +19,12 @@ import re
 from dataclasses import dataclass
 
 SIG_LEN = 12  # hex digits: 48 bits, enough against guessing, short enough for any MTA
-_TOKEN = re.compile(r"^([twb])(\d{1,18})(?:\.(\d{1,18}))?-([0-9a-f]{" + str(SIG_LEN) + r"})$")
+_TOKEN = re.compile(r"^([twbc])(\d{1,18})(?:\.(\d{1,18}))?-([0-9a-f]{" + str(SIG_LEN) + r"})$")
 
 
 @dataclass(frozen=True)
 class Token:
-    kind: str  # "t" requester thread, "w" technician work, "b" bounce
+    kind: str  # "t" requester thread, "w" technician work, "c" coordinator, "b" bounce
     number: int  # the ticket, or the outbox row for "b"
     who: int | None = None
 
@@ -44,6 +45,10 @@ def ticket_token(secret: str, ticket: int) -> str:
 
 def work_token(secret: str, ticket: int, technician: int) -> str:
     return Token("w", ticket, technician).text(secret)
+
+
+def coordinator_token(secret: str, ticket: int, coordinator: int) -> str:
+    return Token("c", ticket, coordinator).text(secret)
 
 
 def bounce_token(secret: str, outbox_id: int) -> str:

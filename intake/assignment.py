@@ -1,0 +1,423 @@
+"""Giving tickets to technicians: the best-skilled one on shift, escalation, and the mail it causes.
+
+`routing.assign` scores the candidates (skill, language, tier, load, shift); this module feeds it
+from the database, records the decision as an event with the score and its parts, and writes the
+mail in the same transaction: the assignment notice to the technician (with the requester's text,
+why it was routed so, the most similar resolved tickets and the command help), a short notice to
+the requester, or, when nobody fits, one mail to each coordinator saying why.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from intake.desk import Desk
+from intake.roster import StaffMember, coordinators, staff
+from models.message import Message
+from models.people import TechnicianRow
+from models.ticket import Priority, Ticket, TicketStatus
+from notify.tokens import coordinator_token, work_token
+from routing.assign import AssignmentDecision, TicketNeeds, choose_technician, escalate
+
+log = logging.getLogger("helpdesk.assign")
+
+ACTIVE_STATUSES = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS)
+SIMILAR_CANDIDATES = 300  # resolved tickets compared, newest first
+_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class SimilarTicket:
+    number: int
+    subject: str
+    resolution: str
+    score: float
+
+
+def _words(text: str) -> Counter[str]:
+    return Counter(w.lower() for w in _WORD.findall(text))
+
+
+def similar_resolved(session: Session, ticket: Ticket, text: str, limit: int = 3) -> list[SimilarTicket]:
+    """The resolved tickets most like this one (TF-IDF cosine over subject and text), with their notes."""
+    rows = session.execute(
+        select(Ticket.id, Ticket.subject, Ticket.resolution, Ticket.category)
+        .where(Ticket.resolution.is_not(None), Ticket.id != ticket.id)
+        .order_by(Ticket.resolved_at.desc())
+        .limit(SIMILAR_CANDIDATES)
+    ).all()
+    if not rows:
+        return []
+    first_texts = dict(
+        session.execute(
+            select(Message.ticket_id, Message.new_text)
+            .where(Message.ticket_id.in_([r.id for r in rows]), Message.direction == "in")
+            .order_by(Message.id.desc())
+        ).all()
+    )
+    docs = [_words(f"{r.subject} {r.subject} {first_texts.get(r.id, '')}") for r in rows]
+    query = _words(f"{ticket.subject} {ticket.subject} {text}")
+    df: Counter[str] = Counter()
+    for doc in docs:
+        df.update(doc.keys())
+    n = len(docs)
+
+    def vector(counts: Counter[str]) -> dict[str, float]:
+        return {w: c * math.log((1 + n) / (1 + df.get(w, 0))) for w, c in counts.items()}
+
+    q = vector(query)
+    q_norm = math.sqrt(sum(v * v for v in q.values())) or 1.0
+    scored: list[SimilarTicket] = []
+    for row, doc in zip(rows, docs, strict=True):
+        d = vector(doc)
+        dot = sum(value * d.get(word, 0.0) for word, value in q.items())
+        norm = math.sqrt(sum(v * v for v in d.values())) or 1.0
+        score = dot / (q_norm * norm) + (0.05 if row.category == ticket.category else 0.0)
+        if dot > 0:
+            scored.append(SimilarTicket(row.id, row.subject, row.resolution or "", round(score, 3)))
+    scored.sort(key=lambda s: s.score, reverse=True)
+    return scored[:limit]
+
+
+def open_loads(session: Session) -> dict[str, list[Priority]]:
+    loads: dict[str, list[Priority]] = {}
+    rows = session.execute(
+        select(Ticket.assignee, Ticket.priority).where(
+            Ticket.assignee.is_not(None), Ticket.status.in_(ACTIVE_STATUSES)
+        )
+    )
+    for assignee, priority in rows:
+        loads.setdefault(str(assignee), []).append(priority)
+    return loads
+
+
+def needs_of(ticket: Ticket) -> TicketNeeds:
+    return TicketNeeds(ticket.category, ticket.priority, ticket.language or "und")
+
+
+def routing_summary(ticket: Ticket) -> str:
+    routing = ticket.routing or {}
+    parts = []
+    for field in ("category", "priority"):
+        decision = routing.get(field) or {}
+        if decision:
+            line = f"{field} {decision.get('value')} by {decision.get('reason')}"
+            if decision.get("top_terms"):
+                line += f" (terms: {', '.join(decision['top_terms'][:6])})"
+            parts.append(line)
+    return "; ".join(parts) or "set by hand"
+
+
+class Assignment:
+    """The assigner the pipeline, technician commands and the SLA timer share."""
+
+    def __init__(self, desk: Desk) -> None:
+        self.desk = desk
+
+    # -- choosing ----------------------------------------------------------------------------
+
+    def _candidates(self, session: Session) -> tuple[list[StaffMember], dict[str, list[Priority]]]:
+        return staff(session), open_loads(session)
+
+    def decide(
+        self,
+        session: Session,
+        ticket: Ticket,
+        *,
+        now: datetime,
+        exclude: Collection[str] | dict[str, str] = (),
+        min_tier: int = 1,
+    ) -> tuple[AssignmentDecision, list[StaffMember]]:
+        members, loads = self._candidates(session)
+        decision = choose_technician(
+            needs_of(ticket),
+            [m.technician for m in members],
+            now=now,
+            loads=loads,
+            last_assigned={m.email: m.last_assigned_at for m in members if m.last_assigned_at is not None},
+            exclude=exclude,
+            min_tier=min_tier,
+        )
+        return decision, members
+
+    def assign_new(self, session: Session, ticket: Ticket, *, now: datetime) -> None:
+        """A routed ticket (new, or reopened without an assignee who can still take it)."""
+        members = {m.email: m for m in staff(session)}
+        if not members:
+            return  # a desk without technicians: tickets wait in triage for whoever reads them
+        fixed = ticket.assignee
+        if fixed is not None:
+            member = members.get(fixed)
+            if member is not None and member.technician.active:
+                self.give_to(
+                    session, ticket, member, now=now, actor="rule", reason="assigned by a routing rule"
+                )
+                return
+            ticket.assignee = None
+            self.desk.event(
+                session,
+                ticket,
+                "assignment_note",
+                "system",
+                now=now,
+                reason=f"the rule's assignee {fixed} is not an active technician; choosing by skill instead",
+            )
+        self.assign(session, ticket, now=now, actor="system", reason="new ticket")
+
+    def reopened(self, session: Session, ticket: Ticket, *, now: datetime) -> None:
+        """A reopened ticket stays with its technician while they are active; otherwise it is given anew."""
+        member = next((m for m in staff(session) if m.email == ticket.assignee), None)
+        if member is not None and member.technician.active:
+            return
+        previous = ticket.assignee
+        ticket.assignee = None
+        if staff(session):
+            self.assign(
+                session,
+                ticket,
+                now=now,
+                actor="system",
+                reason=f"reopened; {previous or 'nobody'} can no longer take it",
+            )
+
+    def tell_assignee(self, session: Session, ticket: Ticket, text: str, *, now: datetime) -> None:
+        """The assignee hears about the requester's reply, with a reply address that works for commands."""
+        member = next((m for m in staff(session) if m.email == ticket.assignee), None)
+        if member is None:
+            return
+        tech = member.technician
+        self.desk.mail(
+            session,
+            ticket,
+            "technician_requester_replied",
+            to=(tech.name, tech.email),
+            language=tech.languages[0] if tech.languages else "en",
+            reply_to=self.desk.identity.plus_address(
+                work_token(self.desk.identity.secret, ticket.id, member.id)
+            ),
+            now=now,
+            kind="requester_replied",
+            automatic=False,
+            context={"text": text.strip(), "technician": tech},
+        )
+
+    def assign(
+        self,
+        session: Session,
+        ticket: Ticket,
+        *,
+        now: datetime,
+        actor: str,
+        reason: str,
+        exclude: Collection[str] | dict[str, str] = (),
+        min_tier: int = 1,
+        tell_coordinators: bool = True,
+    ) -> AssignmentDecision:
+        decision, members = self.decide(session, ticket, now=now, exclude=exclude, min_tier=min_tier)
+        chosen = next((m for m in members if m.email == decision.email), None)
+        if chosen is not None:
+            self.give_to(session, ticket, chosen, now=now, actor=actor, reason=reason, decision=decision)
+        else:
+            self.nobody_fits(session, ticket, decision, now=now, reason=reason, tell=tell_coordinators)
+        return decision
+
+    def escalate(self, session: Session, ticket: Ticket, *, now: datetime, actor: str, reason: str) -> bool:
+        """To the best technician of the next tier up; False (coordinators told) when there is none."""
+        members, loads = self._candidates(session)
+        decision = escalate(
+            needs_of(ticket),
+            [m.technician for m in members],
+            now=now,
+            current_assignee=ticket.assignee,
+            loads=loads,
+            last_assigned={m.email: m.last_assigned_at for m in members if m.last_assigned_at is not None},
+        )
+        self.desk.event(
+            session,
+            ticket,
+            "escalated",
+            actor,
+            now=now,
+            old=ticket.assignee,
+            new=decision.email,
+            reason=reason,
+            data=decision.reason(),
+        )
+        chosen = next((m for m in members if m.email == decision.email), None)
+        previous = ticket.assignee
+        if chosen is None:
+            self.nobody_fits(session, ticket, decision, now=now, reason=f"escalation: {reason}", tell=True)
+            return False
+        self.give_to(
+            session,
+            ticket,
+            chosen,
+            now=now,
+            actor=actor,
+            reason=f"escalated: {reason}",
+            decision=decision,
+            escalated_from=previous,
+        )
+        self.tell_coordinators(
+            session,
+            ticket,
+            "coordinator_escalated",
+            now=now,
+            context={
+                "reason": reason,
+                "previous": previous,
+                "new": chosen.technician.name,
+                "new_email": chosen.email,
+                "tier": chosen.technician.tier,
+            },
+        )
+        return True
+
+    # -- doing -------------------------------------------------------------------------------
+
+    def give_to(
+        self,
+        session: Session,
+        ticket: Ticket,
+        member: StaffMember,
+        *,
+        now: datetime,
+        actor: str,
+        reason: str,
+        decision: AssignmentDecision | None = None,
+        escalated_from: str | None = None,
+    ) -> None:
+        previous = ticket.assignee
+        tech = member.technician
+        ticket.assignee = tech.email
+        ticket.assigned_at = now
+        row = session.get(TechnicianRow, member.id)
+        if row is not None:
+            row.last_assigned_at = now
+        data: dict[str, Any] = decision.reason() if decision is not None else {"technician": tech.email}
+        self.desk.event(
+            session,
+            ticket,
+            "assigned",
+            actor,
+            now=now,
+            old=previous if previous != tech.email else None,
+            new=tech.email,
+            reason=reason,
+            data=data,
+        )
+        if ticket.status is TicketStatus.NEW:
+            self.desk.set_status(session, ticket, TicketStatus.OPEN, actor, now=now, reason="assigned")
+        log.info(
+            "ASSIGNED #%d to=%s score=%s by=%s %s",
+            ticket.id,
+            tech.email,
+            decision.score if decision else "-",
+            actor,
+            reason,
+        )
+        first_text = session.execute(
+            select(Message.new_text)
+            .where(Message.ticket_id == ticket.id, Message.direction == "in", Message.internal.is_(False))
+            .order_by(Message.id)
+            .limit(1)
+        ).scalar()
+        self.desk.mail(
+            session,
+            ticket,
+            "technician_assigned",
+            to=(tech.name, tech.email),
+            language=tech.languages[0] if tech.languages else "en",
+            reply_to=self.desk.identity.plus_address(
+                work_token(self.desk.identity.secret, ticket.id, member.id)
+            ),
+            now=now,
+            kind="assignment",
+            automatic=False,
+            context={
+                "technician": tech,
+                "requester_text": (first_text or "").strip(),
+                "routing": routing_summary(ticket),
+                "score": decision.score if decision else None,
+                "parts": dict(decision.parts) if decision else {},
+                "similar": similar_resolved(session, ticket, first_text or ""),
+                "escalated_from": escalated_from,
+                "reason": reason,
+            },
+        )
+        if (
+            previous is None
+            and ticket.requester
+            and ticket.status not in (TicketStatus.RESOLVED, TicketStatus.CLOSED)
+        ):
+            self.desk.mail_requester(
+                session,
+                ticket,
+                "requester_assigned",
+                now=now,
+                kind="assigned",
+                automatic=True,
+                context={"technician_name": tech.name},
+            )
+
+    def nobody_fits(
+        self,
+        session: Session,
+        ticket: Ticket,
+        decision: AssignmentDecision,
+        *,
+        now: datetime,
+        reason: str,
+        tell: bool,
+    ) -> None:
+        explanation = decision.explanation() or "no technician fits"
+        self.desk.event(
+            session,
+            ticket,
+            "unassigned",
+            "system",
+            now=now,
+            reason=f"{reason}: nobody fits",
+            data=decision.reason(),
+        )
+        log.info("UNASSIGNED #%d nobody fits: %s", ticket.id, explanation.replace("\n", "; "))
+        if tell:
+            self.tell_coordinators(
+                session,
+                ticket,
+                "coordinator_unassigned",
+                now=now,
+                context={"explanation": explanation.splitlines(), "reason": reason},
+            )
+
+    def tell_coordinators(
+        self, session: Session, ticket: Ticket, template: str, *, now: datetime, context: dict[str, Any]
+    ) -> int:
+        sent = 0
+        for coord_id, coord in coordinators(session):
+            queued = self.desk.mail(
+                session,
+                ticket,
+                template,
+                to=(coord.name, coord.email),
+                language=coord.language,
+                reply_to=self.desk.identity.plus_address(
+                    coordinator_token(self.desk.identity.secret, ticket.id, coord_id)
+                ),
+                now=now,
+                kind=template,
+                automatic=False,
+                context={"coordinator": coord, "routing": routing_summary(ticket), **context},
+            )
+            sent += queued is not None
+        return sent

@@ -1,0 +1,256 @@
+"""The SLA timer: reminds at 75% of a target, escalates at breach, and keeps tickets with someone on shift.
+
+Runs in `helpdesk serve` (one process at a time, elected) every `check_interval`, and as
+`helpdesk sla check` for cron. Each ticket is handled in a transaction of its own, and each SLA
+step is recorded on the ticket (`sla_done`) in the same transaction as the mail it causes, so
+running the check twice never sends anything twice. Every step is also an event on the ticket.
+
+Besides the targets, the timer:
+* gives unassigned tickets to a technician as soon as one fits (someone came on shift);
+* moves a ticket whose assignee was deactivated, or is off shift while the ticket's next SLA
+  target falls before their next shift starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from intake.assignment import Assignment
+from intake.roster import StaffMember, staff
+from models.base import utcnow
+from models.ticket import Ticket, TicketEvent, TicketStatus
+from notify.tokens import work_token
+from routing.shifts import is_on_shift, next_shift_start
+from routing.sla import SlaAction, SlaConfig, SlaFacts, SlaStep, due_times, paused_spans, sla_state
+
+log = logging.getLogger("helpdesk.sla")
+
+OPEN_STATUSES = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.WAITING)
+
+
+@dataclass
+class SlaReport:
+    checked: int = 0
+    warnings: int = 0
+    breaches: int = 0
+    escalations: int = 0
+    assigned: int = 0
+    reassigned: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "checked": self.checked,
+            "warnings": self.warnings,
+            "breaches": self.breaches,
+            "escalations": self.escalations,
+            "assigned": self.assigned,
+            "reassigned": self.reassigned,
+            "errors": self.errors,
+        }
+
+
+def ticket_facts(session: Session, ticket: Ticket) -> SlaFacts:
+    changes = session.execute(
+        select(TicketEvent.at, TicketEvent.new)
+        .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "status")
+        .order_by(TicketEvent.id)
+    ).all()
+    steps = frozenset(SlaStep(s) for s in ticket.sla_done if s in {step.value for step in SlaStep})
+    return SlaFacts(
+        created_at=ticket.created_at,
+        priority=ticket.priority,
+        status=ticket.status,
+        first_response_at=ticket.first_response_at,
+        resolved_at=ticket.resolved_at,
+        steps_done=steps,
+        paused=paused_spans([(at, TicketStatus(new)) for at, new in changes if new]),
+    )
+
+
+class SlaTimer:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        assignment: Assignment,
+        config: SlaConfig,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        interval: float = 60.0,
+    ) -> None:
+        self._sessions = sessions
+        self._assignment = assignment
+        self._desk = assignment.desk
+        self._config = config
+        self._clock = clock
+        self.interval = interval
+
+    def check(self) -> SlaReport:
+        """One pass over every open ticket."""
+        report = SlaReport()
+        now = self._clock()
+        with self._sessions() as session:
+            ids = list(
+                session.scalars(select(Ticket.id).where(Ticket.status.in_(OPEN_STATUSES)).order_by(Ticket.id))
+            )
+        for ticket_id in ids:
+            with self._sessions() as session:
+                try:
+                    ticket = session.get(Ticket, ticket_id)
+                    if ticket is None or ticket.status not in OPEN_STATUSES:
+                        continue
+                    report.checked += 1
+                    self._check_ticket(session, ticket, now, report)
+                    session.commit()
+                except Exception as exc:  # one bad ticket must not stop the others
+                    session.rollback()
+                    log.exception("SLA check of #%d failed", ticket_id)
+                    report.errors.append(f"#{ticket_id}: {exc.__class__.__name__}: {exc}")
+        if report.warnings or report.breaches or report.assigned or report.reassigned:
+            log.info("SLA CHECKED %d tickets: %s", report.checked, report.as_dict())
+        return report
+
+    def _check_ticket(self, session: Session, ticket: Ticket, now: datetime, report: SlaReport) -> None:
+        members = {m.email: m for m in staff(session)}
+        for action in sla_state(ticket_facts(session, ticket), now, self._config):
+            self._take(session, ticket, action, now, members, report)
+        if members and ticket.status is not TicketStatus.WAITING:
+            self._keep_staffed(session, ticket, now, members, report)
+
+    def _take(
+        self,
+        session: Session,
+        ticket: Ticket,
+        action: SlaAction,
+        now: datetime,
+        members: dict[str, StaffMember],
+        report: SlaReport,
+    ) -> None:
+        ticket.sla_done = [*ticket.sla_done, action.step.value]
+        target = action.step.target.replace("_", " ")
+        due = action.due_at.isoformat(timespec="minutes")
+        self._desk.event(
+            session,
+            ticket,
+            "sla",
+            "sla-timer",
+            now=now,
+            new=action.step.value,
+            reason=f"{target} target due at {due}",
+            data=action.as_dict(),
+        )
+        log.info("SLA #%d %s (due %s)", ticket.id, action.step.value, due)
+        if action.escalate:
+            report.breaches += 1
+            before = ticket.assignee
+            escalated = self._assignment.escalate(
+                session,
+                ticket,
+                now=now,
+                actor="sla-timer",
+                reason=f"the {target} target was missed (due {due})",
+            )
+            report.escalations += escalated
+            self._assignment.tell_coordinators(
+                session,
+                ticket,
+                "coordinator_sla_breach",
+                now=now,
+                context={
+                    "target": target,
+                    "due_at": due,
+                    "escalation": f"to {ticket.assignee}"
+                    if escalated
+                    else f"nobody above {before or 'tier 0'} fits",
+                },
+            )
+            return
+        report.warnings += 1
+        member = members.get(ticket.assignee or "")
+        if member is None:
+            self._assignment.tell_coordinators(
+                session, ticket, "coordinator_sla_warning", now=now, context={"target": target, "due_at": due}
+            )
+            return
+        tech = member.technician
+        self._desk.mail(
+            session,
+            ticket,
+            "technician_sla_warning",
+            to=(tech.name, tech.email),
+            language=tech.languages[0] if tech.languages else "en",
+            reply_to=self._desk.identity.plus_address(
+                work_token(self._desk.identity.secret, ticket.id, member.id)
+            ),
+            now=now,
+            kind="sla_warning",
+            automatic=False,
+            context={"technician": tech, "target": target, "due_at": due},
+        )
+
+    def _keep_staffed(
+        self,
+        session: Session,
+        ticket: Ticket,
+        now: datetime,
+        members: dict[str, StaffMember],
+        report: SlaReport,
+    ) -> None:
+        current = members.get(ticket.assignee or "")
+        if ticket.assignee is None:
+            decision = self._assignment.assign(
+                session,
+                ticket,
+                now=now,
+                actor="sla-timer",
+                reason="a technician is available now",
+                tell_coordinators=False,
+            )
+            report.assigned += decision.technician is not None
+            return
+        if current is None or not current.technician.active:
+            why = f"{ticket.assignee} is no longer an active technician"
+        elif not is_on_shift(current.technician, now) and self._due_before_return(ticket, current, now):
+            why = f"{ticket.assignee} is off shift until after the next SLA target"
+        else:
+            return
+        previous = ticket.assignee
+        decision = self._assignment.decide(
+            session, ticket, now=now, exclude={previous: "the current assignee"}
+        )[0]
+        if decision.technician is None:
+            return  # nobody better now: it stays, and the next check tries again
+        ticket.assignee = None
+        self._assignment.assign(
+            session,
+            ticket,
+            now=now,
+            actor="sla-timer",
+            reason=f"reassigned: {why}",
+            exclude={previous: "the current assignee"},
+            tell_coordinators=False,
+        )
+        report.reassigned += 1
+
+    def _due_before_return(self, ticket: Ticket, member: StaffMember, now: datetime) -> bool:
+        back = next_shift_start(member.technician, now)
+        if back is None:
+            return False
+        first, resolution = due_times(ticket.created_at, ticket.priority, self._config)
+        due = resolution if ticket.first_response_at is not None else min(first, resolution)
+        return due < back
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.check()
+            except Exception:
+                log.exception("SLA timer pass failed; trying again next time")
+            stop.wait(self.interval)
