@@ -301,6 +301,8 @@ class Assignment:
         tech = member.technician
         ticket.assignee = tech.email
         ticket.assigned_at = now
+        # On the ticket from now on: a mail of theirs quoting [#N] threads here (and is then checked).
+        self.desk.participant(session, ticket, tech.email, tech.name, "technician", notify=False)
         row = session.get(TechnicianRow, member.id)
         if row is not None:
             row.last_assigned_at = now
@@ -316,7 +318,9 @@ class Assignment:
             reason=reason,
             data=data,
         )
-        if ticket.status is TicketStatus.NEW:
+        # A ticket assigned as it is opened: its acknowledgment names the technician, no second mail.
+        fresh = ticket.status is TicketStatus.NEW
+        if fresh:
             self.desk.set_status(session, ticket, TicketStatus.OPEN, actor, now=now, reason="assigned")
         log.info(
             "ASSIGNED #%d to=%s score=%s by=%s %s",
@@ -355,11 +359,8 @@ class Assignment:
                 "reason": reason,
             },
         )
-        if (
-            previous is None
-            and ticket.requester
-            and ticket.status not in (TicketStatus.RESOLVED, TicketStatus.CLOSED)
-        ):
+        done = ticket.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED)
+        if previous is None and not fresh and ticket.requester and not done:
             self.desk.mail_requester(
                 session,
                 ticket,
@@ -415,7 +416,7 @@ class Assignment:
                     coordinator_token(self.desk.identity.secret, ticket.id, coord_id)
                 ),
                 now=now,
-                kind=template,
+                kind="coordinator",
                 automatic=False,
                 context={"coordinator": coord, "routing": routing_summary(ticket), **context},
             )

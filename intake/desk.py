@@ -410,7 +410,7 @@ class Desk:
         )
         draft = Draft(
             to=(to,),
-            subject=tagged_subject(ticket.id, ticket.subject),
+            subject=tagged_subject(ticket.id, ticket.subject, reply=in_reply_to is not None),
             body=body,
             language=self.renderer.language_for(language),
             reply_to=reply_to,

@@ -22,6 +22,7 @@ from intake.desk import Desk, StoredMessage
 from intake.errors import PipelineError
 from intake.loops import Automation, MailKind, classify
 from intake.parse import Address, ParsedEmail, parse_email
+from intake.roster import technician_by_email
 from models.message import MessageKind
 from models.outbox import OutboxMessage, OutboxStatus
 from models.raw_message import RawMessage, RawOutcome
@@ -316,6 +317,7 @@ def acknowledge(ctx: Context, services: Services) -> None:
         if not services.desk.identity.is_ours(addr.addr):
             to = (addr.name or ticket.requester_name, addr.addr)
             break
+    assignee = technician_by_email(ctx.session, ticket.assignee) if ticket.assignee else None
     services.desk.mail_requester(
         ctx.session,
         ticket,
@@ -325,6 +327,7 @@ def acknowledge(ctx: Context, services: Services) -> None:
         automatic=True,
         reply_to_message=ctx.message,
         to=to,
+        context={"assignee_name": assignee.technician.name if assignee else None},
     )
 
 

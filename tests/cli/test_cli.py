@@ -174,3 +174,63 @@ def test_broken_config_is_a_clear_error(
     (tmp_path / "helpdesk.toml").write_text('[smtp]\nlisten = "nonsense"\n')
     assert main(["status"]) == 78
     assert "smtp.listen" in capsys.readouterr().err
+
+
+ROSTER = """
+[[technician]]
+name = "Alicja Nowak"
+email = "Alicja@Example.test"
+languages = ["pl", "en"]
+timezone = "Europe/Warsaw"
+shifts = ["24/7"]
+skills = { printing = 5 }
+
+[[coordinator]]
+name = "Marta"
+email = "coord@example.test"
+"""
+
+
+def test_technicians_import_list_set(desk: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    roster = desk / "people.toml"
+    roster.write_text(ROSTER)
+    assert main(["technicians", "import", str(roster)]) == 0
+    assert "1 added" in capsys.readouterr().out
+    assert main(["technicians", "import", str(roster)]) == 0  # re-import: nothing duplicated
+    assert "0 added, 0 updated, 1 unchanged" in capsys.readouterr().out
+    listing = run_json(capsys, "technicians", "list", "--json")
+    assert [t["email"] for t in listing["technicians"]] == ["alicja@example.test"]
+    assert listing["technicians"][0]["on_shift"] is True
+    assert listing["coordinators"][0]["email"] == "coord@example.test"
+    assert (
+        main(["technicians", "set", "alicja@example.test", "active=false", "skills.network=4", "tier=2"]) == 0
+    )
+    capsys.readouterr()
+    after = run_json(capsys, "technicians", "list", "--json")["technicians"][0]
+    assert after["active"] is False
+    assert after["tier"] == 2
+    assert after["skills"] == {"network": 4, "printing": 5}
+    assert main(["technicians", "set", "alicja@example.test", "tier=9", "nonsense=1"]) == 65
+    err = capsys.readouterr().err
+    assert "tier" in err
+    assert "nonsense" in err
+    assert main(["technicians", "set", "nobody@example.test", "active=false"]) == 1
+
+
+def test_technicians_import_reports_every_problem(desk: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    roster = desk / "bad.toml"
+    roster.write_text(
+        '[[technician]]\nname = "A"\nemail = "a@example.test"\nshifts = ["someday"]\ntier = 7\n'
+        "skills = { cooking = 3 }\n"
+    )
+    assert main(["technicians", "import", str(roster)]) == 65
+    err = capsys.readouterr().err
+    assert "tier" in err
+    assert "shifts" in err
+    assert "cooking" in err
+
+
+def test_sla_check_json(desk: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_json(capsys, "sla", "check", "--json")
+    assert report["checked"] == 0
+    assert report["errors"] == []
