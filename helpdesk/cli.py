@@ -520,6 +520,20 @@ def cmd_sla_check(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.errors else 0
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from helpdesk.report import build_report, render_report
+
+    app = build_app(settings)
+    with app.readers() as session:
+        report = build_report(session, now=utcnow(), days=args.days, sla=settings.sla)
+    app.close()
+    if args.json:
+        emit_json(report)
+    else:
+        print(render_report(report))
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------------
 
 
@@ -605,6 +619,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sla.add_parser("check", help="one pass of the SLA timer (for cron): remind, escalate, reassign")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sla_check)
+
+    p = sub.add_parser("report", help="what the desk did: volumes, SLA, response times, who has what")
+    p.add_argument("--days", type=int, default=7)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("status", help="queue, outbox and ticket counts")
     p.add_argument("--json", action="store_true")

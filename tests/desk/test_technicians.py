@@ -372,3 +372,23 @@ def test_nobody_fits_tells_the_coordinator_why(desk: Desk) -> None:
     assert len(told) == 1
     text = told[0].message.get_content()
     assert "inactive" in text or "not active" in text
+
+
+def test_report_counts_what_happened(desk: Desk) -> None:
+    from helpdesk.report import build_report, render_report
+
+    number, assignment = polish_printer_ticket(desk)
+    reply_to = assignment["Reply-To"].addresses[0].addr_spec
+    desk.clock.advance(hours=1)
+    desk.send(
+        reply("alicja@example.test", reply_to, "Re: x", "#resolve toner wymieniony\n\nGotowe."), to=reply_to
+    )
+    with desk.app.sessions() as s:
+        report = build_report(s, now=desk.clock.now, days=7, sla=desk.app.settings.sla)
+    assert report["opened"] == 1
+    assert report["resolved"] == 1
+    assert report["first_response_hours"]["median"] == 1.0
+    assert report["sla"]["met"] == 1
+    assert report["routed_by"] == {"rule": 1}
+    assert "opened 1   resolved 1" in render_report(report)
+    assert number == 1

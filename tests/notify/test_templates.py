@@ -1,0 +1,92 @@
+"""Every template renders in every language with the context the code gives it (StrictUndefined)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from intake.commands import COMMAND_HELP
+from intake.errors import CommandError
+from notify.render import LANGUAGES, TEMPLATES, Renderer
+
+TICKET = SimpleNamespace(
+    number=42,
+    subject="Drukarka nie drukuje",
+    status="open",
+    category="printing",
+    priority="high",
+    requester="zofia@example.pl",
+    assignee="alicja@example.test",
+)
+TECH = SimpleNamespace(name="Alicja Nowak", email="alicja@example.test")
+COORD = SimpleNamespace(name="Marta", email="coord@example.test")
+CONTEXT: dict[str, dict[str, Any]] = {
+    "ack": {"requester_name": "Zofia", "assignee_name": "Alicja Nowak"},
+    "requester_assigned": {"requester_name": "Zofia", "technician_name": "Alicja Nowak"},
+    "requester_waiting": {"requester_name": ""},
+    "requester_resolved": {"requester_name": "Zofia", "resolution": "toner replaced"},
+    "requester_reopened": {"requester_name": "Zofia"},
+    "relay": {
+        "text": "Czy jest włączona?",
+        "technician_name": "Alicja Nowak",
+        "notices": ["waiting", "resolved", "reopened"],
+        "ticket_resolution": "toner",
+    },
+    "technician_assigned": {
+        "technician": TECH,
+        "requester_text": "line one\nline two",
+        "routing": "rule:x",
+        "score": 97.5,
+        "parts": {"skill": 50.0, "tier": -0.0},
+        "similar": [SimpleNamespace(number=7, subject="old", resolution="fixed", score=0.5)],
+        "escalated_from": "bob@example.test",
+        "reason": "needs a specialist",
+    },
+    "technician_requester_replied": {"technician": TECH, "text": "still broken"},
+    "technician_sla_warning": {"technician": TECH, "target": "first response", "due_at": "2026-11-24T17:00"},
+    "command_error": {"errors": [CommandError(2, "#resolve", "needs a note")], "help": COMMAND_HELP},
+    "refusal": {"why": "its sender does not match"},
+    "coordinator_unassigned": {
+        "coordinator": COORD,
+        "routing": "r",
+        "explanation": ["bob: off shift"],
+        "reason": "new",
+    },
+    "coordinator_escalated": {
+        "coordinator": COORD,
+        "routing": "r",
+        "reason": "sla",
+        "previous": "bob",
+        "new": "Kasia",
+        "new_email": "kasia@example.test",
+        "tier": 2,
+    },
+    "coordinator_sla_breach": {
+        "coordinator": COORD,
+        "routing": "r",
+        "target": "resolution",
+        "due_at": "x",
+        "escalation": "to kasia",
+    },
+    "coordinator_sla_warning": {"coordinator": COORD, "routing": "r", "target": "resolution", "due_at": "x"},
+}
+
+
+def test_every_template_has_a_context_here() -> None:
+    names = {
+        p.name.removesuffix(".txt.j2")
+        for p in (TEMPLATES / "en").glob("*.txt.j2")
+        if not p.name.startswith("_")
+    }
+    assert names == set(CONTEXT)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", sorted(CONTEXT))
+def test_renders(name: str, language: str) -> None:
+    text = Renderer().render(name, language, ticket=TICKET, helpdesk_name="Helpdesk", **CONTEXT[name])
+    assert text.strip()
+    assert "42" in text
+    assert (TEMPLATES / language / f"{name}.txt.j2").exists(), f"{name} has no {language} version"
