@@ -30,5 +30,7 @@ class IntakeConfig:
     # Mails processed per commit, and the longest a group may wait: one disk flush per group, not per mail.
     commit_every: int = 25
     commit_interval: float = 0.25
+    # After a quiet spell, how long the worker lets arriving mail gather before it claims a batch.
+    gather_seconds: float = 0.02
     claim_lease_seconds: float = 300.0
     max_attempts: int = 3  # a mail that kills the worker this often is quarantined

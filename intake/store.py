@@ -122,7 +122,7 @@ class RawStore:
             with self._sessions() as session:
                 result = self._store_in(session, incoming)
                 session.commit()
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, TimeoutError) as exc:
             raise StoreError(f"cannot store mail: {exc.__class__.__name__}: {exc}") from exc
         if not result.duplicate and self._on_stored is not None:
             self._on_stored()
@@ -144,7 +144,7 @@ class RawStore:
                         yield from self._committed(pending)
                         pending = []
                 session.commit()
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, TimeoutError) as exc:
             raise StoreError(f"cannot store mail: {exc.__class__.__name__}: {exc}") from exc
         yield from self._committed(pending)
 

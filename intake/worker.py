@@ -225,7 +225,9 @@ class Worker:
                 stop.wait(idle_seconds)
             if report.processed:
                 continue
-            self.wake.wait(idle_seconds)
+            if self.wake.wait(idle_seconds):
+                # Mail is arriving: let a few more land so they share one claim and one commit.
+                stop.wait(self._config.gather_seconds)
             self.wake.clear()
 
 

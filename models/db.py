@@ -8,6 +8,7 @@ the write lock up front (a deferred transaction that upgrades later can deadlock
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,13 +72,32 @@ def _configure_sqlite(engine: Engine, config: DatabaseConfig) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
+    # SQLite has one writer at a time. Threads of this process queue for it on a lock here
+    # instead of in SQLite's busy handler, which sleeps in steps of up to 100 ms and so lets a
+    # waiting SMTP session idle long after the writer before it has finished.
+    writer = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Readers (see `read_only`) keep SQLite's deferred BEGIN so they never wait for the writer.
         if connection.get_execution_options().get(READ_ONLY_OPTION):
             connection.exec_driver_sql("BEGIN")
-        else:
+            return
+        if not writer.acquire(timeout=config.sqlite_busy_timeout_ms / 1000):
+            raise TimeoutError("another writer of this process held the database too long")
+        connection.info["holds_writer"] = True
+        try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _release(connection)
+            raise
+
+    def _release(connection: Any) -> None:
+        if connection.info.pop("holds_writer", False):
+            writer.release()
+
+    event.listen(engine, "commit", _release)
+    event.listen(engine, "rollback", _release)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
