@@ -234,3 +234,15 @@ def test_sla_check_json(desk: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = run_json(capsys, "sla", "check", "--json")
     assert report["checked"] == 0
     assert report["errors"] == []
+
+
+def test_the_example_configuration_is_valid(tmp_path: Path) -> None:
+    import tomllib
+
+    from helpdesk.settings import build_settings
+    from tests.conftest import REPO_ROOT
+
+    table = tomllib.loads((REPO_ROOT / "deploy" / "helpdesk.example.toml").read_text())
+    settings = build_settings(table, tmp_path, None)
+    assert settings.identity.address == "support@example.test"
+    assert settings.sla.enabled

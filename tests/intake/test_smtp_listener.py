@@ -215,3 +215,32 @@ def test_250_means_committed_even_if_the_daemon_is_killed_right_after(tmp_path: 
         check=True,
     )
     assert b'"kill-test@example.com"' in listing.stdout
+
+
+def test_starttls_is_offered_and_can_be_required(
+    listening: Callable[..., tuple[App, int]], tmp_path: Path
+) -> None:
+    import ssl
+
+    from tests.servers.common import ServerUnavailable
+    from tests.servers.dovecot import make_certificate
+    from tests.servers.fixtures import server_unavailable
+
+    try:
+        cert, key = make_certificate(tmp_path)
+    except ServerUnavailable as exc:
+        server_unavailable(str(exc))
+    app, port = listening(smtp={"tls_cert": str(cert), "tls_key": str(key), "require_tls": True})
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    with smtplib.SMTP("127.0.0.1", port) as client:
+        client.ehlo()
+        assert client.has_extn("starttls")
+        # Before STARTTLS the listener refuses the transaction (require_tls).
+        code, _ = client.mail("alice@example.com")
+        assert code == 530
+        client.rset()
+        client.starttls(context=context)
+        client.ehlo()
+        assert client.sendmail("alice@example.com", [SUPPORT], make_mail()) == {}
+    assert raw_count(app) == 1
