@@ -267,7 +267,7 @@ def open_ticket(ctx: Context, services: Services) -> None:
             ctx.session,
             ticket,
             "routed",
-            result.category.reason,
+            "routing",
             now=ctx.now,
             new=f"category={ticket.category} priority={ticket.priority.value}",
             reason=f"category by {result.category.reason}; priority by {result.priority.reason}",
