@@ -195,20 +195,42 @@ class Assignment:
         member = next((m for m in staff(session) if m.email == ticket.assignee), None)
         if member is None:
             return
+        self.mail_technician(
+            session,
+            ticket,
+            member,
+            "technician_requester_replied",
+            now=now,
+            kind="requester_replied",
+            context={"text": text.strip()},
+        )
+
+    def mail_technician(
+        self,
+        session: Session,
+        ticket: Ticket,
+        member: StaffMember,
+        template: str,
+        *,
+        now: datetime,
+        kind: str,
+        context: dict[str, Any],
+    ) -> None:
+        """Mail a technician about a ticket in their language, with the reply address signed for them."""
         tech = member.technician
         self.desk.mail(
             session,
             ticket,
-            "technician_requester_replied",
+            template,
             to=(tech.name, tech.email),
             language=tech.languages[0] if tech.languages else "en",
             reply_to=self.desk.identity.plus_address(
                 work_token(self.desk.identity.secret, ticket.id, member.id)
             ),
             now=now,
-            kind="requester_replied",
+            kind=kind,
             automatic=False,
-            context={"text": text.strip(), "technician": tech},
+            context={"technician": tech, **context},
         )
 
     def assign(
@@ -336,20 +358,14 @@ class Assignment:
             .order_by(Message.id)
             .limit(1)
         ).scalar()
-        self.desk.mail(
+        self.mail_technician(
             session,
             ticket,
+            member,
             "technician_assigned",
-            to=(tech.name, tech.email),
-            language=tech.languages[0] if tech.languages else "en",
-            reply_to=self.desk.identity.plus_address(
-                work_token(self.desk.identity.secret, ticket.id, member.id)
-            ),
             now=now,
             kind="assignment",
-            automatic=False,
             context={
-                "technician": tech,
                 "requester_text": (first_text or "").strip(),
                 "routing": routing_summary(ticket),
                 "score": decision.score if decision else None,

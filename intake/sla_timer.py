@@ -26,7 +26,6 @@ from intake.assignment import Assignment
 from intake.roster import StaffMember, staff
 from models.base import utcnow
 from models.ticket import Ticket, TicketEvent, TicketStatus
-from notify.tokens import work_token
 from routing.shifts import is_on_shift, next_shift_start
 from routing.sla import SlaAction, SlaConfig, SlaFacts, SlaStep, due_times, paused_spans, sla_state
 
@@ -179,20 +178,14 @@ class SlaTimer:
                 session, ticket, "coordinator_sla_warning", now=now, context={"target": target, "due_at": due}
             )
             return
-        tech = member.technician
-        self._desk.mail(
+        self._assignment.mail_technician(
             session,
             ticket,
+            member,
             "technician_sla_warning",
-            to=(tech.name, tech.email),
-            language=tech.languages[0] if tech.languages else "en",
-            reply_to=self._desk.identity.plus_address(
-                work_token(self._desk.identity.secret, ticket.id, member.id)
-            ),
             now=now,
             kind="sla_warning",
-            automatic=False,
-            context={"technician": tech, "target": target, "due_at": due},
+            context={"target": target, "due_at": due},
         )
 
     def _keep_staffed(
