@@ -154,8 +154,10 @@ def thread(ctx: Context, services: Services) -> None:
     ctx.match = find_ticket(ctx.session, services.desk.identity, ctx.parsed, ctx.raw.envelope_to)
     if ctx.match is not None:
         ticket = ctx.session.get(Ticket, ctx.match.ticket_id)
-        if ticket is not None and ticket.status is TicketStatus.CLOSED:
-            # A closed ticket stays closed; the new mail opens a follow-up that points back at it.
+        staff_token = ctx.match.token is not None and ctx.match.token.kind in ("w", "c")
+        if ticket is not None and ticket.status is TicketStatus.CLOSED and not staff_token:
+            # A closed ticket stays closed for requesters: their new mail opens a follow-up that
+            # points back at it. Staff replying with their token still reach it (and may reopen it).
             ctx.ticket = None
             ctx.match = ThreadMatch(ticket.id, f"follow-up ({ctx.match.by})")
             return

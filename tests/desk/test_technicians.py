@@ -392,3 +392,17 @@ def test_report_counts_what_happened(desk: Desk) -> None:
     assert report["routed_by"] == {"rule": 1}
     assert "opened 1   resolved 1" in render_report(report)
     assert number == 1
+
+
+def test_a_technician_can_reopen_a_closed_ticket_with_a_command(desk: Desk) -> None:
+    number, assignment = polish_printer_ticket(desk)
+    reply_to = assignment["Reply-To"].addresses[0].addr_spec
+    desk.send(reply("alicja@example.test", reply_to, "Re: x", "#close"), to=reply_to)
+    assert desk.ticket(number).status is TicketStatus.CLOSED
+    desk.send(
+        reply("alicja@example.test", reply_to, "Re: x", "#status open\n#note klientka dzwoniła"), to=reply_to
+    )
+    assert desk.ticket(number).status is TicketStatus.OPEN
+    with desk.app.sessions() as s:
+        assert len(list(s.scalars(select(Ticket.id)))) == 1  # no follow-up ticket for staff
+    assert "ponownie otwarte" in desk.mails_to("zofia@klient.example.pl")[-1].message.get_content()
