@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from intake.errors import StoreError
-from intake.imap_client import mark_processed
+from intake.imap_client import MailNotices, mark_processed
 from intake.imap_config import ImapMailboxConfig
 from intake.store import RawStore
 
@@ -110,6 +110,7 @@ class FolderFetcher:
         self.cursor = cursor
         self._stop = stop
         self._on_advance = on_advance
+        self.notices = MailNotices()  # what the server announced with its answers (one connection)
 
     def drain(self, client: Any, uidnext: int | None) -> FetchReport:
         """Search and fetch until a search finds nothing new (or `stop`)."""
@@ -118,7 +119,9 @@ class FolderFetcher:
             counts = self._fetch_pass(client, uidnext)
             uidnext = None  # only true of the first search after SELECT
             total.add(counts)
-            if not counts.found:
+            # A search finds nothing that arrived after the command before it; such mail is
+            # announced with the search's own answer, and is searched for again at once.
+            if not counts.found and not self.notices.take(client):
                 break
         report = FetchReport(
             mailbox=self.config.name,
@@ -147,6 +150,7 @@ class FolderFetcher:
         cursor = self.cursor
         cutoff = cursor.cutoff(self.config)
         criteria: list[Any] = ["UID", f"{cursor.last_uid + 1}:*", "SINCE", (cutoff - SEARCH_SLACK).date()]
+        self.notices.take(client)  # what was announced so far, this search covers
         # "n:*" always includes the highest UID, even when it is below n (RFC 3501 section 6.4.8).
         uids = sorted(uid for uid in client.search(criteria) if uid > cursor.last_uid)
         counts = Counts(found=len(uids))

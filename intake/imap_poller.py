@@ -168,7 +168,7 @@ class MailboxPoller:
         while not stop.is_set():
             self._succeeded()
             if self._idle:
-                self._wait_idle(client, stop)
+                self._wait_idle(client, stop, fetcher)
             else:
                 stop.wait(self.config.poll_interval)
             if stop.is_set():
@@ -241,8 +241,14 @@ class MailboxPoller:
             self._cursor.last_uid, counts.stored, counts.duplicates, counts.backfilled, counts.skipped
         )
 
-    def _wait_idle(self, client: Any, stop: threading.Event) -> None:
+    def _wait_idle(self, client: Any, stop: threading.Event, fetcher: FolderFetcher) -> None:
         """IDLE until the server announces mail, `idle_timeout` passes, or `stop` (RFC 2177)."""
+        # Mail that arrived since our last command is announced at the end of the next command,
+        # and not by the IDLE that follows (Dovecot would tell only at its 30-second recheck):
+        # a NOOP asks, and new mail is fetched instead of idling.
+        client.noop()
+        if fetcher.notices.take(client):
+            return
         client.idle()
         deadline = time.monotonic() + self.config.idle_timeout
         while not stop.is_set():
@@ -252,6 +258,7 @@ class MailboxPoller:
             wait = min(IDLE_SLICE, left)
             began = time.monotonic()
             responses = client.idle_check(timeout=wait)
+            fetcher.notices.heard(responses)
             for response in responses:
                 if response and response[0] == b"BYE":
                     text = response[-1].decode("utf-8", "replace") if isinstance(response[-1], bytes) else ""
