@@ -2,7 +2,7 @@
 
 Per connection: log in, SELECT the folder (RFC 3501), read UIDVALIDITY, find UIDs above the last
 one handled (`UID SEARCH UID n:*`), fetch them in batches (`BODY.PEEK[]`, which leaves \\Seen
-alone), store and commit each mail in the raw queue, and only then flag the batch \\Seen or move
+alone), store and commit each group of them in the raw queue, and only then flag it \\Seen or move
 it (`intake.imap_client.mark_processed`). Then wait: IDLE (RFC 2177) when the server offers it,
 re-issued before 29 minutes and left as soon as the server announces EXISTS; a poll every
 `poll_interval` otherwise.
