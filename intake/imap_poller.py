@@ -107,8 +107,13 @@ class MailboxPoller:
     # -- the API -------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Poll until `stop` is set, then return within about `STOP_GRACE` seconds. Never raises."""
+        """Poll until `stop` is set, then return within about `STOP_GRACE` seconds. Never raises.
+
+        Each run starts from the recorded state: between two runs (an election lost and won
+        again) another process may have read the mailbox, and the row must name this one again.
+        """
         self._stop = stop
+        self._cursor = None
         finished = threading.Event()
         watcher = threading.Thread(
             target=self._watch, args=(stop, finished), name=f"imap-{self.config.name}-stop", daemon=True
