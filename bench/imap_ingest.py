@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from intake.imap_config import ImapMailboxConfig
 from intake.imap_poller import MailboxPoller
 from intake.imap_state import mailbox_statuses
-from intake.store import RawStore, StoreResult, header_message_id, split_message
+from intake.store import Incoming, RawStore, StoreResult, header_message_id, split_message
 from models.db import DatabaseConfig, create_db_engine, migrate, session_factory
 from models.mailbox_state import MailboxConnState
 from tests.servers import DovecotServer, PostgresCluster, ServerUnavailable
@@ -126,14 +126,24 @@ class TimedStore(RawStore):
         self.committed: dict[str, float] = {}
         self._changed = threading.Condition()
 
-    def store(self, data: bytes, **kwargs: Any) -> StoreResult:
-        result = super().store(data, **kwargs)
+    def _note(self, data: bytes) -> None:
         message_id = header_message_id(split_message(data)[0])
         with self._changed:
             if message_id is not None:
                 self.committed.setdefault(message_id, time.monotonic())
             self._changed.notify_all()
+
+    def store(self, data: bytes, **kwargs: Any) -> StoreResult:
+        result = super().store(data, **kwargs)
+        self._note(data)
         return result
+
+    def store_many(self, mails: Iterable[Incoming], commit_every: int = 200) -> Iterator[StoreResult]:
+        listed = list(mails)
+        # Results come back only once their group is committed, in the order given.
+        for mail, result in zip(listed, super().store_many(listed, commit_every), strict=True):
+            self._note(mail.data)
+            yield result
 
     def wait_for(self, message_id: str, timeout: float) -> float:
         with self._changed:

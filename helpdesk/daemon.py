@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from helpdesk.app import App
 from intake.smtp_server import SmtpListener
 from models.claims import release_dead_claims
@@ -25,6 +27,9 @@ log = logging.getLogger("helpdesk.daemon")
 
 RESTART_PAUSE = 2.0
 SWITCH_INTERVAL = 0.0005
+# How often the daemon looks for rows claimed by processes of this host that died, so that a
+# sibling's crash delays its claimed mail by seconds, not by the whole lease.
+RELEASE_EVERY = 10.0
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Daemon:
     def __init__(self, app: App) -> None:
         self.app = app
         self.stop_event = threading.Event()
+        self._released_at = 0.0
         self.listener = SmtpListener(app.settings.smtp, app.store, app.settings.identity)
         self.parts: list[Part] = [
             Part("worker", app.worker.run),
@@ -75,15 +81,25 @@ class Daemon:
         part.last_start = time.monotonic()
         part.thread.start()
 
-    def start(self) -> None:
-        # The worker is CPU-bound Python; with the default 5 ms switch interval an SMTP session,
-        # which needs the interpreter briefly for each command, waits that long at every step.
-        sys.setswitchinterval(SWITCH_INTERVAL)
-        raw, out = release_dead_claims(self.app.sessions)
+    def release_dead_claims(self) -> None:
+        """Give back rows claimed by processes of this host that are gone (this one's past life, or
+        another `helpdesk serve` on the same database)."""
+        self._released_at = time.monotonic()
+        try:
+            raw, out = release_dead_claims(self.app.sessions)
+        except SQLAlchemyError as exc:  # the database is away; the next round tries again
+            log.warning("cannot release the claims of dead processes: %s", str(exc).splitlines()[0])
+            return
         if raw or out:
             log.warning(
                 "RELEASED %d stored mails and %d outgoing mails held by a process that died", raw, out
             )
+
+    def start(self) -> None:
+        # The worker is CPU-bound Python; with the default 5 ms switch interval an SMTP session,
+        # which needs the interpreter briefly for each command, waits that long at every step.
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        self.release_dead_claims()
         self.listener.start()
         for part in self.parts:
             self._start_part(part)
@@ -95,6 +111,8 @@ class Daemon:
         )
 
     def supervise_once(self) -> None:
+        if time.monotonic() - self._released_at >= RELEASE_EVERY:
+            self.release_dead_claims()
         for part in self.parts:
             if part.thread is not None and not part.thread.is_alive() and not self.stop_event.is_set():
                 if time.monotonic() - part.last_start < RESTART_PAUSE:

@@ -11,6 +11,7 @@ import imaplib
 import socket
 import ssl
 from collections.abc import Sequence
+from typing import Any
 
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import CapabilityError, LoginError
@@ -116,6 +117,48 @@ def abort_socket(client: IMAPClient) -> None:
         socket.socket.shutdown(client.socket(), socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+class MailNotices:
+    """Reads what the server said about new mail in the answers to our own commands.
+
+    A server tells a client that the folder grew (`* n EXISTS`, RFC 3501 section 7.3.1) at the
+    end of a command, from a view of the folder it refreshes only then (section 5.2). So a
+    SEARCH issued a moment after a mail arrived does not find it, and the EXISTS that comes with
+    its answer is the only notice the client gets: an IDLE that follows does not repeat it, and
+    Dovecot looks at an idling folder again only every 30 seconds. imapclient leaves such
+    unsolicited answers in imaplib's table of untagged responses, where `take` reads them.
+
+    Servers may repeat EXISTS without a change; a repeated size right after the last one is no
+    news, so a talkative server costs one extra SEARCH, never a loop. EXPUNGE (our own MOVE
+    sends them) lowers the size, after which any EXISTS counts as news.
+    """
+
+    def __init__(self) -> None:
+        self._size: int | None = None  # the size last announced
+        self._shrunk = False  # EXPUNGEs came since, so an equal size can still mean new mail
+
+    def take(self, client: IMAPClient) -> bool:
+        """Whether new mail was announced since the last call; forgets the announcements."""
+        pending = client._imap.untagged_responses  # imapclient has no public reader for these
+        sizes = [int(value) for value in pending.pop("EXISTS", [])]
+        expunged = bool(pending.pop("EXPUNGE", []))
+        if not sizes:
+            self._shrunk = self._shrunk or expunged
+            return False
+        news = self._size is not None and (sizes[-1] != self._size or self._shrunk or len(set(sizes)) > 1)
+        self._size = sizes[-1]
+        # EXPUNGEs answered in the same breath may have come after the last EXISTS.
+        self._shrunk = expunged
+        return news
+
+    def heard(self, responses: Sequence[tuple[Any, ...]]) -> None:
+        """Note sizes and expunges the server sent during IDLE (imapclient hands them over parsed)."""
+        for response in responses:
+            if len(response) > 1 and response[1] == b"EXISTS":
+                self._size, self._shrunk = int(response[0]), False
+            elif len(response) > 1 and response[1] == b"EXPUNGE":
+                self._shrunk = True
 
 
 def ensure_folder(client: IMAPClient, folder: str) -> None:

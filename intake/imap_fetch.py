@@ -2,9 +2,9 @@
 
 A pass: `UID SEARCH UID n:* SINCE d` finds the UIDs above the cursor (RFC 3501 section 6.4.4);
 for each batch, `UID FETCH (INTERNALDATE RFC822.SIZE)` sorts out mail older than the cut-off and
-groups the rest by size, `UID FETCH (BODY.PEEK[])` brings the bytes without setting \\Seen, each
-mail is stored and committed, the group is flagged or moved, and only then the cursor moves past
-it. A crash anywhere re-fetches at most one group, and the raw queue makes that a no-op.
+groups the rest by size, `UID FETCH (BODY.PEEK[])` brings the bytes without setting \\Seen, the
+group is stored and committed in one transaction, then flagged or moved, and only then the cursor
+moves past it. A crash anywhere re-fetches at most one group, and the raw queue makes that a no-op.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from intake.errors import StoreError
-from intake.imap_client import mark_processed
+from intake.imap_client import MailNotices, mark_processed
 from intake.imap_config import ImapMailboxConfig
-from intake.store import RawStore
+from intake.store import Incoming, RawStore
 
 log = logging.getLogger("helpdesk.intake.imap")
 
@@ -110,6 +110,7 @@ class FolderFetcher:
         self.cursor = cursor
         self._stop = stop
         self._on_advance = on_advance
+        self.notices = MailNotices()  # what the server announced with its answers (one connection)
 
     def drain(self, client: Any, uidnext: int | None) -> FetchReport:
         """Search and fetch until a search finds nothing new (or `stop`)."""
@@ -118,7 +119,9 @@ class FolderFetcher:
             counts = self._fetch_pass(client, uidnext)
             uidnext = None  # only true of the first search after SELECT
             total.add(counts)
-            if not counts.found:
+            # A search finds nothing that arrived after the command before it; such mail is
+            # announced with the search's own answer, and is searched for again at once.
+            if not counts.found and not self.notices.take(client):
                 break
         report = FetchReport(
             mailbox=self.config.name,
@@ -147,6 +150,7 @@ class FolderFetcher:
         cursor = self.cursor
         cutoff = cursor.cutoff(self.config)
         criteria: list[Any] = ["UID", f"{cursor.last_uid + 1}:*", "SINCE", (cutoff - SEARCH_SLACK).date()]
+        self.notices.take(client)  # what was announced so far, this search covers
         # "n:*" always includes the highest UID, even when it is below n (RFC 3501 section 6.4.8).
         uids = sorted(uid for uid in client.search(criteria) if uid > cursor.last_uid)
         counts = Counts(found=len(uids))
@@ -201,26 +205,34 @@ class FolderFetcher:
         return done
 
     def _store_group(self, client: Any, group: Sequence[Mail], part: Counts) -> int | None:
-        """Fetch and store a group; returns the UID it stopped at when `stop` was set."""
+        """Fetch a group and store it in one transaction; returns the UID it stopped at on `stop`.
+
+        One commit (one disk flush) for the group, not one per mail: the group is flagged only
+        after that commit, so a crash in between re-fetches it, and the raw queue's keys make
+        that a no-op. When the commit fails, nothing of the group is stored or flagged.
+        """
         config, cursor = self.config, self.cursor
         assert cursor.uidvalidity is not None
         bodies = client.fetch([uid for uid, _, _ in group], ["BODY.PEEK[]"])
+        if self._stop.is_set():
+            return group[0][0]
+        uids: list[tuple[int, bool]] = []
+        mails: list[Incoming] = []
         for uid, _, internal_date in group:
-            if self._stop.is_set():
-                return uid
             body = bodies.get(uid, {}).get(b"BODY[]")
             if body is None:
                 continue  # expunged since the search
             backfill = internal_date < cursor.added_at
-            try:
-                result = self._store.store(
-                    body,
-                    source=config.source,
-                    source_key=config.source_key(cursor.uidvalidity, uid),
-                    backfill=backfill,
-                )
-            except StoreError as exc:
-                raise _GroupFailed(exc, uid) from exc
+            uids.append((uid, backfill))
+            key = config.source_key(cursor.uidvalidity, uid)
+            mails.append(Incoming(body, config.source, key, backfill=backfill))
+        if not mails:
+            return None
+        try:
+            results = list(self._store.store_many(mails, commit_every=len(mails)))
+        except StoreError as exc:
+            raise _GroupFailed(exc, group[0][0]) from exc
+        for (uid, backfill), result in zip(uids, results, strict=True):
             part.uids.append(uid)
             if result.duplicate:
                 part.duplicates += 1
@@ -235,7 +247,7 @@ class FolderFetcher:
 
 
 class _GroupFailed(Exception):
-    """The raw queue refused mail `uid` of a group; what was stored before it still gets flagged."""
+    """The raw queue could not store the group that starts at `uid`; nothing of it is flagged."""
 
     def __init__(self, error: StoreError, uid: int) -> None:
         super().__init__(str(error))

@@ -2,7 +2,7 @@
 
 Per connection: log in, SELECT the folder (RFC 3501), read UIDVALIDITY, find UIDs above the last
 one handled (`UID SEARCH UID n:*`), fetch them in batches (`BODY.PEEK[]`, which leaves \\Seen
-alone), store and commit each mail in the raw queue, and only then flag the batch \\Seen or move
+alone), store and commit each group of them in the raw queue, and only then flag it \\Seen or move
 it (`intake.imap_client.mark_processed`). Then wait: IDLE (RFC 2177) when the server offers it,
 re-issued before 29 minutes and left as soon as the server announces EXISTS; a poll every
 `poll_interval` otherwise.
@@ -107,8 +107,13 @@ class MailboxPoller:
     # -- the API -------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Poll until `stop` is set, then return within about `STOP_GRACE` seconds. Never raises."""
+        """Poll until `stop` is set, then return within about `STOP_GRACE` seconds. Never raises.
+
+        Each run starts from the recorded state: between two runs (an election lost and won
+        again) another process may have read the mailbox, and the row must name this one again.
+        """
         self._stop = stop
+        self._cursor = None
         finished = threading.Event()
         watcher = threading.Thread(
             target=self._watch, args=(stop, finished), name=f"imap-{self.config.name}-stop", daemon=True
@@ -168,7 +173,7 @@ class MailboxPoller:
         while not stop.is_set():
             self._succeeded()
             if self._idle:
-                self._wait_idle(client, stop)
+                self._wait_idle(client, stop, fetcher)
             else:
                 stop.wait(self.config.poll_interval)
             if stop.is_set():
@@ -241,8 +246,14 @@ class MailboxPoller:
             self._cursor.last_uid, counts.stored, counts.duplicates, counts.backfilled, counts.skipped
         )
 
-    def _wait_idle(self, client: Any, stop: threading.Event) -> None:
+    def _wait_idle(self, client: Any, stop: threading.Event, fetcher: FolderFetcher) -> None:
         """IDLE until the server announces mail, `idle_timeout` passes, or `stop` (RFC 2177)."""
+        # Mail that arrived since our last command is announced at the end of the next command,
+        # and not by the IDLE that follows (Dovecot would tell only at its 30-second recheck):
+        # a NOOP asks, and new mail is fetched instead of idling.
+        client.noop()
+        if fetcher.notices.take(client):
+            return
         client.idle()
         deadline = time.monotonic() + self.config.idle_timeout
         while not stop.is_set():
@@ -252,6 +263,7 @@ class MailboxPoller:
             wait = min(IDLE_SLICE, left)
             began = time.monotonic()
             responses = client.idle_check(timeout=wait)
+            fetcher.notices.heard(responses)
             for response in responses:
                 if response and response[0] == b"BYE":
                     text = response[-1].decode("utf-8", "replace") if isinstance(response[-1], bytes) else ""

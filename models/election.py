@@ -49,25 +49,37 @@ def elected(
                 with engine.connect() as conn:
                     got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
                     conn.commit()
-                    if not got:
-                        if not announced_waiting:
-                            log.info("ELECTION %s held by another process; standing by", name)
-                            announced_waiting = True
-                        stop.wait(retry)
-                        continue
-                    announced_waiting = False
-                    log.info("ELECTION %s won: running it here", name)
-                    _run_while_held(conn, name, run, stop, heartbeat)
-                    try:
-                        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                        conn.commit()
-                    except SQLAlchemyError:
-                        pass
+                    if got:
+                        announced_waiting = False
+                        log.info("ELECTION %s won: running it here", name)
+                        _run_while_held(conn, name, run, stop, heartbeat)
+                        _unlock(conn, key)
             except SQLAlchemyError as exc:
                 log.warning("ELECTION %s: database trouble (%s); retrying", name, exc.__class__.__name__)
                 stop.wait(retry)
+                continue
+            if not got:
+                # Waiting outside the `with`: a process standing by for several parts must not
+                # keep a pooled connection per part just to sleep.
+                if not announced_waiting:
+                    log.info("ELECTION %s held by another process; standing by", name)
+                    announced_waiting = True
+                stop.wait(retry)
 
     return part
+
+
+def _unlock(conn: Connection, key: int) -> None:
+    """Give the lock back; if that fails, close the connection, which drops the lock with it.
+
+    The connection goes back to the pool afterwards, and a session-level lock left on it would
+    stay held by whatever borrows it next: no process, this one included, could win again.
+    """
+    try:
+        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        conn.commit()
+    except SQLAlchemyError:
+        conn.invalidate()
 
 
 def _run_while_held(

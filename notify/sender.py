@@ -9,8 +9,9 @@ failed at once.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import mailbox
+import os
 import random
 import smtplib
 import ssl
@@ -50,19 +51,30 @@ class Transport(Protocol):
 
 
 class MaildirTransport:
-    """The embedded default: each outgoing mail becomes a file in a maildir for people to read."""
+    """The embedded default: each outgoing mail becomes a file in a maildir for people to read.
+
+    A file is named after its content's hash, so delivering a mail again lands on the same file.
+    That happens when the process dies after writing the file and before recording the row as
+    sent: the row is sent again, and the requester must not find two acknowledgments.
+    """
 
     def __init__(self, path: Path) -> None:
         self._path = path
 
     def send(self, envelope_from: str, recipients: list[str], data: bytes) -> None:
+        name = f"{hashlib.sha256(data).hexdigest()[:40]}.helpdesk"
         try:
-            # Maildir(create=True) only creates a missing top directory, not tmp/new/cur of an empty one.
             for sub in ("tmp", "new", "cur"):
                 (self._path / sub).mkdir(parents=True, exist_ok=True)
-            box = mailbox.Maildir(str(self._path), create=False)
+            # A reader moves what it has seen to cur/, adding ":2,<flags>" to the name.
+            if (self._path / "new" / name).exists() or any((self._path / "cur").glob(name + ":*")):
+                return
             # Return-Path records the envelope sender as a final delivery would (RFC 5321 4.4).
-            box.add(b"Return-Path: <" + envelope_from.encode() + b">\n" + data.replace(b"\r\n", b"\n"))
+            content = b"Return-Path: <" + envelope_from.encode() + b">\n" + data.replace(b"\r\n", b"\n")
+            # Written in tmp/ and renamed into new/, so a reader never sees half a mail.
+            tmp = self._path / "tmp" / f"{name}.{os.getpid()}"
+            tmp.write_bytes(content)
+            os.replace(tmp, self._path / "new" / name)
         except OSError as exc:
             raise TransientError(f"cannot write to maildir {self._path}: {exc}") from exc
 

@@ -1,7 +1,8 @@
 """A mailbox poller in a process of its own, for tests that kill it: `python -m tests.intake.imap_child`.
 
-Arguments: the database URL and the mailbox config as JSON (the keys of an [[imap]] section).
-SIGTERM stops it cleanly; the tests use SIGKILL.
+Arguments: the database URL, the mailbox config as JSON (the keys of an [[imap]] section) and
+optionally seconds to pause after each commit of the raw queue (before the poller flags what it
+committed), so that a test's SIGKILL lands in that window. SIGTERM stops it cleanly.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 
 from intake.imap_config import ImapMailboxConfig
@@ -20,13 +22,13 @@ from models.db import DatabaseConfig, create_db_engine, session_factory
 
 
 def main(argv: list[str]) -> int:
-    db_url, config_json = argv
+    db_url, config_json, *rest = argv
+    pause = float(rest[0]) if rest else 0.0
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     engine = create_db_engine(DatabaseConfig(url=db_url))  # synchronous=FULL, as in production
     sessions = session_factory(engine)
-    poller = MailboxPoller(
-        ImapMailboxConfig.from_mapping(json.loads(config_json)), RawStore(sessions), sessions
-    )
+    store = RawStore(sessions, on_stored=(lambda: time.sleep(pause)) if pause else None)
+    poller = MailboxPoller(ImapMailboxConfig.from_mapping(json.loads(config_json)), store, sessions)
     stop = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:

@@ -12,10 +12,13 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake.errors import MailboxAuthError, MailboxError
+from intake.imap_poller import MailboxPoller
+from intake.store import RawStore
 from models.db import DatabaseConfig, create_db_engine, migrate, session_factory
 from models.mailbox_state import MailboxConnState
 from tests.intake.imap_helpers import (
     SEEN,
+    config_for,
     mail,
     poller_for,
     raw_count,
@@ -265,3 +268,23 @@ def test_on_postgresql_with_a_uidvalidity_above_two_to_the_31(
     status = status_of(pg_sessions, "alice")
     assert status is not None and (status.uidvalidity, status.stored_count) == (big, 51)
     assert raw_rows(pg_sessions)[0].source_key == f"imap:alice:{big}:1"
+
+
+def test_a_poller_run_again_resumes_where_another_process_left_the_mailbox(
+    dovecot: DovecotServer, sessions: Sessions
+) -> None:
+    # Two daemons share the mailbox: `a` reads it, loses the election, `b` reads on, `a` wins again.
+    a, b = (MailboxPoller(config_for(dovecot), RawStore(sessions), sessions, holder=h) for h in "ab")
+    with running(a):
+        assert wait_for(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE)
+    with running(b):
+        assert wait_for(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE)
+        dovecot.append_many("alice", "INBOX", (mail(n) for n in range(3)))
+        assert wait_for(lambda: getattr(status_of(sessions, "alice"), "last_uid", 0) == 3)
+    with running(a):
+        assert wait_for(lambda: getattr(status_of(sessions, "alice"), "holder", None) == "a")
+        assert wait_for(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE)
+    status = status_of(sessions, "alice")
+    assert status is not None
+    # It started from the record, not from what it knew before: nothing was read twice.
+    assert (status.last_uid, status.stored_count, status.duplicate_count) == (3, 3, 0)

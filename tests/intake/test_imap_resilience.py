@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from intake.errors import StoreError
 from intake.imap_poller import MailboxPoller
-from intake.store import RawStore, StoreResult
+from intake.store import Incoming, RawStore, StoreResult
 from models.mailbox_state import MailboxConnState
 from tests.conftest import REPO_ROOT
 from tests.intake.imap_helpers import (
@@ -54,13 +54,15 @@ def assert_each_once(sessions: Sessions, total: int) -> None:
 def test_server_gone_in_the_middle_of_a_batch(
     dovecot: DovecotServer, sessions: Sessions, graceful: bool
 ) -> None:
-    total, batch, stop_after = 600, 50, 75  # the server goes away at mail 75, in the batch 51-100
-    stored = 0
+    # Each batch is stored in one commit: the server goes away once the batch 51-100 is
+    # committed and before it is flagged.
+    total, batch, stop_after = 600, 50, 2
+    commits = 0
 
     def on_stored() -> None:  # runs in the poller's thread, between a commit and the batch's flag
-        nonlocal stored
-        stored += 1
-        if stored == stop_after:
+        nonlocal commits
+        commits += 1
+        if commits == stop_after:
             dovecot.stop(graceful=graceful)
 
     poller = MailboxPoller(
@@ -72,8 +74,7 @@ def test_server_gone_in_the_middle_of_a_batch(
         assert wait_for(lambda: state_of(sessions, "alice") is MailboxConnState.BACKOFF, timeout=30)
         status = status_of(sessions, "alice")
         assert status is not None and status.last_error and status.failures >= 1
-        # The rest of the batch was already fetched and is stored too, but not flagged: the cursor
-        # stays below it.
+        # The batch 51-100 is stored, but not flagged: the cursor stays below it.
         assert status.last_uid == batch
         assert raw_count(sessions) == 2 * batch
         dovecot.start()
@@ -87,10 +88,19 @@ def test_server_gone_in_the_middle_of_a_batch(
 
 
 @contextmanager
-def poller_process(db_url: str, config: dict[str, Any], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def poller_process(
+    db_url: str, config: dict[str, Any], log: Path, *, pause_after_commit: float = 0.0
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.intake.imap_child", db_url, json.dumps(config)],
+            [
+                sys.executable,
+                "-m",
+                "tests.intake.imap_child",
+                db_url,
+                json.dumps(config),
+                str(pause_after_commit),
+            ],
             cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=output,
@@ -120,14 +130,15 @@ def test_poller_killed_in_the_middle_of_a_batch(
         "tls": "none",
         "user": "alice",
         "password": dovecot.users["alice"],
-        "batch_size": 200,  # one flag per 200 mails: a kill almost surely falls between commit and flag
+        "batch_size": 200,
         "backoff_initial": 0.05,
         "backoff_max": 0.5,
     }
     poller_for(dovecot, sessions).fetch_once()  # the mailbox is added before the mail arrives
     dovecot.append_many("alice", "INBOX", (mail(n) for n in range(total)))
     log = tmp_path / "poller.log"
-    with poller_process(db_url, config, log) as first:
+    # The first process dawdles after each commit, so the kill falls between a commit and its flag.
+    with poller_process(db_url, config, log, pause_after_commit=5.0) as first:
         assert wait_for(lambda: raw_count(sessions) >= 50, timeout=30), log.read_text()
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
@@ -193,26 +204,10 @@ class RawQueueDown(RawStore):
 
     down = True
 
-    def store(
-        self,
-        data: bytes,
-        *,
-        source: str,
-        source_key: str | None = None,
-        envelope_from: str | None = None,
-        envelope_to: Sequence[str] = (),
-        backfill: bool = False,
-    ) -> StoreResult:
+    def store_many(self, mails: Iterable[Incoming], commit_every: int = 200) -> Iterator[StoreResult]:
         if self.down:
             raise StoreError("cannot store mail: OperationalError: database is locked")
-        return super().store(
-            data,
-            source=source,
-            source_key=source_key,
-            envelope_from=envelope_from,
-            envelope_to=envelope_to,
-            backfill=backfill,
-        )
+        return super().store_many(mails, commit_every)
 
 
 def test_mail_that_cannot_be_stored_stays_on_the_server(dovecot: DovecotServer, sessions: Sessions) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import mailbox
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from helpdesk.app import App
 from models.outbox import OutboxMessage, OutboxStatus
+from notify.sender import MaildirTransport
 from tests.conftest import Clock, deliver
-from tests.mail import SmtpSink, make_mail
+from tests.mail import SmtpSink, make_mail, parse
 
 
 @pytest.fixture
@@ -94,3 +97,22 @@ def test_crashed_sender_lease_is_taken_over(smtp_app: App, sink: SmtpSink, clock
     assert smtp_app.sender.deliver_due().sent == 0  # still leased
     clock.advance(minutes=6)
     assert smtp_app.sender.deliver_due().sent == 1
+
+
+def test_maildir_delivery_again_after_a_crash_leaves_one_file(tmp_path: Path) -> None:
+    # The process can die after the file is written and before the row is recorded as sent;
+    # the row is then sent again, and must not become a second acknowledgment.
+    transport = MaildirTransport(tmp_path / "sent")
+    data = make_mail(message_id="<once@example.com>")
+    transport.send("support@example.test", ["alice@example.com"], data)
+    transport.send("support@example.test", ["alice@example.com"], data)
+    (delivered,) = (tmp_path / "sent" / "new").iterdir()
+    assert parse(delivered.read_bytes())["Message-ID"] == "<once@example.com>"
+    assert not list((tmp_path / "sent" / "tmp").iterdir())
+    # Also once a reader has moved it to cur/ and marked it seen.
+    delivered.rename(tmp_path / "sent" / "cur" / f"{delivered.name}:2,S")
+    transport.send("support@example.test", ["alice@example.com"], data)
+    assert not list((tmp_path / "sent" / "new").iterdir())
+    transport.send("support@example.test", ["alice@example.com"], make_mail())
+    assert len(list((tmp_path / "sent" / "new").iterdir())) == 1
+    assert len(mailbox.Maildir(str(tmp_path / "sent"), create=False)) == 2
