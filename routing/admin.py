@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from routing.classifier import ModelSettings
 from routing.dataset import Example, SplitSpec, load_csv
 from routing.errors import ModelLoadError, ModelNotFoundError, ModelStoreError
 from routing.evaluation import Comparison, EvaluationReport, compare, evaluate
@@ -100,6 +101,7 @@ def retrain(
     force: bool = False,
     progress: ProgressCallback | None = None,
     split: SplitSpec | None = None,
+    settings: ModelSettings | None = None,
     source: str = "",
 ) -> RetrainReport:
     """Train, evaluate on a held-out split, save; with `activate`, replace the active model unless worse.
@@ -108,7 +110,7 @@ def retrain(
     defined in `routing.evaluation` (macro-F1 or accuracy lower by more than 0.01).
     """
     check_target(target)
-    result = train(examples, target, split=split, progress=progress, source=source)
+    result = train(examples, target, settings=settings, split=split, progress=progress, source=source)
     store.save(result)
     previous = store.active(target)
     previous_report = comparison = None

@@ -16,6 +16,7 @@ Definitions used throughout (and in the benchmark):
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,6 +156,10 @@ def evaluate_predictions(
         key=lambda m: (-m.support, m.label),
     )
     correct = true == pred
+    with warnings.catch_warnings():
+        # It warns about a 1x1 matrix even when given the labels; one label is a valid evaluation.
+        warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
+        matrix = confusion_matrix(true, pred, labels=labels)
     return EvaluationReport(
         target=target,
         model_version=model_version,
@@ -165,7 +170,7 @@ def evaluate_predictions(
         precision_at_coverage={c: precision_at_coverage(list(correct), confidence, c) for c in coverages},
         per_class=tuple(per_class),
         labels=tuple(str(lab) for lab in labels),
-        confusion=tuple(tuple(int(v) for v in row) for row in confusion_matrix(true, pred, labels=labels)),
+        confusion=tuple(tuple(int(v) for v in row) for row in matrix),
         mean_confidence=float(np.mean(confidence)),
         notes=tuple(notes),
     )

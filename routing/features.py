@@ -112,7 +112,8 @@ def normalise(text: str) -> str:
     Quoted lines (starting with ">") are dropped: intake strips quoted history before routing,
     but training text from a CSV export is raw.
     """
-    text = _repair_mojibake(unicodedata.normalize("NFKC", text))
+    # Repair first: NFKC would turn the "¼" of a mis-decoded "ü" ("Ã¼") into "1⁄4".
+    text = unicodedata.normalize("NFKC", _repair_mojibake(text))
     lines = [line for line in text.splitlines() if not line.lstrip().startswith(">")]
     text = "\n".join(lines).casefold()
     text = _CID_RE.sub(" ", text)

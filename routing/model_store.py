@@ -193,7 +193,14 @@ class ModelStore:
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, result: TrainingResult, *, confusion_png: bool = True) -> ModelInfo:
-        """Store a trained model with its metadata (and confusion matrix); does not activate it."""
+        """Store a trained model with its metadata (and confusion matrix); does not activate it.
+
+        A version names its data, settings and second of training, and training is
+        deterministic, so saving an existing version again keeps the stored one.
+        """
+        if self._path(result.version, META_SUFFIX).exists():
+            log.info("model %s is already stored", result.version)
+            return self.info(result.version)
         meta = result.metadata()
         path = self.save_model(result.model, meta)
         if confusion_png and result.report.n:
