@@ -64,14 +64,24 @@ class PlattCalibratedSVC(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     every class has its own weights (and `top_terms` can explain either label).
     """
 
-    def __init__(self, C: float = 0.5, folds: int = 3, random_state: int = 0, max_iter: int = 5000) -> None:
+    def __init__(
+        self,
+        C: float = 0.5,
+        folds: int = 3,
+        random_state: int = 0,
+        max_iter: int = 5000,
+        class_weight: str | dict[str, float] | None = None,
+    ) -> None:
         self.C = C
         self.folds = folds
         self.random_state = random_state
         self.max_iter = max_iter
+        self.class_weight = class_weight
 
     def _svc(self) -> Any:
-        return LinearSVC(C=self.C, max_iter=self.max_iter, random_state=self.random_state)
+        return LinearSVC(
+            C=self.C, max_iter=self.max_iter, random_state=self.random_state, class_weight=self.class_weight
+        )
 
     def _full_scores(self, svc: Any, x: Any) -> FloatArray:
         """Decision values of a fitted LinearSVC, one column per class it knows (two for a binary one)."""
