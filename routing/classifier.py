@@ -28,7 +28,6 @@ from routing.features import (
     readable_term,
 )
 
-TARGETS = ("category", "priority")
 TOP_TERMS = 5
 
 
