@@ -1,0 +1,304 @@
+"""Turn a mail's subject and body into the feature matrix the text classifier learns from.
+
+This is the one feature path for training and for prediction: `MailVectorizer` takes
+(subject, body) pairs, cleans them with `prepare` and vectorizes them, so a saved model carries
+its own text cleaning and can never be fed differently from how it was trained.
+
+The features are meant to work across English, Polish and German without language-specific
+stemmers: TF-IDF word uni/bi-grams catch fixed phrases ("reset password", "nie działa"), and
+character n-grams inside word boundaries match inflected forms ("drukarka", "drukarki",
+"drukarce") and the parts of German compounds ("Netzwerkdrucker" shares "drucker" with
+"Drucker"). The subject gets its own, weighted, word vectorizer because a requester's subject
+is usually the densest statement of the problem.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+
+# Bumped whenever `prepare` changes what it produces, so a model's metadata tells which cleaning it saw.
+FEATURES_VERSION = 1
+
+# Placeholders keep the fact that "there was an address / a link / an id here" without learning
+# the particular values, which never recur and only bloat the vocabulary.
+EMAIL_TOKEN = "_email_"
+URL_TOKEN = "_url_"
+NUMBER_TOKEN = "_num_"
+ID_TOKEN = "_id_"
+
+# Only the start of a long body is read: the problem is stated first, and pasted logs or
+# forwarded threads further down would only make one mail cost many milliseconds.
+MAX_BODY_CHARS = 4000
+
+# Column order of the prepared matrix.
+SUBJECT, BODY, FULL = 0, 1, 2
+# The vectorizers, in the column order of the feature matrix: (name, analyzer, prepared column).
+VECTORIZERS = (("word", "word", FULL), ("char", "char_wb", FULL), ("subject", "word", SUBJECT))
+
+_CID_RE = re.compile(r"\[cid:[^\]]*\]", re.IGNORECASE)  # inline-image references left by mail clients
+_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_URL_RE = re.compile(r"(?:https?://|ftp://|www\.)\S+", re.IGNORECASE)
+# Hex strings with at least one digit and one letter: GUIDs, hashes, MAC and serial numbers.
+_HEX_ID_RE = re.compile(r"\b(?=[0-9a-f-]*\d)(?=[0-9a-f-]*[a-f])[0-9a-f]{6,}(?:-[0-9a-f]{2,})*\b")
+_LONG_NUMBER_RE = re.compile(r"\d{5,}")
+_NON_WORD_RE = re.compile(r"[^\w]+")
+# Mojibake markers: UTF-8 bytes that were decoded as Latin-1/cp1252 somewhere upstream.
+_MOJIBAKE_RE = re.compile(r"[ÃÅÄ][\x80-\xbf]|â€")
+# Letters NFKD does not decompose but people routinely type without their diacritic.
+_FOLD = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ı": "i", "æ": "ae", "œ": "oe"})
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """How text becomes features; stored with every model so it can be rebuilt and compared.
+
+    The defaults were chosen by cross-validation on the training part of a real ticket set
+    (see bench/classifier_quality.py): keeping terms seen once helps the rare categories, and
+    capping the vocabulary keeps the model file small without costing accuracy.
+    """
+
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (2, 5)
+    subject_weight: float = 1.0  # weight of the subject-only vectorizer relative to the full text
+    min_df: int = 1
+    max_word_features: int | None = 30_000
+    max_char_features: int | None = 60_000
+    sublinear_tf: bool = True
+    version: int = FEATURES_VERSION
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSettings:
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {
+            k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known
+        }
+        return cls(**values)
+
+
+def _repair_mojibake(text: str) -> str:
+    """Undo one round of UTF-8-read-as-cp1252 ("fÃ¼r" -> "für"); leave the text alone if that fails."""
+    if not _MOJIBAKE_RE.search(text):
+        return text
+    for codec in ("cp1252", "latin-1"):
+        try:
+            return text.encode(codec).decode("utf-8")
+        except UnicodeError:
+            continue
+    return text
+
+
+def _fold_accents(text: str) -> str:
+    # Requesters on foreign keyboards write "haslo" for "hasło" and "fur" for "für": match both.
+    decomposed = unicodedata.normalize("NFKD", text.translate(_FOLD))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def normalise(text: str) -> str:
+    """Clean one piece of mail text into lower-case words separated by single spaces.
+
+    Quoted lines (starting with ">") are dropped: intake strips quoted history before routing,
+    but training text from a CSV export is raw.
+    """
+    # Repair first: NFKC would turn the "¼" of a mis-decoded "ü" ("Ã¼") into "1⁄4".
+    text = unicodedata.normalize("NFKC", _repair_mojibake(text))
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith(">")]
+    text = "\n".join(lines).casefold()
+    text = _CID_RE.sub(" ", text)
+    text = _URL_RE.sub(f" {URL_TOKEN} ", text)
+    text = _EMAIL_RE.sub(f" {EMAIL_TOKEN} ", text)
+    text = _HEX_ID_RE.sub(f" {ID_TOKEN} ", text)
+    text = _LONG_NUMBER_RE.sub(f" {NUMBER_TOKEN} ", text)
+    text = _fold_accents(text)
+    return _NON_WORD_RE.sub(" ", text).strip()
+
+
+def prepare(subject: str, body: str) -> tuple[str, str]:
+    """Normalise a subject and body; a body that only repeats the subject counts as empty."""
+    subject_n = normalise(subject or "")
+    body_n = normalise((body or "")[:MAX_BODY_CHARS])
+    if body_n == subject_n:
+        body_n = ""
+    return subject_n, body_n
+
+
+def prepare_rows(items: Iterable[Sequence[str]]) -> list[tuple[str, str, str]]:
+    """(subject, body) pairs -> (subject, body, full) with `full` the two joined, all normalised."""
+    rows = []
+    for item in items:
+        subject, body = prepare(str(item[0]), str(item[1]) if len(item) > 1 else "")
+        rows.append((subject, body, f"{subject} {body}".strip()))
+    return rows
+
+
+class MailVectorizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """(subject, body) pairs -> one sparse TF-IDF matrix: word n-grams, char n-grams, subject words.
+
+    Saved models hold each vocabulary as one string of terms rather than scikit-learn's dict:
+    the model format stores a dict entry by entry, which made a 100k-term model take seconds
+    to load; a string loads in milliseconds.
+    """
+
+    def __init__(
+        self,
+        word_ngrams: tuple[int, int] = (1, 2),
+        char_ngrams: tuple[int, int] = (2, 5),
+        subject_weight: float = 1.0,
+        min_df: int = 1,
+        max_word_features: int | None = 30_000,
+        max_char_features: int | None = 60_000,
+        sublinear_tf: bool = True,
+    ) -> None:
+        self.word_ngrams = word_ngrams
+        self.char_ngrams = char_ngrams
+        self.subject_weight = subject_weight
+        self.min_df = min_df
+        self.max_word_features = max_word_features
+        self.max_char_features = max_char_features
+        self.sublinear_tf = sublinear_tf
+
+    def _vectorizer(self, name: str, analyzer: str, vocabulary: Sequence[str] | None = None) -> Any:
+        ngrams = {"word": self.word_ngrams, "char": self.char_ngrams, "subject": (1, 1)}[name]
+        limit = {"word": self.max_word_features, "char": self.max_char_features}.get(name)
+        return TfidfVectorizer(
+            analyzer=analyzer,
+            ngram_range=tuple(ngrams),
+            min_df=self.min_df,
+            max_features=limit,
+            sublinear_tf=self.sublinear_tf,
+            lowercase=False,  # `normalise` already case-folded
+            dtype=np.float32,
+            vocabulary=vocabulary,
+        )
+
+    def fit(self, x: Iterable[Sequence[str]], y: Any = None) -> MailVectorizer:
+        self.fit_transform(x)
+        return self
+
+    def fit_transform(self, x: Iterable[Sequence[str]], y: Any = None, **_: Any) -> sp.csr_matrix:
+        rows = prepare_rows(x)
+        self.vectorizers_: dict[str, Any] = {}
+        blocks = []
+        for name, analyzer, column in VECTORIZERS:
+            vectorizer = self._vectorizer(name, analyzer)
+            texts = [row[column] for row in rows]
+            try:
+                block = vectorizer.fit_transform(texts)
+            except ValueError:
+                # Every subject empty (or nothing survived cleaning): an empty vocabulary is fine.
+                vectorizer = self._vectorizer(name, analyzer, vocabulary=["_empty_"])
+                vectorizer.idf_ = np.ones(1)
+                block = vectorizer.transform(texts)
+            self.vectorizers_[name] = vectorizer
+            blocks.append(block)
+        return self._stack(blocks)
+
+    def _stack(self, blocks: list[Any]) -> sp.csr_matrix:
+        blocks[-1] = blocks[-1] * np.float32(self.subject_weight)
+        return sp.hstack(blocks, format="csr", dtype=np.float32)
+
+    def transform(self, x: Iterable[Sequence[str]]) -> sp.csr_matrix:
+        return self.transform_prepared(prepare_rows(x))
+
+    def transform_prepared(self, rows: Sequence[tuple[str, str, str]]) -> sp.csr_matrix:
+        """Vectorize rows that `prepare_rows` already produced (the caller keeps them for explanations)."""
+        blocks = []
+        for name, _, column in VECTORIZERS:
+            blocks.append(self.vectorizers_[name].transform([row[column] for row in rows]))
+        return self._stack(blocks)
+
+    def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.str_]:
+        """Feature names as "<vectorizer>__<term>", e.g. "word__vpn", "char__ druk", "subject__drukarka"."""
+        names: list[str] = []
+        for name, _, _ in VECTORIZERS:
+            names.extend(f"{name}__{term}" for term in self.vectorizers_[name].get_feature_names_out())
+        return np.asarray(names, dtype=np.str_)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k != "vectorizers_"}
+        if "vectorizers_" in self.__dict__:
+            for name, vectorizer in self.vectorizers_.items():
+                # One newline-joined string: a fixed-width array of terms is as wide as the longest
+                # term, which tripled the memory needed to load a model. Terms never hold a newline
+                # (`normalise` turns every non-word character into a space).
+                state[f"terms_{name}_"] = "\n".join(vectorizer.get_feature_names_out())
+                state[f"idf_{name}_"] = np.asarray(vectorizer.idf_, dtype=np.float64)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        arrays = {k: state.pop(k) for k in list(state) if k.startswith(("terms_", "idf_"))}
+        self.__dict__.update(state)
+        if arrays:
+            self.vectorizers_ = {}
+            for name, analyzer, _ in VECTORIZERS:
+                terms = str(arrays[f"terms_{name}_"]).split("\n")
+                vectorizer = self._vectorizer(name, analyzer, vocabulary=terms)
+                vectorizer.idf_ = arrays[f"idf_{name}_"]
+                self.vectorizers_[name] = vectorizer
+
+
+# Words too common to explain a decision. Only used to choose the terms shown to people (top
+# terms); they stay in the features, where TF-IDF already gives them little weight. Polish and
+# German are listed as `normalise` leaves them (accents folded, "ß" -> "ss").
+_STOP_WORDS_EN_PL_DE = """
+    hello hi dear please thanks thank regards best kind team issue problem
+    a ale bo by co czy dla do dobry dzien dziekuje i ich jak jest jestem juz lub ma mam mi mnie moj moja
+    moje na nie o od oraz po pozdrawiam prosze przez sie tak to tylko w witam z za ze
+    aber als am an auch auf aus bei bitte danke das dem den der des die ein eine einen es fur gruss
+    grusse guten habe hallo hat ich im in ist kann mein meine mich mir mit nach nicht noch oder schon
+    sich sie tag und von was werden wie wir wird zu
+"""
+_DISPLAY_STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | frozenset(_STOP_WORDS_EN_PL_DE.split())
+
+
+def is_explanatory(term: str) -> bool:
+    """False for terms made only of stop words, placeholders and single characters."""
+    return any(
+        len(tok) > 1 and tok not in _DISPLAY_STOP_WORDS and not (tok.startswith("_") and tok.endswith("_"))
+        for tok in term.split()
+    )
+
+
+def build_features(settings: FeatureSettings | None = None) -> MailVectorizer:
+    """The unfitted feature transformer for these settings."""
+    s = settings or FeatureSettings()
+    return MailVectorizer(
+        word_ngrams=s.word_ngrams,
+        char_ngrams=s.char_ngrams,
+        subject_weight=s.subject_weight,
+        min_df=s.min_df,
+        max_word_features=s.max_word_features,
+        max_char_features=s.max_char_features,
+        sublinear_tf=s.sublinear_tf,
+    )
+
+
+def readable_term(feature: str, document: str) -> str:
+    """Map a feature name back to what a person reads: a word, a phrase, or the word a char n-gram is in.
+
+    `document` is the prepared full text of the mail the feature fired in, so a character
+    n-gram like " druk" is shown as the requester's own word ("drukarka").
+    """
+    kind, _, term = feature.partition("__")
+    if kind != "char":
+        return term
+    fragment = term.strip()
+    if not fragment:
+        return term
+    for word in document.split():
+        if fragment in word:
+            return word
+    return fragment

@@ -1,0 +1,402 @@
+"""A directory of versioned text models: save, list, activate, roll back, load safely.
+
+Layout (the directory is given by the caller, e.g. `var/models`):
+
+    <version>.skops          the fitted pipeline in the skops format (never pickle: a pickle runs code)
+    <version>.json           metadata: checksum, labels, data fingerprint and counts, split, metrics,
+                             settings, library versions. Its presence is what makes a version exist.
+    <version>.confusion.png  the held-out confusion matrix, when one was drawn
+    activations.json         per target, the stack of activated versions (top = active) and a log
+
+Every file is written to a temporary name, fsynced and renamed, so a reader (the daemon) sees
+the old file or the new one, never half of one. Loading checks the file's SHA-256 against its
+metadata, then refuses any type outside `ALLOWED_TYPES` before skops builds a single object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import platform
+import re
+import tempfile
+import threading
+import zipfile
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from routing.errors import (
+    ModelIntegrityError,
+    ModelLoadError,
+    ModelNotFoundError,
+    ModelStoreError,
+    UntrustedModelError,
+)
+
+if TYPE_CHECKING:
+    from routing.classifier import TextModel
+    from routing.training import TrainingResult
+
+log = logging.getLogger("helpdesk.routing.models")
+
+FORMAT = 1
+MODEL_SUFFIX = ".skops"
+META_SUFFIX = ".json"
+PNG_SUFFIX = ".confusion.png"
+HISTORY = "activations.json"
+# Our own classes; skops itself trusts the scikit-learn and numpy types a Pipeline is made of.
+ALLOWED_TYPES = frozenset({"routing.features.MailVectorizer", "routing.calibration.PlattCalibratedSVC"})
+CACHE_SIZE = 4
+
+_TARGET_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_VERSION_RE = re.compile(r"^([a-z][a-z0-9_]{0,39})-\d{8}T\d{6}Z-[0-9a-f]{8}$")
+
+# Loaded models by (store directory, version): a version's file never changes, so the daemon
+# can keep answering from memory and only reads the small activation file per mail.
+_cache: OrderedDict[tuple[str, str], TextModel] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def check_target(target: str) -> str:
+    if not _TARGET_RE.match(target):
+        raise ModelStoreError(f"invalid target name {target!r}")
+    return target
+
+
+def target_of(version: str) -> str:
+    match = _VERSION_RE.match(version)
+    if not match:
+        raise ModelNotFoundError(
+            f"{version!r} is not a model version (like category-20250101T120000Z-1a2b3c4d)"
+        )
+    return match.group(1)
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name, dist in (
+        ("sklearn", "scikit-learn"),
+        ("numpy", "numpy"),
+        ("scipy", "scipy"),
+        ("skops", "skops"),
+    ):
+        try:
+            out[name] = package_version(dist)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old content or all of the new."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        # mkstemp creates 0600; models and history are not secret and the daemon may run as another user.
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    version: str
+    target: str
+    created_at: str
+    metadata: Mapping[str, Any]
+    active: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "target": self.target,
+            "created_at": self.created_at,
+            "active": self.active,
+            "labels": len(self.metadata.get("labels", ())),
+            "examples": self.metadata.get("training_data", {}).get("total"),
+            "metrics": self.metadata.get("metrics", {}),
+        }
+
+
+class ModelStore:
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    # -- paths and small files -------------------------------------------------------------
+    def _path(self, version: str, suffix: str) -> Path:
+        target_of(version)
+        return self.directory / f"{version}{suffix}"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise writers (two admins activating at once); readers never need the lock."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with (self.directory / ".lock").open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _read_history(self) -> dict[str, Any]:
+        path = self.directory / HISTORY
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"format": FORMAT, "targets": {}}
+        except (OSError, ValueError) as exc:
+            raise ModelStoreError(f"{path}: unreadable activation history: {exc}") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("targets"), dict):
+            raise ModelStoreError(f"{path}: not an activation history")
+        return data
+
+    def _write_history(self, history: Mapping[str, Any]) -> None:
+        text = json.dumps(history, indent=2, sort_keys=True) + "\n"
+        atomic_write(self.directory / HISTORY, text.encode("utf-8"))
+
+    def metadata(self, version: str) -> dict[str, Any]:
+        path = self._path(version, META_SUFFIX)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ModelNotFoundError(f"no model {version} in {self.directory}") from exc
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"{path}: unreadable metadata: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ModelLoadError(f"{path}: metadata is not an object")
+        return data
+
+    # -- saving ----------------------------------------------------------------------------
+    def save(self, result: TrainingResult, *, confusion_png: bool = True) -> ModelInfo:
+        """Store a trained model with its metadata (and confusion matrix); does not activate it.
+
+        A version names its data, settings and second of training, and training is
+        deterministic, so saving an existing version again keeps the stored one.
+        """
+        if self._path(result.version, META_SUFFIX).exists():
+            log.info("model %s is already stored", result.version)
+            return self.info(result.version)
+        meta = result.metadata()
+        path = self.save_model(result.model, meta)
+        if confusion_png and result.report.n:
+            png = self._path(result.version, PNG_SUFFIX)
+            result.report.write_confusion_png(png)
+        return self.info(path.stem)
+
+    def save_model(self, model: TextModel, metadata: Mapping[str, Any]) -> Path:
+        import skops.io
+
+        check_target(model.target)
+        version = model.version
+        if target_of(version) != model.target:
+            raise ModelStoreError(f"version {version} does not belong to target {model.target}")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        data = skops.io.dumps(model.pipeline, compression=zipfile.ZIP_DEFLATED)
+        meta = {
+            **metadata,
+            "format": FORMAT,
+            "version": version,
+            "target": model.target,
+            "labels": list(model.labels),
+            "model_file": f"{version}{MODEL_SUFFIX}",
+            "model_sha256": hashlib.sha256(data).hexdigest(),
+            "model_bytes": len(data),
+            "libraries": library_versions(),
+        }
+        model_path = self._path(version, MODEL_SUFFIX)
+        meta_path = self._path(version, META_SUFFIX)
+        with self._locked():
+            if meta_path.exists():
+                raise ModelStoreError(f"model {version} already exists")
+            atomic_write(model_path, data)
+            try:
+                atomic_write(meta_path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    model_path.unlink()
+                raise
+        log.info("SAVED model %s (%d bytes)", version, len(data))
+        return model_path
+
+    # -- listing and activation -----------------------------------------------------------
+    def info(self, version: str) -> ModelInfo:
+        meta = self.metadata(version)
+        target = str(meta.get("target", target_of(version)))
+        return ModelInfo(
+            version, target, str(meta.get("created_at", "")), meta, self.active(target) == version
+        )
+
+    def list_models(self, target: str | None = None) -> list[ModelInfo]:
+        if not self.directory.is_dir():
+            return []
+        history = self._read_history()["targets"]
+        out = []
+        for path in self.directory.glob(f"*{META_SUFFIX}"):
+            version = path.name[: -len(META_SUFFIX)]
+            if not _VERSION_RE.match(version) or (target and target_of(version) != target):
+                continue
+            try:
+                meta = self.metadata(version)
+            except ModelLoadError as exc:
+                log.warning("skipping model %s: %s", version, exc)
+                continue
+            t = str(meta.get("target", target_of(version)))
+            stack = history.get(t, {}).get("stack", [])
+            out.append(
+                ModelInfo(
+                    version, t, str(meta.get("created_at", "")), meta, bool(stack) and stack[-1] == version
+                )
+            )
+        return sorted(out, key=lambda m: (m.target, m.created_at, m.version))
+
+    def history(self, target: str) -> list[dict[str, Any]]:
+        entry = self._read_history()["targets"].get(check_target(target), {})
+        return list(entry.get("log", []))
+
+    def active(self, target: str) -> str | None:
+        stack = self._read_history()["targets"].get(check_target(target), {}).get("stack", [])
+        return str(stack[-1]) if stack else None
+
+    def _record(self, target: str, action: str, version: str, previous: str | None, stack: list[str]) -> None:
+        history = self._read_history()
+        entry = history["targets"].setdefault(target, {"stack": [], "log": []})
+        entry["stack"] = stack
+        at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        entry.setdefault("log", []).append(
+            {"at": at, "action": action, "version": version, "previous": previous}
+        )
+        self._write_history(history)
+
+    def activate(self, target: str, version: str) -> str | None:
+        """Make `version` the active model of `target`; returns the version it replaces."""
+        check_target(target)
+        if target_of(version) != target:
+            raise ModelStoreError(f"{version} is a {target_of(version)} model, not a {target} model")
+        self.metadata(version)  # must exist
+        with self._locked():
+            stack = list(self._read_history()["targets"].get(target, {}).get("stack", []))
+            previous = str(stack[-1]) if stack else None
+            if previous == version:
+                return previous
+            self._record(target, "activate", version, previous, [*stack, version])
+        log.info("ACTIVATED model %s (was %s)", version, previous)
+        return previous
+
+    def rollback(self, target: str) -> str:
+        """Re-activate the version that was active before the current one; returns it."""
+        check_target(target)
+        with self._locked():
+            stack = list(self._read_history()["targets"].get(target, {}).get("stack", []))
+            if len(stack) < 2:
+                raise ModelStoreError(f"no earlier {target} model to roll back to")
+            current = stack.pop()
+            self._record(target, "rollback", stack[-1], current, stack)
+        log.info("ROLLED BACK %s model %s -> %s", target, current, stack[-1])
+        return str(stack[-1])
+
+    def delete(self, version: str) -> None:
+        """Remove a version that is not active; it also leaves the rollback history."""
+        target = target_of(version)
+        with self._locked():
+            stack = list(self._read_history()["targets"].get(target, {}).get("stack", []))
+            if stack and stack[-1] == version:
+                raise ModelStoreError(f"{version} is the active {target} model; activate another first")
+            self.metadata(version)
+            if version in stack:
+                self._record(target, "delete", version, None, [v for v in stack if v != version])
+            for suffix in (META_SUFFIX, MODEL_SUFFIX, PNG_SUFFIX):  # metadata first: the version is gone
+                with contextlib.suppress(FileNotFoundError):
+                    self._path(version, suffix).unlink()
+        _forget(self.directory, version)
+
+    # -- loading ---------------------------------------------------------------------------
+    def load(self, version: str) -> TextModel:
+        """Load one version, verifying checksum and types; raises a `ModelLoadError` subclass."""
+        key = (str(self.directory.resolve()), version)
+        with _cache_lock:
+            cached = _cache.get(key)
+            if cached is not None:
+                _cache.move_to_end(key)
+                return cached
+        model = self._load_uncached(version)
+        with _cache_lock:
+            _cache[key] = model
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+        return model
+
+    def load_active(self, target: str) -> TextModel | None:
+        """The active model of `target`, or None when there is none; cached per version."""
+        version = self.active(target)
+        return self.load(version) if version else None
+
+    def _load_uncached(self, version: str) -> TextModel:
+        import skops.io
+
+        from routing.classifier import TextModel
+
+        meta = self.metadata(version)
+        path = self._path(version, MODEL_SUFFIX)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelLoadError(f"{path}: cannot read model file: {exc.strerror or exc}") from exc
+        if hashlib.sha256(data).hexdigest() != meta.get("model_sha256"):
+            raise ModelIntegrityError(
+                f"{path}: checksum differs from its metadata; file tampered with or corrupt"
+            )
+        try:
+            untrusted = skops.io.get_untrusted_types(data=data)
+        except Exception as exc:  # a damaged archive can fail in zipfile, json or skops
+            raise ModelLoadError(f"{path}: not a readable model file: {exc}") from exc
+        refused = sorted(set(untrusted) - ALLOWED_TYPES)
+        if refused:
+            raise UntrustedModelError(f"{path}: refusing to load types {', '.join(refused)}")
+        try:
+            pipeline = skops.io.loads(data, trusted=sorted(untrusted))
+            model = TextModel(pipeline, target=str(meta.get("target", target_of(version))), version=version)
+        except Exception as exc:
+            raise ModelLoadError(f"{path}: cannot build the model: {exc}") from exc
+        if list(model.labels) != list(meta.get("labels", [])):
+            raise ModelLoadError(f"{path}: labels differ from its metadata")
+        saved_with = meta.get("libraries", {}).get("sklearn")
+        if saved_with and saved_with != library_versions()["sklearn"]:
+            log.warning("model %s was saved with scikit-learn %s, running %s", version, saved_with,
+                        library_versions()["sklearn"])  # fmt: skip
+        log.info("LOADED model %s (%d bytes)", version, len(data))
+        return model
+
+
+def _forget(directory: Path, version: str) -> None:
+    with _cache_lock:
+        _cache.pop((str(directory.resolve()), version), None)
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()

@@ -1,0 +1,106 @@
+"""The feature function: cleaning, determinism, and coverage of English, Polish and German."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from routing.features import (
+    EMAIL_TOKEN,
+    ID_TOKEN,
+    NUMBER_TOKEN,
+    URL_TOKEN,
+    FeatureSettings,
+    MailVectorizer,
+    build_features,
+    is_explanatory,
+    normalise,
+    prepare,
+    prepare_rows,
+    readable_term,
+)
+
+MAILS = [
+    ("Drukarka nie drukuje", "Drukarka w pokoju 12 nie drukuje od rana."),
+    ("VPN Verbindung bricht ständig ab", "Die VPN-Verbindung bricht im Homeoffice ständig ab."),
+    ("I forgot my password", "Please reset my password, I cannot log in."),
+]
+
+
+def test_normalise_folds_case_accents_and_language_specific_letters() -> None:
+    assert normalise("Hasło WYGASŁO, Straße, Größe, für") == "haslo wygaslo strasse grosse fur"
+
+
+def test_normalise_replaces_noise_with_placeholders() -> None:
+    text = normalise(
+        "Mail jan.kowalski@example.pl see https://intranet.example.com/x?y=1 "
+        "ticket 1550391 device 3f2a9c1e-77b0 [cid:image001.png@01D2A3B4.5C6D7E80]"
+    )
+    assert EMAIL_TOKEN in text
+    assert URL_TOKEN in text
+    assert NUMBER_TOKEN in text
+    assert ID_TOKEN in text
+    assert "kowalski" not in text
+    assert "intranet" not in text
+    assert "image001" not in text
+
+
+def test_normalise_drops_quoted_lines_and_repairs_mojibake() -> None:
+    assert normalise("Drucker kaputt\n> old quoted text\n  >> more") == "drucker kaputt"
+    assert normalise("bitte passwort fÃ¼r mich zurÃ¼cksetzen") == "bitte passwort fur mich zurucksetzen"
+
+
+def test_prepare_drops_a_body_that_repeats_the_subject() -> None:
+    assert prepare("Printer offline", "printer offline") == ("printer offline", "")
+    assert prepare_rows([("VPN", "")]) == [("vpn", "", "vpn")]
+
+
+def test_features_are_deterministic() -> None:
+    a = build_features().fit_transform(MAILS)
+    b = build_features().fit_transform(MAILS)
+    assert (a != b).nnz == 0
+    assert list(build_features().fit(MAILS).get_feature_names_out()) == list(
+        build_features().fit(MAILS).get_feature_names_out()
+    )
+
+
+def test_char_ngrams_link_inflected_polish_and_german_compound_forms() -> None:
+    vectorizer = build_features(FeatureSettings()).fit(
+        [("drukarka", ""), ("Netzwerkdrucker", ""), ("hasło", ""), ("Passwörter", "")]
+    )
+    x = vectorizer.transform([("drukarki", ""), ("Drucker", ""), ("hasła", ""), ("Passwort", "")])
+    names = vectorizer.get_feature_names_out()
+    # An unseen inflection or compound part still shares character n-grams with the training form.
+    for row in range(4):
+        assert x[row].nnz > 0
+    shared = {str(names[j]) for j in x[1].indices}
+    assert "char__druck" in shared or "char__ruck" in shared
+
+
+def test_every_language_produces_features_for_its_mail() -> None:
+    vectorizer = build_features().fit(MAILS)
+    x = vectorizer.transform(MAILS)
+    assert all(x[i].nnz > 10 for i in range(len(MAILS)))
+    assert np.isclose(x[0].max(), x[0].max())  # finite values
+
+
+def test_subject_has_its_own_weighted_features() -> None:
+    light = build_features(FeatureSettings(subject_weight=0.5)).fit(MAILS)
+    heavy = build_features(FeatureSettings(subject_weight=2.0)).fit(MAILS)
+    names = list(light.get_feature_names_out())
+    col = names.index("subject__drukarka")
+    assert heavy.transform(MAILS[:1])[0, col] == 4 * light.transform(MAILS[:1])[0, col]
+
+
+def test_vectorizer_state_round_trips_through_getstate() -> None:
+    fitted = MailVectorizer().fit(MAILS)
+    copy = MailVectorizer.__new__(MailVectorizer)
+    copy.__setstate__(fitted.__getstate__())
+    assert (copy.transform(MAILS) != fitted.transform(MAILS)).nnz == 0
+
+
+def test_readable_term_shows_the_word_a_char_ngram_came_from() -> None:
+    assert readable_term("char__ druk", "moja drukarka nie dziala") == "drukarka"
+    assert readable_term("word__reset password", "please reset password") == "reset password"
+    assert not is_explanatory("the")
+    assert not is_explanatory("nie sie")
+    assert is_explanatory("drukarka")
