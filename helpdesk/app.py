@@ -23,10 +23,43 @@ from models.base import utcnow
 from models.db import create_db_engine, read_only, schema_is_current, session_factory
 from notify.render import Renderer
 from notify.sender import Sender
-from routing.engine import RoutingEngine, no_models
+from routing.engine import Predictor, RoutingEngine
+from routing.errors import ModelError
+from routing.model_store import ModelStore
 from routing.rules_loader import RulesHolder
 
 log = logging.getLogger("helpdesk")
+
+
+class ActiveModels:
+    """The routing engine's model provider: whatever version is active now, loaded once per version.
+
+    An admin's `helpdesk model activate` or `rollback` reaches the running daemon at the next mail.
+    A model that cannot be loaded is reported once per version and routing falls back to rules and
+    defaults instead of failing mail.
+    """
+
+    def __init__(self, store: ModelStore) -> None:
+        self.store = store
+        self._broken: set[str] = set()
+        self._store_trouble = ""
+
+    def __call__(self, target: str) -> Predictor | None:
+        try:
+            version = self.store.active(target)
+        except (ModelError, OSError) as exc:
+            if str(exc) != self._store_trouble:
+                self._store_trouble = str(exc)
+                log.error("MODELS cannot read which model is active, routing without one: %s", exc)
+            return None
+        if version is None or version in self._broken:
+            return None
+        try:
+            return self.store.load(version)
+        except (ModelError, OSError) as exc:
+            self._broken.add(version)
+            log.error("MODEL %s cannot be loaded, routing without it: %s", version, exc)
+            return None
 
 
 class NotInitialised(RuntimeError):
@@ -43,6 +76,7 @@ class App:
     desk: Desk
     rules: RulesHolder
     pipeline: Pipeline
+    models: ModelStore
     worker: Worker
     sender: Sender
     assignment: Assignment
@@ -75,7 +109,8 @@ def build_app(
     sender = Sender(sessions, settings.outgoing, clock=clock, identity=settings.identity)
     desk = Desk(settings.identity, settings.intake, settings.outgoing, Renderer(), on_outbox=sender.wake.set)
     rules = RulesHolder.from_config(settings.routing)
-    router = RoutingEngine(rules, no_models, settings.routing.thresholds)
+    models = ModelStore(settings.models.dir)
+    router = RoutingEngine(rules, ActiveModels(models), settings.routing.thresholds)
     assignment = Assignment(desk)
     pipeline = Pipeline(
         Services(
@@ -96,6 +131,7 @@ def build_app(
         desk=desk,
         rules=rules,
         pipeline=pipeline,
+        models=models,
         worker=worker,
         sender=sender,
         assignment=assignment,

@@ -42,12 +42,15 @@ from intake.ingest import (
     store_all,
 )
 from intake.roster import change_technician, coordinators, import_people, staff
+from intake.training_data import examples_from_db
 from intake.worker import WorkReport, requeue
 from models.base import utcnow
 from models.claims import release_dead_claims
 from models.outbox import OutboxMessage, OutboxStatus
 from models.raw_message import RawMessage, RawStatus
 from models.ticket import Ticket, TicketStatus
+from routing.errors import RoutingError
+from routing.model_store import ModelStore
 from routing.people import PeopleError, parse_people_toml
 from routing.rule_errors import RulesError
 from routing.shifts import is_on_shift
@@ -100,6 +103,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"database schema already at {result.schema_after}")
     else:
         print(f"database schema {result.schema_before or 'created'} -> {result.schema_after}")
+    for version in result.trained:
+        print(f"trained and activated the starter model {version} (from the built-in example tickets)")
     print(f"helpdesk address: {result.settings.identity.address}")
     return 0
 
@@ -534,6 +539,124 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _progress_bar(enabled: bool) -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
+    """A tqdm bar for training (on stderr, only when it is a terminal or asked for)."""
+    if not enabled:
+        return (lambda stage, done, total: None), (lambda: None)
+    from tqdm import tqdm
+
+    bar = tqdm(total=1, unit="step", file=sys.stderr, leave=False, dynamic_ncols=True)
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar.total = max(total, 1)
+        bar.n = done
+        bar.set_description(stage)
+        bar.refresh()
+
+    return update, bar.close
+
+
+def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from routing.admin import retrain
+    from routing.dataset import load_csv
+
+    if bool(args.csv) == bool(args.from_db):
+        print(
+            "helpdesk retrain: give --from-db or --csv FILE --text COL[,COL...] --label COL", file=sys.stderr
+        )
+        return 64
+    source: str
+    if args.csv:
+        if not args.text or not args.label:
+            print("helpdesk retrain: --csv needs --text COL[,COL...] and --label COL", file=sys.stderr)
+            return 64
+        data = load_csv(args.csv, args.text.split(","), args.label)
+        examples = list(data.examples)
+        source = f"csv:{Path(args.csv).name}"
+    else:
+        app = build_app(settings)
+        with app.readers() as session:
+            examples = examples_from_db(session, args.target)
+        app.close()
+        source = "database"
+    if len({e.label for e in examples}) < 2:
+        print(
+            f"helpdesk retrain: {len(examples)} labelled examples with fewer than two {args.target} labels; "
+            "nothing to learn yet (resolved tickets with a category other than triage are the examples)",
+            file=sys.stderr,
+        )
+        return 65
+    store = ModelStore(settings.models.dir)
+    update, close = _progress_bar((not args.json and sys.stderr.isatty()) or args.progress)
+    try:
+        report = retrain(
+            store,
+            examples,
+            args.target,
+            activate=args.activate,
+            force=args.force,
+            progress=update,
+            source=source,
+        )
+    finally:
+        close()
+    if args.confusion:
+        report.report.write_confusion_png(args.confusion)
+    if args.json:
+        emit_json(report.as_dict())
+    else:
+        print(report.render_text())
+        print()
+        print(report.report.render_text())
+    return 0 if not report.refused else 3
+
+
+def cmd_model_list(args: argparse.Namespace, settings: Settings) -> int:
+    from routing.admin import list_models
+
+    listing = list_models(ModelStore(settings.models.dir), args.target)
+    if args.json:
+        emit_json(listing.as_dict())
+    else:
+        print(listing.render_text())
+    return 0
+
+
+def cmd_model_activate(args: argparse.Namespace, settings: Settings) -> int:
+    from routing.admin import activate
+
+    result = activate(ModelStore(settings.models.dir), args.version)
+    emit_json(result.as_dict()) if args.json else print(result.render_text())
+    return 0
+
+
+def cmd_model_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from routing.admin import rollback
+
+    result = rollback(ModelStore(settings.models.dir), args.target)
+    emit_json(result.as_dict()) if args.json else print(result.render_text())
+    return 0
+
+
+def cmd_model_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from routing.admin import evaluate_csv
+
+    report = evaluate_csv(
+        ModelStore(settings.models.dir),
+        args.csv,
+        args.text.split(","),
+        args.label,
+        args.version,
+        target=args.target,
+        confusion_png=args.confusion,
+    )
+    if args.json:
+        emit_json(report.as_dict())
+    else:
+        print(report.render_text())
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------------
 
 
@@ -620,6 +743,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sla_check)
 
+    p = sub.add_parser(
+        "retrain", help="train a new classifier version, evaluate it, and optionally activate it"
+    )
+    p.add_argument("--target", choices=["category", "priority"], default="category")
+    p.add_argument("--from-db", action="store_true", help="learn from resolved tickets' final labels")
+    p.add_argument("--csv", help="learn from a labelled CSV file")
+    p.add_argument(
+        "--text", help="the CSV's text column(s), comma-separated; the first is read as the subject"
+    )
+    p.add_argument("--label", help="the CSV's label column")
+    p.add_argument(
+        "--activate", action="store_true", help="use it for new mail, unless it is worse than the active one"
+    )
+    p.add_argument("--force", action="store_true", help="with --activate: activate even if worse")
+    p.add_argument("--confusion", metavar="PNG", help="also write the confusion matrix to this file")
+    p.add_argument(
+        "--progress", action="store_true", help="show the progress bar even when not on a terminal"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_retrain)
+
+    model = sub.add_parser("model", help="classifier versions").add_subparsers(dest="sub", required=True)
+    p = model.add_parser("list", help="stored versions with their held-out figures (* = active)")
+    p.add_argument("--target", choices=["category", "priority"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_model_list)
+    p = model.add_parser("activate", help="use a stored version for new mail")
+    p.add_argument("version")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_model_activate)
+    p = model.add_parser("rollback", help="go back to the previously active version")
+    p.add_argument("--target", choices=["category", "priority"], default="category")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_model_rollback)
+    p = model.add_parser("evaluate", help="evaluate a version (default: the active one) on a labelled CSV")
+    p.add_argument("--csv", required=True)
+    p.add_argument("--text", required=True)
+    p.add_argument("--label", required=True)
+    p.add_argument("--version")
+    p.add_argument("--target", choices=["category", "priority"])
+    p.add_argument("--confusion", metavar="PNG")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_model_evaluate)
+
     p = sub.add_parser("report", help="what the desk did: volumes, SLA, response times, who has what")
     p.add_argument("--days", type=int, default=7)
     p.add_argument("--json", action="store_true")
@@ -650,6 +817,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RulesError as exc:
         print(f"helpdesk: rules: {exc}", file=sys.stderr)
         return EX_CONFIG
+    except (RoutingError, FileNotFoundError) as exc:
+        print(f"helpdesk: {exc}", file=sys.stderr)
+        return 1
     except NotInitialised as exc:
         print(f"helpdesk: {exc}", file=sys.stderr)
         return EX_TEMPFAIL if args.command == "ingest" else EX_CONFIG

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from helpdesk.settings import CONFIG_NAME, Settings, load_settings
 from models.db import create_db_engine, migrate
+from routing.model_store import ModelStore
+from routing.seed import STARTER_TARGETS
 
 DEFAULT_CONFIG = """\
 # Helpdesk configuration. Every key is described in deploy/helpdesk.example.toml.
@@ -51,6 +53,7 @@ class InitResult:
     schema_before: str | None
     schema_after: str | None
     settings: Settings
+    trained: list[str]
 
 
 def write_default_config(
@@ -107,4 +110,14 @@ def initialise(
         before, after = migrate(engine)
     finally:
         engine.dispose()
-    return InitResult(path, wrote, before, after, settings)
+    return InitResult(path, wrote, before, after, settings, starter_models(settings))
+
+
+def starter_models(settings: Settings) -> list[str]:
+    """Train and activate the starter models from the seed tickets when no model is active yet."""
+    store = ModelStore(settings.models.dir)
+    if all(store.active(target) is not None for target in STARTER_TARGETS):
+        return []
+    from routing.seed import train_starter_models  # imports scikit-learn: only when needed
+
+    return train_starter_models(store)

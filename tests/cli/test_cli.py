@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import io
-import json
 import mailbox
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from helpdesk.cli import main
+from tests.cli.runner import run_json
 from tests.mail import make_mail
-
-
-@pytest.fixture
-def desk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("HELPDESK_CONFIG", raising=False)
-    assert main(["init"]) == 0
-    return tmp_path
-
-
-def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
-    capsys.readouterr()
-    code = main(list(argv))
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return json.loads(out)
 
 
 def test_init_writes_config_and_is_safe_twice(desk: Path, capsys: pytest.CaptureFixture[str]) -> None:
