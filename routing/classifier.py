@@ -102,7 +102,7 @@ class TextModel:
         # Input validation costs more than the vectorizing of one mail; our own code built the input.
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             x = self._features.transform_prepared(rows)
-        proba = self._classifier.predict_proba(x)
+            proba = self._classifier.predict_proba(x)
         best = proba.argmax(axis=1)
         out = []
         for i, k in enumerate(best):
