@@ -191,11 +191,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         emit_json(result)
     else:
-        print(
-            f"stored {counts.stored}, duplicates {counts.duplicates}; tickets created {report.tickets_created}, "
-            f"replies {report.replies}, automatic {report.automatic + report.bounces}, "
-            f"quarantined {report.quarantined}"
-        )
+        print(f"stored {counts.stored}, duplicates {counts.duplicates}; {report.summary()}")
     return 0
 
 
@@ -329,11 +325,7 @@ def cmd_quarantine_retry(args: argparse.Namespace, settings: Settings) -> int:
     count = requeue(app.sessions, None if args.all else list(args.ids))
     report = app.worker.process_available() if not args.no_process else WorkReport()
     app.close()
-    print(
-        f"re-queued {count}; processed {report.processed}: tickets {report.tickets_created}, "
-        f"replies {report.replies}, automatic {report.automatic + report.bounces}, "
-        f"quarantined again {report.quarantined}"
-    )
+    print(f"re-queued {count}; processed {report.processed}: {report.summary()}")
     return 0
 
 

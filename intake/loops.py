@@ -126,14 +126,7 @@ def classify(
         return Automation(MailKind.AUTO_GENERATED, f"X-Auto-Response-Suppress: {suppress}")
     if precedence in _BULK_PRECEDENCE:
         return Automation(MailKind.BULK, f"Precedence: {precedence}")
-    for name in (
-        "list-id",
-        "list-unsubscribe",
-        "list-post",
-        "feedback-id",
-        "x-mailchimp-campaign",
-        "x-campaign",
-    ):
+    for name in _BULK_HEADERS:
         if mail.header(name):
             return Automation(MailKind.BULK, f"{name} header")
     if envelope_from == "":

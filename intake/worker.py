@@ -56,6 +56,12 @@ class WorkReport:
     quarantined: int = 0
     ticket_ids: list[int] = field(default_factory=list)
 
+    def summary(self) -> str:
+        return (
+            f"tickets created {self.tickets_created}, replies {self.replies}, "
+            f"automatic {self.automatic + self.bounces}, quarantined {self.quarantined}"
+        )
+
     def add(self, outcome: RawOutcome | None, ticket_id: int | None) -> None:
         self.processed += 1
         if outcome is RawOutcome.TICKET:
