@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -45,15 +45,7 @@ class SlaReport:
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "checked": self.checked,
-            "warnings": self.warnings,
-            "breaches": self.breaches,
-            "escalations": self.escalations,
-            "assigned": self.assigned,
-            "reassigned": self.reassigned,
-            "errors": self.errors,
-        }
+        return asdict(self)
 
 
 def ticket_facts(session: Session, ticket: Ticket) -> SlaFacts:
