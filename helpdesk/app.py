@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,7 +15,6 @@ from helpdesk.settings import Settings
 from intake.assignment import Assignment
 from intake.commands import TechnicianReplies
 from intake.desk import Desk
-from intake.imap_poller import MailboxPoller
 from intake.pipeline import Pipeline, Services
 from intake.sla_timer import SlaTimer
 from intake.store import RawStore
@@ -28,7 +28,20 @@ from routing.errors import ModelError
 from routing.model_store import ModelStore
 from routing.rules_loader import RulesHolder
 
+if TYPE_CHECKING:
+    from intake.imap_poller import MailboxPoller
+
 log = logging.getLogger("helpdesk")
+
+
+def _pollers(
+    settings: Settings, store: RawStore, sessions: sessionmaker[Session], clock: Callable[[], datetime]
+) -> list[MailboxPoller]:
+    if not settings.mailboxes:
+        return []
+    from intake.imap_poller import MailboxPoller  # imapclient is loaded only by desks that read IMAP
+
+    return [MailboxPoller(cfg, store, sessions, clock=clock) for cfg in settings.mailboxes]
 
 
 class ActiveModels:
@@ -81,7 +94,7 @@ class App:
     sender: Sender
     assignment: Assignment
     sla_timer: SlaTimer
-    pollers: list[MailboxPoller] = field(default_factory=list)
+    pollers: list[MailboxPoller] = field(default_factory=list)  # filled only when [[imap]] is configured
 
     def poller(self, name: str) -> MailboxPoller:
         for poller in self.pollers:
@@ -138,5 +151,5 @@ def build_app(
         sla_timer=SlaTimer(
             sessions, assignment, settings.sla, clock=clock, interval=settings.sla_check_interval
         ),
-        pollers=[MailboxPoller(cfg, store, sessions, clock=clock) for cfg in settings.mailboxes],
+        pollers=_pollers(settings, store, sessions, clock),
     )

@@ -30,7 +30,6 @@ from typing import Any
 
 import charset_normalizer
 import mailparser
-from inscriptis import get_text
 
 from intake.config import IntakeConfig
 from intake.errors import ParseError
@@ -271,6 +270,8 @@ _BLANK_RUNS = re.compile(r"\n\s*\n(\s*\n)+")
 
 
 def _html_to_text(html: str) -> str:
+    from inscriptis import get_text  # lxml underneath: loaded with the first HTML-only mail
+
     text = "\n".join(line.rstrip() for line in str(get_text(html)).splitlines())
     return _BLANK_RUNS.sub("\n\n", text).strip("\n")
 

@@ -8,18 +8,19 @@ the write lock up front (a deferred transaction that upgrades later can deadlock
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger("helpdesk.db")
 
@@ -110,24 +111,44 @@ def read_only(engine: Engine) -> Engine:
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
     return cfg
 
 
+_REVISION = re.compile(r"^(down_revision|revision)\s*=\s*['\"]?([\w-]+|None)['\"]?\s*$", re.MULTILINE)
+
+
 def head_revision() -> str | None:
-    script = ScriptDirectory(str(MIGRATIONS))
-    return script.get_current_head()
+    """The newest migration, read from the migration files themselves (a linear history).
+
+    The daemon checks the schema at every start; reading two lines per file spares it loading
+    Alembic, which only `helpdesk init` needs.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        for key, value in _REVISION.findall(path.read_text(encoding="utf-8")):
+            (revisions if key == "revision" else parents).add(value)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
 
 
 def current_revision(engine: Engine) -> str | None:
-    with read_only(engine).connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+    try:
+        with read_only(engine).connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except (OperationalError, ProgrammingError):  # no alembic_version table: an empty database
+        return None
 
 
 def migrate(engine: Engine) -> tuple[str | None, str | None]:
     """Bring the schema to the newest revision; return (before, after). Safe to run twice."""
+    from alembic import command
+
     before = current_revision(engine)
     command.upgrade(alembic_config(engine), "head")
     after = current_revision(engine)

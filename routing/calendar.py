@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import holidays as holiday_data
-
 from routing.shifts import Schedule, duty_intervals, require_aware
 
 # How far ahead add_business_time looks before it gives up: a schedule and holiday list that leave
@@ -53,6 +51,8 @@ NO_HOLIDAYS = HolidayCalendar()
 
 @functools.lru_cache(maxsize=64)
 def _country_days(country: str, subdivision: str | None, year: int) -> frozenset[date]:
+    import holidays as holiday_data  # only desks with a country calendar pay for loading it
+
     try:
         table = holiday_data.country_holidays(country, subdiv=subdivision, years=year)
     except NotImplementedError as exc:
