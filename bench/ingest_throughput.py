@@ -89,16 +89,21 @@ def threading_check(db: Path, corpus: Corpus) -> tuple[int, int]:
     return right, len(corpus.replies)
 
 
-def bench_ingest(corpus: Corpus, work: Path) -> dict[str, float]:
-    desk = work / "ingest"
+def bench_ingest(corpus: Corpus, work: Path, *, models: bool = True) -> dict[str, float]:
+    desk = work / ("ingest" if models else "ingest-rules-only")
     desk.mkdir()
     config = write_config(desk, 0 + 2525)
-    box = mailbox.Maildir(str(work / "corpus"), create=True)
-    for data in corpus.mails:
-        box.add(data)
+    maildir = work / "corpus"
+    if not maildir.exists():
+        box = mailbox.Maildir(str(maildir), create=True)
+        for data in corpus.mails:
+            box.add(data)
     env = {**os.environ, "HELPDESK_CONFIG": str(config)}
+    if not models:
+        # Routing by rules and defaults only: an empty model directory, as before the first model.
+        env["HELPDESK_MODELS_DIR"] = str(desk / "no-models")
     seconds, rss, result = run_measured(
-        [*HELPDESK, "ingest", "--maildir", str(work / "corpus"), "--json", "--no-send"], env
+        [*HELPDESK, "ingest", "--maildir", str(maildir), "--json", "--no-send"], env
     )
     if result.returncode != 0:
         raise SystemExit(f"ingest failed: {result.stderr.decode()[-2000:]}")
@@ -208,6 +213,11 @@ def main() -> None:
         print(
             f"helpdesk ingest --maildir     {ingest['rate']:8.1f} mails/s  = {ingest['rate'] / parse_rate:.0%} of parse-only"
             f"   peak RSS {ingest['rss']:.0f} MB   threaded {ingest['threaded']:.0f}/{ingest['replies']:.0f} replies"
+        )
+        rules_only = bench_ingest(corpus, work, models=False)
+        print(
+            f"  same, rules only (no model)  {rules_only['rate']:8.1f} mails/s  = "
+            f"{rules_only['rate'] / parse_rate:.0%} of parse-only   peak RSS {rules_only['rss']:.0f} MB"
         )
         smtp = bench_smtp(corpus, work, args.smtp_connections)
         print(

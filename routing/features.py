@@ -14,8 +14,11 @@ is usually the densest statement of the problem.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
 import unicodedata
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -213,11 +216,37 @@ class MailVectorizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return self.transform_prepared(prepare_rows(x))
 
     def transform_prepared(self, rows: Sequence[tuple[str, str, str]]) -> sp.csr_matrix:
-        """Vectorize rows that `prepare_rows` already produced (the caller keeps them for explanations)."""
+        """Vectorize rows that `prepare_rows` already produced (the caller keeps them for explanations).
+
+        The category and the priority model of a desk are usually fitted on the same texts with
+        the same settings, so their vectorizers are equal; routing asks both about one mail, and
+        the second answer comes from a small cache keyed by what the vectorizer is.
+        """
+        key = (self.fingerprint(), tuple(rows))
+        with _recent_lock:
+            for seen, matrix in _recent:
+                if seen == key:
+                    return matrix
         blocks = []
         for name, _, column in VECTORIZERS:
             blocks.append(self.vectorizers_[name].transform([row[column] for row in rows]))
-        return self._stack(blocks)
+        matrix = self._stack(blocks)
+        with _recent_lock:
+            _recent.append((key, matrix))
+        return matrix
+
+    def fingerprint(self) -> str:
+        """A digest of the fitted vocabularies, weights and settings: equal for equal vectorizers."""
+        cached: str | None = self.__dict__.get("_fingerprint")
+        if cached is None:
+            digest = hashlib.sha256(repr(self.get_params()).encode())
+            for name, _, _ in VECTORIZERS:
+                vectorizer = self.vectorizers_[name]
+                digest.update("\n".join(vectorizer.get_feature_names_out()).encode())
+                digest.update(np.asarray(vectorizer.idf_, dtype=np.float64).tobytes())
+            cached = digest.hexdigest()
+            self.__dict__["_fingerprint"] = cached
+        return cached
 
     def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.str_]:
         """Feature names as "<vectorizer>__<term>", e.g. "word__vpn", "char__ druk", "subject__drukarka"."""
@@ -227,7 +256,7 @@ class MailVectorizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return np.asarray(names, dtype=np.str_)
 
     def __getstate__(self) -> dict[str, Any]:
-        state = {k: v for k, v in self.__dict__.items() if k != "vectorizers_"}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("vectorizers_", "_fingerprint")}
         if "vectorizers_" in self.__dict__:
             for name, vectorizer in self.vectorizers_.items():
                 # One newline-joined string: a fixed-width array of terms is as wide as the longest
@@ -270,6 +299,11 @@ def is_explanatory(term: str) -> bool:
         len(tok) > 1 and tok not in _DISPLAY_STOP_WORDS and not (tok.startswith("_") and tok.endswith("_"))
         for tok in term.split()
     )
+
+
+# The last few vectorized mails, shared by every model in the process (see transform_prepared).
+_recent: deque[tuple[tuple[str, tuple[tuple[str, str, str], ...]], sp.csr_matrix]] = deque(maxlen=4)
+_recent_lock = threading.Lock()
 
 
 def build_features(settings: FeatureSettings | None = None) -> MailVectorizer:

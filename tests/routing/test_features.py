@@ -104,3 +104,19 @@ def test_readable_term_shows_the_word_a_char_ngram_came_from() -> None:
     assert not is_explanatory("the")
     assert not is_explanatory("nie sie")
     assert is_explanatory("drukarka")
+
+
+def test_equal_vectorizers_share_one_transform_and_different_ones_do_not() -> None:
+    from routing.features import MailVectorizer, prepare_rows
+
+    texts = [("Printer jam", "the printer on floor 3 jams"), ("VPN down", "cannot connect to the vpn")] * 3
+    a = MailVectorizer().fit(texts)
+    b = MailVectorizer().fit(texts)
+    c = MailVectorizer().fit([*texts, ("Password", "forgot my password")])
+    assert a.fingerprint() == b.fingerprint()
+    assert a.fingerprint() != c.fingerprint()
+    rows = prepare_rows([("Printer jam", "it jams again")])
+    first = a.transform_prepared(rows)
+    assert b.transform_prepared(rows) is first  # the second model reuses the first one's work
+    assert c.transform_prepared(rows) is not first
+    assert "_fingerprint" not in a.__getstate__()
