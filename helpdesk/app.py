@@ -106,6 +106,12 @@ class App:
     def close(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def build_app(
     settings: Settings, *, clock: Callable[[], datetime] = utcnow, check_schema: bool = True

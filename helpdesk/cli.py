@@ -112,8 +112,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from helpdesk.daemon import Daemon
 
-    app = build_app(settings)
-    return Daemon(app).serve_forever()
+    return Daemon(build_app(settings)).serve_forever()  # the daemon closes the app when it stops
 
 
 def _process(app: App, *, send: bool) -> WorkReport:
@@ -137,244 +136,236 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
-    app = build_app(settings)
-    counts = IngestCounts()
-    try:
-        if args.imap:
-            report_imap = app.poller(args.imap).fetch_once()
-            counts.stored += report_imap.stored + report_imap.backfilled
-            counts.duplicates += report_imap.duplicates
-        sources = []
-        if args.maildir:
-            sources.append(from_maildir(Path(args.maildir)))
-        if args.mbox:
-            sources.append(from_mbox(Path(args.mbox)))
-        if args.files:
-            sources.append(from_files([Path(f) for f in args.files]))
-        if not sources and not args.imap:
-            sources.append(from_stream(sys.stdin.buffer))
-        for source in sources:
-            part = store_all(app.store, source)
-            counts.stored += part.stored
-            counts.duplicates += part.duplicates
-    except StoreError as exc:
-        print(f"helpdesk ingest: cannot store: {exc}", file=sys.stderr)
-        app.close()
-        return EX_TEMPFAIL
-    except MailboxError as exc:
-        print(f"helpdesk ingest: IMAP {args.imap}: {exc}", file=sys.stderr)
-        app.close()
-        return EX_TEMPFAIL
-    except KeyError as exc:
-        print(f"helpdesk ingest: {exc.args[0]}", file=sys.stderr)
-        app.close()
-        return 64
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"helpdesk ingest: {exc}", file=sys.stderr)
-        app.close()
-        return EX_NOINPUT
-    report = WorkReport()
-    if not args.no_process:
+    with build_app(settings) as app:
+        counts = IngestCounts()
         try:
-            report = _process(app, send=not args.no_send)
-        except Exception as exc:  # the mail is stored; processing resumes in `serve` or the next ingest
-            log.error("processing after ingest failed (the mail is stored): %s", exc)
-    app.close()
-    result = {
-        "stored": counts.stored,
-        "duplicates": counts.duplicates,
-        "tickets_created": report.tickets_created,
-        "replies": report.replies,
-        "automatic": report.automatic + report.bounces,
-        "quarantined": report.quarantined,
-    }
-    if args.json:
-        emit_json(result)
-    else:
-        print(f"stored {counts.stored}, duplicates {counts.duplicates}; {report.summary()}")
-    return 0
+            if args.imap:
+                report_imap = app.poller(args.imap).fetch_once()
+                counts.stored += report_imap.stored + report_imap.backfilled
+                counts.duplicates += report_imap.duplicates
+            sources = []
+            if args.maildir:
+                sources.append(from_maildir(Path(args.maildir)))
+            if args.mbox:
+                sources.append(from_mbox(Path(args.mbox)))
+            if args.files:
+                sources.append(from_files([Path(f) for f in args.files]))
+            if not sources and not args.imap:
+                sources.append(from_stream(sys.stdin.buffer))
+            for source in sources:
+                part = store_all(app.store, source)
+                counts.stored += part.stored
+                counts.duplicates += part.duplicates
+        except StoreError as exc:
+            print(f"helpdesk ingest: cannot store: {exc}", file=sys.stderr)
+            return EX_TEMPFAIL
+        except MailboxError as exc:
+            print(f"helpdesk ingest: IMAP {args.imap}: {exc}", file=sys.stderr)
+            return EX_TEMPFAIL
+        except KeyError as exc:
+            print(f"helpdesk ingest: {exc.args[0]}", file=sys.stderr)
+            return 64
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            print(f"helpdesk ingest: {exc}", file=sys.stderr)
+            return EX_NOINPUT
+        report = WorkReport()
+        if not args.no_process:
+            try:
+                report = _process(app, send=not args.no_send)
+            except Exception as exc:  # the mail is stored; processing resumes in `serve` or the next ingest
+                log.error("processing after ingest failed (the mail is stored): %s", exc)
+        result = {
+            "stored": counts.stored,
+            "duplicates": counts.duplicates,
+            "tickets_created": report.tickets_created,
+            "replies": report.replies,
+            "automatic": report.automatic + report.bounces,
+            "quarantined": report.quarantined,
+        }
+        if args.json:
+            emit_json(result)
+        else:
+            print(f"stored {counts.stored}, duplicates {counts.duplicates}; {report.summary()}")
+        return 0
 
 
 def cmd_tickets_list(args: argparse.Namespace, settings: Settings) -> int:
-    app = build_app(settings)
-    with app.readers() as session:
-        query = select(Ticket).order_by(Ticket.id.desc() if args.newest_first else Ticket.id)
-        if args.status:
-            query = query.where(Ticket.status.in_([TicketStatus(s) for s in args.status]))
-        elif not args.all:
-            query = query.where(Ticket.status != TicketStatus.CLOSED)
-        if args.requester:
-            query = query.where(Ticket.requester == args.requester.lower())
-        if args.assignee:
-            query = query.where(Ticket.assignee == args.assignee.lower())
-        if args.limit:
-            query = query.limit(args.limit)
-        tickets = list(session.scalars(query.execution_options(populate_existing=False)))
-        ids = message_ids_by_ticket(session, [t.id for t in tickets])
-        views = [ticket_summary(t, ids.get(t.id, [])) for t in tickets]
-    app.close()
-    if args.json:
-        emit_json(views)
-        return 0
-    if not views:
-        print("no tickets")
-        return 0
-    rows = [
-        [
-            f"#{v['number']}",
-            v["status"],
-            v["priority"],
-            v["category"],
-            v["requester"],
-            v["assignee"] or "-",
-            v["created_at"][:16].replace("T", " "),
-            v["subject"],
+    with build_app(settings) as app:
+        with app.readers() as session:
+            query = select(Ticket).order_by(Ticket.id.desc() if args.newest_first else Ticket.id)
+            if args.status:
+                query = query.where(Ticket.status.in_([TicketStatus(s) for s in args.status]))
+            elif not args.all:
+                query = query.where(Ticket.status != TicketStatus.CLOSED)
+            if args.requester:
+                query = query.where(Ticket.requester == args.requester.lower())
+            if args.assignee:
+                query = query.where(Ticket.assignee == args.assignee.lower())
+            if args.limit:
+                query = query.limit(args.limit)
+            tickets = list(session.scalars(query.execution_options(populate_existing=False)))
+            ids = message_ids_by_ticket(session, [t.id for t in tickets])
+            views = [ticket_summary(t, ids.get(t.id, [])) for t in tickets]
+        if args.json:
+            emit_json(views)
+            return 0
+        if not views:
+            print("no tickets")
+            return 0
+        rows = [
+            [
+                f"#{v['number']}",
+                v["status"],
+                v["priority"],
+                v["category"],
+                v["requester"],
+                v["assignee"] or "-",
+                v["created_at"][:16].replace("T", " "),
+                v["subject"],
+            ]
+            for v in views
         ]
-        for v in views
-    ]
-    print(table(["#", "status", "priority", "category", "requester", "assignee", "created", "subject"], rows))
-    return 0
+        print(
+            table(
+                ["#", "status", "priority", "category", "requester", "assignee", "created", "subject"], rows
+            )
+        )
+        return 0
 
 
 def cmd_tickets_show(args: argparse.Namespace, settings: Settings) -> int:
-    app = build_app(settings)
-    with app.readers() as session:
-        ticket = session.get(Ticket, args.number)
-        if ticket is None:
-            print(f"no ticket #{args.number}", file=sys.stderr)
-            app.close()
-            return 1
-        view = ticket_detail(ticket)
-    app.close()
-    if args.json:
-        emit_json(view)
-    else:
-        print(render_ticket(view))
-    return 0
+    with build_app(settings) as app:
+        with app.readers() as session:
+            ticket = session.get(Ticket, args.number)
+            if ticket is None:
+                print(f"no ticket #{args.number}", file=sys.stderr)
+                return 1
+            view = ticket_detail(ticket)
+        if args.json:
+            emit_json(view)
+        else:
+            print(render_ticket(view))
+        return 0
 
 
 def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
-    app = build_app(settings)
-    with app.readers() as session:
-        rows = list(
-            session.scalars(
-                select(RawMessage).where(RawMessage.status == RawStatus.FAILED).order_by(RawMessage.id)
+    with build_app(settings) as app:
+        with app.readers() as session:
+            rows = list(
+                session.scalars(
+                    select(RawMessage).where(RawMessage.status == RawStatus.FAILED).order_by(RawMessage.id)
+                )
             )
-        )
-        views = [quarantine_view(r) for r in rows]
-    app.close()
-    if args.json:
-        emit_json(views)
-    elif not views:
-        print("quarantine is empty")
-    else:
-        print(
-            table(
-                ["id", "received", "source", "from", "error"],
-                [
+            views = [quarantine_view(r) for r in rows]
+        if args.json:
+            emit_json(views)
+        elif not views:
+            print("quarantine is empty")
+        else:
+            print(
+                table(
+                    ["id", "received", "source", "from", "error"],
                     [
-                        v["id"],
-                        (v["received_at"] or "")[:16],
-                        v["source"],
-                        v["envelope_from"] or "",
-                        v["error"],
-                    ]
-                    for v in views
-                ],
+                        [
+                            v["id"],
+                            (v["received_at"] or "")[:16],
+                            v["source"],
+                            v["envelope_from"] or "",
+                            v["error"],
+                        ]
+                        for v in views
+                    ],
+                )
             )
-        )
-    return 0
+        return 0
 
 
 def cmd_quarantine_show(args: argparse.Namespace, settings: Settings) -> int:
-    app = build_app(settings)
-    with app.readers() as session:
-        raw = session.get(RawMessage, args.id)
-        if raw is None:
-            print(f"no stored mail {args.id}", file=sys.stderr)
-            app.close()
-            return 1
-        if args.raw:
-            sys.stdout.buffer.write(raw.data)
-            app.close()
-            return 0
-        view = quarantine_view(raw, full=True)
-        view["status"] = raw.status.value
-    app.close()
-    if args.json:
-        emit_json(view)
-    else:
-        print(
-            f"stored mail {view['id']} ({view['status']}), received {view['received_at']} via {view['source']}"
-        )
-        print(
-            f"envelope from {view['envelope_from']} to {', '.join(view['envelope_to'])}; {view['size']} bytes"
-        )
-        print(f"attempts {view['attempts']}")
-        print(f"error: {view['error']}")
-        print()
-        print(view["headers"])
-    return 0
+    with build_app(settings) as app:
+        with app.readers() as session:
+            raw = session.get(RawMessage, args.id)
+            if raw is None:
+                print(f"no stored mail {args.id}", file=sys.stderr)
+                return 1
+            if args.raw:
+                sys.stdout.buffer.write(raw.data)
+                return 0
+            view = quarantine_view(raw, full=True)
+            view["status"] = raw.status.value
+        if args.json:
+            emit_json(view)
+        else:
+            print(
+                f"stored mail {view['id']} ({view['status']}), received {view['received_at']} via {view['source']}"
+            )
+            print(
+                f"envelope from {view['envelope_from']} to {', '.join(view['envelope_to'])}; {view['size']} bytes"
+            )
+            print(f"attempts {view['attempts']}")
+            print(f"error: {view['error']}")
+            print()
+            print(view["headers"])
+        return 0
 
 
 def cmd_quarantine_retry(args: argparse.Namespace, settings: Settings) -> int:
     if not args.ids and not args.all:
         print("helpdesk quarantine retry: give stored mail ids, or --all", file=sys.stderr)
         return 64
-    app = build_app(settings)
-    count = requeue(app.sessions, None if args.all else list(args.ids))
-    report = app.worker.process_available() if not args.no_process else WorkReport()
-    app.close()
-    print(f"re-queued {count}; processed {report.processed}: {report.summary()}")
-    return 0
+    with build_app(settings) as app:
+        count = requeue(app.sessions, None if args.all else list(args.ids))
+        report = app.worker.process_available() if not args.no_process else WorkReport()
+        print(f"re-queued {count}; processed {report.processed}: {report.summary()}")
+        return 0
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    app = build_app(settings)
-    with app.readers() as session:
-        raw_counts = dict(
-            session.execute(select(RawMessage.status, func.count()).group_by(RawMessage.status)).all()
-        )
-        out_counts = dict(
-            session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all()
-        )
-        ticket_counts = dict(
-            session.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all()
-        )
-        oldest = session.scalar(
-            select(func.min(RawMessage.received_at)).where(RawMessage.status == RawStatus.RECEIVED)
-        )
-    mailboxes = {m.name: m for m in mailbox_statuses(app.readers)}
-    app.close()
-    status: dict[str, Any] = {
-        "address": settings.identity.address,
-        "database": settings.database.url.split("@")[-1],
-        "queue": {s.value: int(raw_counts.get(s, 0)) for s in RawStatus},
-        "oldest_waiting": iso(oldest),
-        "outbox": {s.value: int(out_counts.get(s, 0)) for s in OutboxStatus},
-        "tickets": {s.value: int(ticket_counts.get(s, 0)) for s in TicketStatus},
-        "mailboxes": [_mailbox_view(cfg.name, mailboxes.get(cfg.name)) for cfg in settings.mailboxes],
-    }
-    if args.json:
-        emit_json(status)
+    with build_app(settings) as app:
+        with app.readers() as session:
+            raw_counts = dict(
+                session.execute(select(RawMessage.status, func.count()).group_by(RawMessage.status)).all()
+            )
+            out_counts = dict(
+                session.execute(
+                    select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+                ).all()
+            )
+            ticket_counts = dict(
+                session.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all()
+            )
+            oldest = session.scalar(
+                select(func.min(RawMessage.received_at)).where(RawMessage.status == RawStatus.RECEIVED)
+            )
+        mailboxes = {m.name: m for m in mailbox_statuses(app.readers)}
+        status: dict[str, Any] = {
+            "address": settings.identity.address,
+            "database": settings.database.url.split("@")[-1],
+            "queue": {s.value: int(raw_counts.get(s, 0)) for s in RawStatus},
+            "oldest_waiting": iso(oldest),
+            "outbox": {s.value: int(out_counts.get(s, 0)) for s in OutboxStatus},
+            "tickets": {s.value: int(ticket_counts.get(s, 0)) for s in TicketStatus},
+            "mailboxes": [_mailbox_view(cfg.name, mailboxes.get(cfg.name)) for cfg in settings.mailboxes],
+        }
+        if args.json:
+            emit_json(status)
+            return 0
+        print(f"helpdesk {status['address']}  database {status['database']}")
+        print("queue:   " + "  ".join(f"{k} {v}" for k, v in status["queue"].items()))
+        print("outbox:  " + "  ".join(f"{k} {v}" for k, v in status["outbox"].items()))
+        print("tickets: " + "  ".join(f"{k} {v}" for k, v in status["tickets"].items()))
+        if oldest is not None:
+            print(f"oldest mail waiting since {status['oldest_waiting']}")
+        for box in status["mailboxes"]:
+            line = f"imap {box['name']}: {box['state']}"
+            if box["since"]:
+                line += f" since {box['since']}"
+            if box["last_success_at"]:
+                line += f", last fetch {box['last_success_at']}"
+            line += f", stored {box['stored']}"
+            if box["last_error"]:
+                line += f"; last error: {box['last_error']}"
+            print(line)
         return 0
-    print(f"helpdesk {status['address']}  database {status['database']}")
-    print("queue:   " + "  ".join(f"{k} {v}" for k, v in status["queue"].items()))
-    print("outbox:  " + "  ".join(f"{k} {v}" for k, v in status["outbox"].items()))
-    print("tickets: " + "  ".join(f"{k} {v}" for k, v in status["tickets"].items()))
-    if oldest is not None:
-        print(f"oldest mail waiting since {status['oldest_waiting']}")
-    for box in status["mailboxes"]:
-        line = f"imap {box['name']}: {box['state']}"
-        if box["since"]:
-            line += f" since {box['since']}"
-        if box["last_success_at"]:
-            line += f", last fetch {box['last_success_at']}"
-        line += f", stored {box['stored']}"
-        if box["last_error"]:
-            line += f"; last error: {box['last_error']}"
-        print(line)
-    return 0
 
 
 def _mailbox_view(name: str, status: MailboxStatus | None) -> dict[str, Any]:
@@ -424,111 +415,105 @@ def cmd_technicians_import(args: argparse.Namespace, settings: Settings) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 65  # EX_DATAERR
-    app = build_app(settings)
-    with app.sessions() as session:
-        report = import_people(session, people)
-        session.commit()
-    app.close()
-    print(
-        f"technicians: {len(report.created)} added, {len(report.updated)} updated, "
-        f"{len(report.unchanged)} unchanged; coordinators: {len(report.coordinators_created)} added, "
-        f"{len(report.coordinators_updated)} updated"
-    )
-    if report.not_in_file:
-        print(f"not in the file (left as they are): {', '.join(report.not_in_file)}")
-    return 0
+    with build_app(settings) as app:
+        with app.sessions() as session:
+            report = import_people(session, people)
+            session.commit()
+        print(
+            f"technicians: {len(report.created)} added, {len(report.updated)} updated, "
+            f"{len(report.unchanged)} unchanged; coordinators: {len(report.coordinators_created)} added, "
+            f"{len(report.coordinators_updated)} updated"
+        )
+        if report.not_in_file:
+            print(f"not in the file (left as they are): {', '.join(report.not_in_file)}")
+        return 0
 
 
 def cmd_technicians_list(args: argparse.Namespace, settings: Settings) -> int:
-    app = build_app(settings)
-    with app.readers() as session:
-        members = staff(session)
-        coords = [c for _, c in coordinators(session)]
-        loads = open_loads(session)
-    app.close()
-    now = utcnow()
-    views = [
-        {
-            **m.technician.as_dict(),
-            "on_shift": is_on_shift(m.technician, now),
-            "open_tickets": len(loads.get(m.email, [])),
-            "last_assigned_at": iso(m.last_assigned_at),
-        }
-        for m in members
-    ]
-    if args.json:
-        emit_json({"technicians": views, "coordinators": [c.as_dict() for c in coords]})
-        return 0
-    if not views:
-        print("no technicians; add them with `helpdesk technicians import FILE`")
-    else:
-        rows = [
-            [
-                v["email"],
-                v["name"],
-                v["tier"],
-                ",".join(v["languages"]),
-                "yes" if v["active"] else "no",
-                "on" if v["on_shift"] else "off",
-                f"{v['open_tickets']}/{v['max_open']}",
-                " ".join(f"{k}={n}" for k, n in v["skills"].items()),
-            ]
-            for v in views
+    with build_app(settings) as app:
+        with app.readers() as session:
+            members = staff(session)
+            coords = [c for _, c in coordinators(session)]
+            loads = open_loads(session)
+        now = utcnow()
+        views = [
+            {
+                **m.technician.as_dict(),
+                "on_shift": is_on_shift(m.technician, now),
+                "open_tickets": len(loads.get(m.email, [])),
+                "last_assigned_at": iso(m.last_assigned_at),
+            }
+            for m in members
         ]
-        print(table(["email", "name", "tier", "languages", "active", "shift", "open", "skills"], rows))
-    if coords:
-        print()
-        print("coordinators: " + ", ".join(f"{c.name} <{c.email}>" for c in coords))
-    return 0
+        if args.json:
+            emit_json({"technicians": views, "coordinators": [c.as_dict() for c in coords]})
+            return 0
+        if not views:
+            print("no technicians; add them with `helpdesk technicians import FILE`")
+        else:
+            rows = [
+                [
+                    v["email"],
+                    v["name"],
+                    v["tier"],
+                    ",".join(v["languages"]),
+                    "yes" if v["active"] else "no",
+                    "on" if v["on_shift"] else "off",
+                    f"{v['open_tickets']}/{v['max_open']}",
+                    " ".join(f"{k}={n}" for k, n in v["skills"].items()),
+                ]
+                for v in views
+            ]
+            print(table(["email", "name", "tier", "languages", "active", "shift", "open", "skills"], rows))
+        if coords:
+            print()
+            print("coordinators: " + ", ".join(f"{c.name} <{c.email}>" for c in coords))
+        return 0
 
 
 def cmd_technicians_set(args: argparse.Namespace, settings: Settings) -> int:
-    app = build_app(settings)
-    try:
-        with app.sessions() as session:
-            tech = change_technician(session, args.email, args.settings, settings.routing.categories)
-            session.commit()
-    except KeyError as exc:
-        print(f"helpdesk technicians set: {exc.args[0]}", file=sys.stderr)
-        return 1
-    except PeopleError as exc:
-        for problem in exc.problems:
-            print(f"helpdesk technicians set: {problem}", file=sys.stderr)
-        return 65
-    finally:
-        app.close()
-    print(json.dumps(tech.as_dict(), ensure_ascii=False))
-    return 0
+    with build_app(settings) as app:
+        try:
+            with app.sessions() as session:
+                tech = change_technician(session, args.email, args.settings, settings.routing.categories)
+                session.commit()
+        except KeyError as exc:
+            print(f"helpdesk technicians set: {exc.args[0]}", file=sys.stderr)
+            return 1
+        except PeopleError as exc:
+            for problem in exc.problems:
+                print(f"helpdesk technicians set: {problem}", file=sys.stderr)
+            return 65
+        print(json.dumps(tech.as_dict(), ensure_ascii=False))
+        return 0
 
 
 def cmd_sla_check(args: argparse.Namespace, settings: Settings) -> int:
-    app = build_app(settings)
-    report = app.sla_timer.check()
-    app.close()
-    if args.json:
-        emit_json(report.as_dict())
-    else:
-        print(
-            f"checked {report.checked} open tickets: {report.warnings} reminders, {report.breaches} breaches "
-            f"({report.escalations} escalated), {report.assigned} assigned, {report.reassigned} reassigned"
-        )
-        for error in report.errors:
-            print(f"error: {error}")
-    return 1 if report.errors else 0
+    with build_app(settings) as app:
+        report = app.sla_timer.check()
+        if args.json:
+            emit_json(report.as_dict())
+        else:
+            print(
+                f"checked {report.checked} open tickets: {report.warnings} reminders, {report.breaches} breaches "
+                f"({report.escalations} escalated), {report.assigned} assigned, {report.reassigned} reassigned"
+            )
+            for error in report.errors:
+                print(f"error: {error}")
+        return 1 if report.errors else 0
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from helpdesk.report import build_report, render_report
 
-    app = build_app(settings)
-    with app.readers() as session:
-        report = build_report(session, now=utcnow(), days=args.days, sla=settings.sla)
-    app.close()
-    if args.json:
-        emit_json(report)
-    else:
-        print(render_report(report))
-    return 0
+    with build_app(settings) as app:
+        with app.readers() as session:
+            report = build_report(session, now=utcnow(), days=args.days, sla=settings.sla)
+        if args.json:
+            emit_json(report)
+        else:
+            print(render_report(report))
+        return 0
 
 
 def _progress_bar(enabled: bool) -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
@@ -566,10 +551,8 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
         examples = list(data.examples)
         source = f"csv:{Path(args.csv).name}"
     else:
-        app = build_app(settings)
-        with app.readers() as session:
+        with build_app(settings) as app, app.readers() as session:
             examples = examples_from_db(session, args.target)
-        app.close()
         source = "database"
     if len({e.label for e in examples}) < 2:
         print(
