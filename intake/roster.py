@@ -120,8 +120,13 @@ def coordinators(session: Session) -> list[tuple[int, Coordinator]]:
 
 
 def coordinator_by_email(session: Session, email: str) -> tuple[int, Coordinator] | None:
-    wanted = email.strip().lower()
-    return next(((cid, c) for cid, c in coordinators(session) if c.email == wanted), None)
+    """The active coordinator with this address (asked for every reply on a ticket: one indexed row)."""
+    row = session.scalars(
+        select(CoordinatorRow).where(
+            CoordinatorRow.email == email.strip().lower(), CoordinatorRow.active.is_(True)
+        )
+    ).first()
+    return (row.id, Coordinator(row.name, row.email, row.language)) if row is not None else None
 
 
 def change_technician(

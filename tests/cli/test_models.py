@@ -112,29 +112,7 @@ def test_retrain_from_csv_activate_refuse_worse_force_and_rollback(desk: Path, c
     noisy = write_csv(
         desk / "noisy.csv", [(a, b, label) for (a, b, _), label in zip(noisy_rows, labels, strict=True)]
     )
-    capsys.readouterr()
-    code = main(
-        [
-            "retrain",
-            "--csv",
-            str(noisy),
-            "--text",
-            "short,description",
-            "--label",
-            "group",
-            "--activate",
-            "--json",
-        ]
-    )
-    refused = json.loads(capsys.readouterr().out)
-    assert code == 3
-    assert refused["refused"] is True
-    assert refused["comparison"]["worse"] is True
-    models = run_json(capsys, "model", "list", "--target", "category", "--json")["models"]
-    active = [m["version"] for m in models if m["active"]]
-    assert active == [first["version"]]
-    forced = run_json(
-        capsys,
+    retrain_noisy = [
         "retrain",
         "--csv",
         str(noisy),
@@ -143,9 +121,17 @@ def test_retrain_from_csv_activate_refuse_worse_force_and_rollback(desk: Path, c
         "--label",
         "group",
         "--activate",
-        "--force",
-        "--json",
-    )
+    ]
+    capsys.readouterr()
+    code = main([*retrain_noisy, "--json"])
+    refused = json.loads(capsys.readouterr().out)
+    assert code == 3
+    assert refused["refused"] is True
+    assert refused["comparison"]["worse"] is True
+    models = run_json(capsys, "model", "list", "--target", "category", "--json")["models"]
+    active = [m["version"] for m in models if m["active"]]
+    assert active == [first["version"]]
+    forced = run_json(capsys, *retrain_noisy, "--force", "--json")
     assert forced["activated"] is True
     assert forced["forced"] is True
     back = run_json(capsys, "model", "rollback", "--json")
