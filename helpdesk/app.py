@@ -136,7 +136,9 @@ def build_app(
             desk=desk,
             router=router,
             assigner=assignment,
-            technician_replies=TechnicianReplies(assignment, settings.routing.categories),
+            technician_replies=TechnicianReplies(
+                assignment, settings.routing.categories, tokens=settings.tokens
+            ),
         )
     )
     worker = Worker(sessions, pipeline, settings.intake, clock=clock, on_committed=sender.wake.set)

@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 from intake.config import IntakeConfig, SmtpListenConfig
 from intake.imap_config import ImapConfigError, ImapMailboxConfig, load_mailboxes
 from models.db import DatabaseConfig
-from notify.config import MailIdentity, OutgoingConfig, SmtpOutConfig
+from notify.config import MailIdentity, OutgoingConfig, SmtpOutConfig, TokenConfig
 from routing.config import DEFAULT_CATEGORIES, RoutingConfig
 from routing.sla import SlaConfig, SlaConfigError, default_sla_config, parse_sla_config
 
@@ -35,7 +35,19 @@ CONFIG_NAME = "helpdesk.toml"
 ENV_CONFIG = "HELPDESK_CONFIG"
 ENV_PREFIX = "HELPDESK_"
 
-SECTIONS = ("mail", "database", "smtp", "outgoing", "intake", "routing", "models", "logging", "sla", "imap")
+SECTIONS = (
+    "mail",
+    "database",
+    "smtp",
+    "outgoing",
+    "intake",
+    "routing",
+    "models",
+    "logging",
+    "sla",
+    "imap",
+    "security",
+)
 
 
 class SettingsError(ValueError):
@@ -67,6 +79,7 @@ class Settings:
     mailboxes: tuple[ImapMailboxConfig, ...] = ()
     sla: SlaConfig = field(default_factory=default_sla_config)
     sla_check_interval: float = 60.0
+    tokens: TokenConfig = field(default_factory=TokenConfig)
     raw: Mapping[str, Any] = field(default_factory=dict)  # the merged table, for sections read elsewhere
 
     @property
@@ -380,6 +393,10 @@ def build_settings(table: Mapping[str, Any], base: Path, path: Path | None) -> S
         sla = parse_sla_config(sla_table)
     except SlaConfigError as exc:
         raise SettingsError(str(exc)) from exc
+    security = _Section("security", table.get("security"), base)
+    tokens = TokenConfig(lifetime=security.duration("token_lifetime", TokenConfig.lifetime))
+    if tokens.lifetime <= 0:
+        raise SettingsError("security.token_lifetime must be longer than 0")
     models_section = _Section("models", table.get("models"), base)
     logging_section = _Section("logging", table.get("logging"), base)
     return Settings(
@@ -397,5 +414,6 @@ def build_settings(table: Mapping[str, Any], base: Path, path: Path | None) -> S
         mailboxes=mailboxes,
         sla=sla,
         sla_check_interval=sla_interval.duration("check_interval", 60),
+        tokens=tokens,
         raw=dict(table),
     )

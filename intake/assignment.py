@@ -225,7 +225,7 @@ class Assignment:
             to=(tech.name, tech.email),
             language=tech.languages[0] if tech.languages else "en",
             reply_to=self.desk.identity.plus_address(
-                work_token(self.desk.identity.secret, ticket.id, member.id)
+                work_token(self.desk.identity.secret, ticket.id, member.id, now=now)
             ),
             now=now,
             kind=kind,
@@ -429,7 +429,7 @@ class Assignment:
                 to=(coord.name, coord.email),
                 language=coord.language,
                 reply_to=self.desk.identity.plus_address(
-                    coordinator_token(self.desk.identity.secret, ticket.id, coord_id)
+                    coordinator_token(self.desk.identity.secret, ticket.id, coord_id, now=now)
                 ),
                 now=now,
                 kind="coordinator",

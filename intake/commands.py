@@ -1,9 +1,13 @@
 """Technicians work tickets by replying to mail: commands at the top, the rest goes to the requester.
 
-A reply is accepted only when it carries a valid work token (the Reply-To of the technician's
-assignment mail) and its From is that technician or a coordinator. Anything else from staff is
-logged, answered with one polite refusal, and changes nothing: a forged From with a real token,
-or a real From without one.
+A reply is accepted only when it carries a valid staff token (the Reply-To of a mail the desk
+sent about the ticket) and its From is the person that token was made for: a technician with a
+"w" token naming them, a coordinator with a "c" token naming them (never with a technician's).
+The roster is read on every use, so a technician or coordinator set inactive is refused at once,
+and a token older than `[security] token_lifetime` is refused with a mail that carries a fresh
+one. Anything else from staff is logged, answered with one polite refusal (automatic mail, so
+within the hourly limit), and changes nothing: a forged From with a real token, a real From
+without one, an inactive person's or an expired token.
 
 Commands are lines of their own at the top of the reply (blank lines between them are fine):
 
@@ -24,12 +28,21 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+
 from intake.errors import CommandError
-from intake.roster import coordinator_by_email, staff, technician_by_email, technician_by_id
+from intake.roster import (
+    coordinator_by_email,
+    coordinator_by_id,
+    staff,
+    technician_by_email,
+    technician_by_id,
+)
 from models.message import MessageKind
+from models.outbox import OutboxMessage
 from models.ticket import Priority, Ticket, TicketStatus
+from notify.config import TokenConfig
 from notify.tokens import Token
-from routing.people import Coordinator
 from routing.shifts import is_on_shift
 
 if TYPE_CHECKING:
@@ -136,12 +149,30 @@ class Actor:
     coordinator: bool
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a staff mail changes nothing, and what its refusal mail says."""
+
+    why: str
+    inactive: bool = False
+    renew: Token | None = None  # a fresh token for the verified holder of an expired one
+
+
+MISMATCH = "its sender does not match the person the reply address was made for"
+# Staff tokens made before tokens carried a day are dated by the newest mail of ours that carried
+# them; this many of our newest mails to that person about the ticket are looked through.
+LEGACY_TOKEN_SCAN = 50
+
+
 class TechnicianReplies:
     """The pipeline's handler for mail from staff on an existing ticket."""
 
-    def __init__(self, assignment: Assignment, categories: Collection[str]) -> None:
+    def __init__(
+        self, assignment: Assignment, categories: Collection[str], tokens: TokenConfig | None = None
+    ) -> None:
         self.assignment = assignment
         self.categories = frozenset(categories)
+        self.tokens = tokens or TokenConfig()
 
     def handle(self, ctx: Context, services: Services) -> bool:
         ticket, mail = ctx.ticket, ctx.parsed
@@ -153,37 +184,70 @@ class TechnicianReplies:
         coordinator = coordinator_by_email(ctx.session, sender) if sender else None
         if token is None or token.kind not in ("w", "c"):
             if (staff_member is not None or coordinator is not None) and sender != ticket.requester:
-                self._refuse(
-                    ctx, services, "it does not come through the reply address of your assignment mail"
-                )
+                why = "it does not come through the reply address of your assignment mail"
+                self._refuse(ctx, services, Refusal(why))
                 return True
             return False
-        actor = self._verify(ctx, token.kind, token.who, coordinator)
-        if actor is None:
-            self._refuse(ctx, services, "its sender does not match the person the reply address was made for")
+        verdict = self._verify(ctx, services, token)
+        if isinstance(verdict, Refusal):
+            self._refuse(ctx, services, verdict)
             return True
-        self._work(ctx, services, ticket, actor, token)
+        self._work(ctx, services, ticket, verdict, token)
         return True
 
-    def _verify(
-        self, ctx: Context, kind: str, who: int | None, coordinator: tuple[int, Coordinator] | None
-    ) -> Actor | None:
+    def _verify(self, ctx: Context, services: Services, token: Token) -> Actor | Refusal:
+        """The person `token` was made for, if they sent this mail and the desk trusts them now."""
         sender = ctx.parsed.sender
-        if coordinator is not None:
-            coord = coordinator[1]
-            return Actor(coord.email, coord.name, coord.language, None, True)
-        if kind == "w" and who is not None:
-            member = technician_by_id(ctx.session, who)
-            if member is not None and member.email == sender:
-                tech = member.technician
-                return Actor(
-                    tech.email, tech.name, tech.languages[0] if tech.languages else "en", member.id, False
-                )
-        return None
+        if token.who is None or not sender:
+            return Refusal(MISMATCH)
+        if token.kind == "c":
+            found = coordinator_by_id(ctx.session, token.who)
+            if found is None or found[0].email.lower() != sender:
+                return Refusal(MISMATCH)
+            coord, active = found
+            if not active:
+                return Refusal("you are not an active coordinator of this desk any more", inactive=True)
+            actor = Actor(coord.email, coord.name, coord.language, None, True)
+        else:
+            member = technician_by_id(ctx.session, token.who)
+            if member is None or member.email != sender:
+                return Refusal(MISMATCH)
+            tech = member.technician
+            if not tech.active:
+                return Refusal("you are not an active technician of this desk any more", inactive=True)
+            actor = Actor(
+                tech.email, tech.name, tech.languages[0] if tech.languages else "en", member.id, False
+            )
+        if self._expired(ctx, token, actor.email, services.desk.identity.secret):
+            days = self.tokens.lifetime / 86400
+            return Refusal(
+                f"the reply address it was sent to has expired (staff reply addresses last {days:g} days; "
+                "use the newest mail about the ticket)",
+                renew=token.renewed(ctx.now),
+            )
+        return actor
 
-    def _refuse(self, ctx: Context, services: Services, why: str) -> None:
+    def _expired(self, ctx: Context, token: Token, email: str, secret: str) -> bool:
+        if token.issued is not None:
+            return token.expired(ctx.now, self.tokens.lifetime)
+        # Made before tokens carried a day: as old as the newest mail of ours that carried it in its
+        # Reply-To (refusals carry none). Not found among our recent mail to them: too old to tell.
+        address = f"+{token.text(secret)}@".encode()
+        rows = ctx.session.execute(
+            select(OutboxMessage.created_at, OutboxMessage.data)
+            .where(OutboxMessage.ticket_id == token.number, OutboxMessage.recipient == email)
+            .order_by(OutboxMessage.id.desc())
+            .limit(LEGACY_TOKEN_SCAN)
+        )
+        for created_at, data in rows:
+            if address in bytes(data):
+                return (ctx.now - created_at).total_seconds() > self.tokens.lifetime
+        return True
+
+    def _refuse(self, ctx: Context, services: Services, refusal: Refusal) -> None:
         ticket, mail, desk = ctx.ticket, ctx.parsed, services.desk
         assert ticket is not None
+        why = refusal.why
         log.warning("REFUSED #%d mail from %s: %s", ticket.id, mail.sender or "?", why)
         desk.event(
             ctx.session,
@@ -194,17 +258,22 @@ class TechnicianReplies:
             reason=f"staff mail refused: {why}",
         )
         if mail.sender and ctx.automation.kind.answerable:
+            # Only a refusal to the verified holder of an expired token carries a fresh one: it goes
+            # to the roster address the token was made for, which nobody else reads.
+            renew = refusal.renew
             desk.mail(
                 ctx.session,
                 ticket,
                 "refusal",
                 to=(mail.from_.name if mail.from_ else "", mail.sender),
                 language=mail.language,
-                reply_to=desk.identity.address,
+                reply_to=desk.identity.plus_address(renew.text(desk.identity.secret))
+                if renew is not None
+                else desk.identity.address,
                 now=ctx.now,
                 kind="refusal",
                 automatic=True,
-                context={"why": why},
+                context={"why": why, "renew": renew is not None, "inactive": refusal.inactive},
                 in_reply_to=mail.message_id,
             )
 
@@ -234,7 +303,7 @@ class TechnicianReplies:
                 "command_error",
                 to=(actor.name, actor.email),
                 language=actor.language,
-                reply_to=desk.identity.plus_address(token.text(desk.identity.secret)),
+                reply_to=desk.identity.plus_address(token.renewed(now).text(desk.identity.secret)),
                 now=now,
                 kind="command_error",
                 automatic=False,

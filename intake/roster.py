@@ -129,6 +129,12 @@ def coordinator_by_email(session: Session, email: str) -> tuple[int, Coordinator
     return (row.id, Coordinator(row.name, row.email, row.language)) if row is not None else None
 
 
+def coordinator_by_id(session: Session, coordinator_id: int) -> tuple[Coordinator, bool] | None:
+    """The coordinator a "c" token names, active or not (the caller says why an inactive one is refused)."""
+    row = session.get(CoordinatorRow, coordinator_id)
+    return (Coordinator(row.name, row.email, row.language), row.active) if row is not None else None
+
+
 def change_technician(
     session: Session, email: str, settings: Iterable[str], categories: Collection[str] | None
 ) -> Technician:

@@ -42,6 +42,15 @@ class MailIdentity:
 
 
 @dataclass(frozen=True)
+class TokenConfig:
+    """How long the reply tokens of staff are honoured (see notify.tokens)."""
+
+    # Seconds after the day a technician's or coordinator's token was made; every mail we send
+    # them about a ticket carries a fresh one, so only forwarded or forgotten mail grows this old.
+    lifetime: float = 30 * 86400
+
+
+@dataclass(frozen=True)
 class SmtpOutConfig:
     host: str
     port: int

@@ -47,7 +47,7 @@ CONTEXT: dict[str, dict[str, Any]] = {
     "technician_requester_replied": {"technician": TECH, "text": "still broken"},
     "technician_sla_warning": {"technician": TECH, "target": "first response", "due_at": "2026-11-24T17:00"},
     "command_error": {"errors": [CommandError(2, "#resolve", "needs a note")], "help": COMMAND_HELP},
-    "refusal": {"why": "its sender does not match"},
+    "refusal": {"why": "its sender does not match", "renew": False, "inactive": False},
     "coordinator_unassigned": {
         "coordinator": COORD,
         "routing": "r",
