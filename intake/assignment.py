@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from intake.desk import Desk
-from intake.roster import StaffMember, coordinators, staff
+from intake.roster import StaffMember, coordinators, staff, technician_by_email
 from models.message import Message
 from models.people import TechnicianRow
 from models.ticket import Priority, Ticket, TicketStatus
@@ -33,6 +33,7 @@ log = logging.getLogger("helpdesk.assign")
 
 ACTIVE_STATUSES = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS)
 SIMILAR_CANDIDATES = 300  # resolved tickets compared, newest first
+STRANGER_TEXT_MAX = 4000  # characters of a stranger's mail quoted to staff; the whole is on the ticket
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 
 
@@ -203,6 +204,28 @@ class Assignment:
             now=now,
             kind="requester_replied",
             context={"text": text.strip()},
+        )
+
+    def tell_stranger(
+        self, session: Session, ticket: Ticket, sender: str, name: str, text: str, *, now: datetime
+    ) -> None:
+        """Someone not on the ticket wrote to it: the assignee hears of it, or the coordinators
+        when nobody active has the ticket, with the `#add` line that would let them in."""
+        context = {"stranger": sender, "stranger_name": name, "text": text.strip()[:STRANGER_TEXT_MAX]}
+        member = technician_by_email(session, ticket.assignee) if ticket.assignee else None
+        if member is not None and member.technician.active:
+            self.mail_technician(
+                session,
+                ticket,
+                member,
+                "technician_stranger_wrote",
+                now=now,
+                kind="stranger_notice",
+                context=context,
+            )
+            return
+        self.tell_coordinators(
+            session, ticket, "coordinator_stranger_wrote", now=now, context=context, kind="stranger_notice"
         )
 
     def mail_technician(
@@ -418,7 +441,14 @@ class Assignment:
             )
 
     def tell_coordinators(
-        self, session: Session, ticket: Ticket, template: str, *, now: datetime, context: dict[str, Any]
+        self,
+        session: Session,
+        ticket: Ticket,
+        template: str,
+        *,
+        now: datetime,
+        context: dict[str, Any],
+        kind: str = "coordinator",
     ) -> int:
         sent = 0
         for coord_id, coord in coordinators(session):
@@ -432,7 +462,7 @@ class Assignment:
                     coordinator_token(self.desk.identity.secret, ticket.id, coord_id, now=now)
                 ),
                 now=now,
-                kind="coordinator",
+                kind=kind,
                 automatic=False,
                 context={"coordinator": coord, "routing": routing_summary(ticket), **context},
             )

@@ -13,6 +13,7 @@ Commands are lines of their own at the top of the reply (blank lines between the
 
     #status open|in_progress|waiting    #priority low|normal|high|urgent    #category NAME
     #assign EMAIL    #escalate REASON    #note TEXT    #resolve RESOLUTION    #close
+    #add EMAIL       (someone not on the ticket joins it and gets its mail, as the requester does)
 
 They are all checked before any is applied: one unknown or malformed line and nothing changes;
 the technician gets a reply that says which line and why. The rest of the reply, quotes and
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,7 @@ from intake.roster import (
     technician_by_email,
     technician_by_id,
 )
-from models.message import MessageKind
+from models.message import Message, MessageKind
 from models.outbox import OutboxMessage
 from models.ticket import Priority, Ticket, TicketStatus
 from notify.config import TokenConfig
@@ -62,7 +63,10 @@ COMMAND_HELP = (
     "#note TEXT          (internal, never sent to the requester)",
     "#resolve RESOLUTION (a resolution note is required)",
     "#close",
+    "#add EMAIL          (that address joins the ticket and gets its mail, as the requester does)",
 )
+# One address, bare or in angle brackets: no display name, no list, nothing that is not an address.
+_ADDRESS = re.compile(r"^<?([^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\]+)>?$")
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,11 @@ class ParsedReply:
 
 
 def parse_reply(
-    text: str, *, categories: Collection[str], is_technician: set[str] | None = None
+    text: str,
+    *,
+    categories: Collection[str],
+    is_technician: set[str] | None = None,
+    is_ours: Callable[[str], bool] = lambda address: False,
 ) -> ParsedReply:
     """Split a technician's reply into its commands (checked) and the text for the requester."""
     lines = text.replace("\r\n", "\n").split("\n")
@@ -98,7 +106,7 @@ def parse_reply(
             break
         name, arg = match.group(1).lower(), (match.group(2) or "").strip()
         command = Command(name, arg, index + 1, line)
-        why = _check(command, categories, is_technician)
+        why = _check(command, categories, is_technician, is_ours)
         if why:
             errors.append(CommandError(index + 1, line, why))
         else:
@@ -107,7 +115,18 @@ def parse_reply(
     return ParsedReply(tuple(commands), tuple(errors), public)
 
 
-def _check(command: Command, categories: Collection[str], technicians: set[str] | None) -> str:
+def added_address(arg: str) -> str | None:
+    """The address of `#add EMAIL`, lower-cased; None when the argument is not one address."""
+    match = _ADDRESS.match(arg.strip())
+    return match.group(1).lower() if match else None
+
+
+def _check(
+    command: Command,
+    categories: Collection[str],
+    technicians: set[str] | None,
+    is_ours: Callable[[str], bool],
+) -> str:
     name, arg = command.name, command.arg
     if name == "status":
         if arg.lower() not in SETTABLE_STATUSES:
@@ -135,6 +154,12 @@ def _check(command: Command, categories: Collection[str], technicians: set[str] 
     elif name == "close":
         if arg:
             return "#close takes nothing after it"
+    elif name == "add":
+        address = added_address(arg)
+        if address is None:
+            return "#add takes one email address, e.g. #add colleague@example.com"
+        if is_ours(address):
+            return f"{address} is the helpdesk's own address"
     else:
         return f"unknown command #{name}; the commands are: {', '.join(c.split()[0] for c in COMMAND_HELP)}"
     return ""
@@ -280,7 +305,12 @@ class TechnicianReplies:
     def _work(self, ctx: Context, services: Services, ticket: Ticket, actor: Actor, token: Token) -> None:
         desk, mail, session, now = services.desk, ctx.parsed, ctx.session, ctx.now
         technicians = {m.email for m in staff(session) if m.technician.active}
-        parsed = parse_reply(mail.new_text, categories=self.categories, is_technician=technicians)
+        parsed = parse_reply(
+            mail.new_text,
+            categories=self.categories,
+            is_technician=technicians,
+            is_ours=desk.identity.is_ours,
+        )
         stored = desk.record_inbound(
             session, ticket, mail, ctx.raw, kind=MessageKind.TECHNICIAN, now=now, internal=True
         )
@@ -424,6 +454,21 @@ class TechnicianReplies:
                 notices.append("resolved")
         elif name == "close":
             desk.set_status(session, ticket, TicketStatus.CLOSED, actor.email, now=now, reason="#close")
+        elif name == "add":
+            # A participant gets the ticket's mail from now on; being added tells them nothing.
+            address = added_address(arg)
+            assert address is not None  # checked before anything was applied
+            known_as = session.scalar(
+                select(Message.from_name)
+                .where(Message.ticket_id == ticket.id, Message.from_addr == address)
+                .order_by(Message.id.desc())
+                .limit(1)
+            )
+            desk.participant(session, ticket, address, known_as or "", "cc", notify=True)
+            desk.event(
+                session, ticket, "participant_added", actor.email, now=now, new=address, reason=command.line
+            )
+            log.info("ADDED #%d %s by=%s", ticket.id, address, actor.email)
 
     def _notify(self, ctx: Context, services: Services, ticket: Ticket, notice: str) -> None:
         template = {

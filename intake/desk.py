@@ -43,6 +43,15 @@ _FIND_PARTICIPANT = select(tables.participants.c.id, tables.participants.c.notif
     tables.participants.c.address == bindparam("address"),
 )
 _FIND_MESSAGE_ID = select(tables.messages.c.id).where(tables.messages.c.message_id == bindparam("message_id"))
+_THREAD_CC = (
+    select(tables.participants.c.name, tables.participants.c.address)
+    .where(
+        tables.participants.c.ticket_id == bindparam("ticket_id"),
+        tables.participants.c.notify.is_(True),
+        tables.participants.c.role != "technician",
+    )
+    .order_by(tables.participants.c.id)
+)
 
 
 @dataclass(frozen=True)
@@ -326,6 +335,16 @@ class Desk:
             return None, ()
         return last.message_id, tuple(thread_references(last.references, last.message_id))
 
+    def thread_cc(self, session: Session, ticket: Ticket) -> tuple[tuple[str, str], ...]:
+        """Who besides the requester gets the requester's thread: participants who wrote to us (and
+        were taken as on the ticket) or whom staff added with `#add`; never staff, never a stranger."""
+        rows = session.connection().execute(_THREAD_CC, {"ticket_id": ticket.id})
+        return tuple(
+            (row.name, row.address)
+            for row in rows
+            if row.address != ticket.requester and not self.identity.is_ours(row.address)
+        )
+
     def mail_requester(
         self,
         session: Session,
@@ -352,6 +371,7 @@ class Desk:
             ticket,
             template,
             to=recipient,
+            cc=self.thread_cc(session, ticket) if to is None else (),
             language=ticket.language,
             reply_to=self.identity.plus_address(ticket_token(self.identity.secret, ticket.id)),
             now=now,
@@ -381,6 +401,7 @@ class Desk:
         references: tuple[str, ...] = (),
         from_name: str | None = None,
         internal: bool = True,
+        cc: tuple[tuple[str, str], ...] = (),
     ) -> QueuedMail | None:
         """Write a templated mail about `ticket` to anyone; internal mail stays out of the requester's thread.
 
@@ -419,6 +440,7 @@ class Desk:
             automatic=automatic,
             ticket=ticket.id,
             from_name=from_name,
+            cc=cc,
         )
         queued = enqueue(session, self.identity, self.outgoing, draft, kind=kind, now=now, internal=internal)
         log.info("QUEUED %s #%d to=%s outbox=%d", kind, ticket.id, to[1], queued.id)

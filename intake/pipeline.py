@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import NoReturn, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,11 +26,13 @@ from intake.roster import technician_by_email
 from models.message import MessageKind
 from models.outbox import OutboxMessage, OutboxStatus
 from models.raw_message import RawMessage, RawOutcome
-from models.ticket import Ticket, TicketStatus
+from models.ticket import Ticket, TicketEvent, TicketStatus
 from routing.engine import DefaultRouter, Router
 from routing.facts import AttachmentFacts, MailFacts, RoutingResult
 
 log = logging.getLogger("helpdesk.pipeline")
+
+STRANGER_NOTICE_INTERVAL = timedelta(hours=1)
 
 
 class Finished(Exception):
@@ -50,6 +52,10 @@ class Assigner(Protocol):
     def reopened(self, session: Session, ticket: Ticket, *, now: datetime) -> None: ...
 
     def tell_assignee(self, session: Session, ticket: Ticket, text: str, *, now: datetime) -> None: ...
+
+    def tell_stranger(
+        self, session: Session, ticket: Ticket, sender: str, name: str, text: str, *, now: datetime
+    ) -> None: ...
 
 
 class ReplyHandler(Protocol):
@@ -154,6 +160,10 @@ def thread(ctx: Context, services: Services) -> None:
     ctx.match = find_ticket(ctx.session, services.desk.identity, ctx.parsed, ctx.raw.envelope_to)
     if ctx.match is not None:
         ticket = ctx.session.get(Ticket, ctx.match.ticket_id)
+        if ctx.match.stranger:
+            # Whatever its state: a stranger's mail is a note on it, never a follow-up or a reopening.
+            ctx.ticket = ticket
+            return
         staff_token = ctx.match.token is not None and ctx.match.token.kind in ("w", "c")
         if ticket is not None and ticket.status is TicketStatus.CLOSED and not staff_token:
             # A closed ticket stays closed for requesters: their new mail opens a follow-up that
@@ -172,6 +182,8 @@ def append(ctx: Context, services: Services) -> None:
         raise Finished(
             RawOutcome.REPLY, f"technician reply on #{ctx.ticket.id} ({ctx.match and ctx.match.by})"
         )
+    if ctx.match is not None and ctx.match.stranger:
+        keep_strangers_note(ctx, services)
     mail, ticket, desk = ctx.parsed, ctx.ticket, services.desk
     automatic = not ctx.automation.kind.answerable
     kind = MessageKind.AUTOMATIC if automatic else MessageKind.REQUESTER
@@ -217,6 +229,58 @@ def append(ctx: Context, services: Services) -> None:
         services.assigner.tell_assignee(ctx.session, ticket, mail.new_text or mail.text, now=ctx.now)
     log.info("REPLY #%d from=%s by=%s", ticket.id, mail.sender, by)
     raise Finished(RawOutcome.REPLY, f"#{ticket.id} by {by}")
+
+
+def keep_strangers_note(ctx: Context, services: Services) -> NoReturn:
+    """Mail from someone not on the ticket: kept as an internal note and staff are told, nothing else.
+
+    They do not become a participant, the ticket's state does not change and they are sent
+    nothing: a Message-ID or reply address of ours is all it takes to write this. Staff let them
+    in with `#add EMAIL`. Staff hear of strangers on a ticket at most once per
+    STRANGER_NOTICE_INTERVAL, so a flood of them costs a note each and one mail.
+    """
+    mail, ticket, desk, session = ctx.parsed, ctx.ticket, services.desk, ctx.session
+    assert ticket is not None and ctx.match is not None
+    sender = mail.sender or "?"
+    ctx.message = desk.record_inbound(
+        session, ticket, mail, ctx.raw, kind=MessageKind.STRANGER, now=ctx.now, internal=True
+    )
+    automatic = not ctx.automation.kind.answerable
+    since = ctx.now - STRANGER_NOTICE_INTERVAL
+    told_lately = session.scalar(
+        select(TicketEvent.id)
+        .where(
+            TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "stranger_mail", TicketEvent.at > since
+        )
+        .where(TicketEvent.new == "staff told")
+        .limit(1)
+    )
+    # Nobody to add without an address; automatic mail (an out-of-office) is kept, not announced.
+    tell = bool(mail.sender) and not automatic and told_lately is None and services.assigner is not None
+    desk.event(
+        session,
+        ticket,
+        "stranger_mail",
+        sender,
+        now=ctx.now,
+        new="staff told" if tell else "kept",
+        reason=f"from someone not on the ticket (threaded by {ctx.match.by}); kept as a note, nothing changed"
+        + (f"; automatic mail: {ctx.automation.reason}" if automatic else ""),
+        message=ctx.message,
+    )
+    if tell and services.assigner is not None:
+        name = mail.from_.name if mail.from_ else ""
+        services.assigner.tell_stranger(
+            session, ticket, sender, name, mail.new_text or mail.text, now=ctx.now
+        )
+    log.info(
+        "STRANGER #%d from=%s by=%s kept as a note%s",
+        ticket.id,
+        sender,
+        ctx.match.by,
+        "" if tell else " (staff not told again)",
+    )
+    raise Finished(RawOutcome.STRANGER, f"note on #{ticket.id} from {sender}, who is not on it")
 
 
 def route(ctx: Context, services: Services) -> None:
@@ -348,8 +412,16 @@ STAGES: tuple[Stage, ...] = (
         classify_mail,
     ),
     Stage("bounce", "a delivery report attaches to the ticket of the mail it is about", bounce),
-    Stage("thread", "find the ticket: In-Reply-To/References, token, subject tag from a participant", thread),
-    Stage("append", "a mail on an existing ticket is stored; a reply reopens a resolved ticket", append),
+    Stage(
+        "thread",
+        "find the ticket: In-Reply-To/References, token, subject tag; may its sender join it?",
+        thread,
+    ),
+    Stage(
+        "append",
+        "staff replies; a stranger's mail is a note for staff; a reply reopens a resolved ticket",
+        append,
+    ),
     Stage(
         "route", "category and priority from rules, the classifier or the defaults (no auto-replies)", route
     ),

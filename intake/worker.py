@@ -51,6 +51,7 @@ class WorkReport:
     processed: int = 0
     tickets_created: int = 0
     replies: int = 0
+    strangers: int = 0  # notes from people not on the ticket they wrote to
     automatic: int = 0
     bounces: int = 0
     quarantined: int = 0
@@ -58,7 +59,7 @@ class WorkReport:
 
     def summary(self) -> str:
         return (
-            f"tickets created {self.tickets_created}, replies {self.replies}, "
+            f"tickets created {self.tickets_created}, replies {self.replies}, strangers {self.strangers}, "
             f"automatic {self.automatic + self.bounces}, quarantined {self.quarantined}"
         )
 
@@ -68,6 +69,8 @@ class WorkReport:
             self.tickets_created += 1
         elif outcome is RawOutcome.REPLY:
             self.replies += 1
+        elif outcome is RawOutcome.STRANGER:
+            self.strangers += 1
         elif outcome is RawOutcome.AUTOMATIC:
             self.automatic += 1
         elif outcome is RawOutcome.BOUNCE:

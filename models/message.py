@@ -28,6 +28,7 @@ class MessageKind(enum.StrEnum):
     BOUNCE = "bounce"  # a delivery status notification
     ACK = "ack"  # our acknowledgment
     NOTIFICATION = "notification"  # our status mail
+    STRANGER = "stranger"  # from someone not on the ticket: an internal note for staff
 
 
 class Message(Base):

@@ -26,6 +26,7 @@ class RawStatus(enum.StrEnum):
 class RawOutcome(enum.StrEnum):
     TICKET = "ticket"  # opened a new ticket
     REPLY = "reply"  # appended to an existing ticket
+    STRANGER = "stranger"  # kept as a note on a ticket its sender is not on
     AUTOMATIC = "automatic"  # auto-reply, bulk, bounce, our own mail or a loop: recorded, not answered
     BOUNCE = "bounce"  # a delivery status notification attached to its ticket
     DUPLICATE = "duplicate"  # the same Message-ID was already processed

@@ -18,20 +18,22 @@ from sqlalchemy import select, update
 from helpdesk.app import App
 from helpdesk.settings import SettingsError, build_settings, env_overrides
 from intake.roster import change_technician, import_people
+from models.message import Message, MessageKind
 from models.outbox import OutboxMessage
 from models.people import CoordinatorRow, TechnicianRow
-from models.ticket import Ticket, TicketStatus
+from models.ticket import Participant, Ticket, TicketStatus
 from notify.tokens import Token, verify
 from routing.people import parse_people_toml
 from tests.conftest import REPO_ROOT, Clock, deliver
 from tests.desk import test_technicians as conversation
 from tests.desk.test_technicians import Desk, polish_printer_ticket, reply
-from tests.mail import make_mail, parse
+from tests.mail import SUPPORT, make_mail, parse
 
 desk = conversation.desk  # the same desk: roster, rules, SMTP listener and sink
 
 ALICJA = "Alicja Nowak <alicja@example.test>"
 COORD = "Marta Coordinator <coord@example.test>"
+MALLORY = "Mallory <mallory@evil.example>"
 ONE_TECHNICIAN = """
 [[technician]]
 name = "Bob Smith"
@@ -48,6 +50,12 @@ def reply_address(mail: EmailMessage) -> str:
 
 def refusals_to(desk: Desk, address: str) -> list[EmailMessage]:
     return [m.message for m in desk.mails_to(address) if "not applied" in m.message.get_content()]
+
+
+def participants(desk: Desk, number: int) -> dict[str, bool]:
+    with desk.app.sessions() as s:
+        rows = s.scalars(select(Participant).where(Participant.ticket_id == number))
+        return {p.address: p.notify for p in rows}
 
 
 def coordinator_ticket(desk: Desk) -> tuple[int, EmailMessage]:
@@ -169,6 +177,56 @@ def test_another_coordinators_token_is_refused(desk: Desk) -> None:
     desk.send(reply("Other <other@example.test>", own, "Re: x", "#priority urgent"), to=own)
     assert desk.ticket(number).priority.value != "urgent"
     assert len(refusals_to(desk, "other@example.test")) == 1
+
+
+# -- strangers and #add ------------------------------------------------------------------------------
+
+
+def test_a_strangers_mail_reaches_the_assignee_and_add_lets_them_in(desk: Desk) -> None:
+    number, _ = polish_printer_ticket(desk)
+    ack = desk.mails_to("zofia@klient.example.pl")[0].message
+    desk.send(
+        make_mail(
+            sender=MALLORY,
+            subject=f"Re: {ack['Subject']}",
+            body="I sit next to Zofia, the printer shows error E5.",
+            in_reply_to=ack["Message-ID"],
+        )
+    )
+    assert "mallory@evil.example" not in participants(desk, number)
+    assert desk.mails_to("mallory@evil.example") == []
+    note = desk.mails_to("alicja@example.test")[-1].message
+    text = note.get_content()
+    assert "mallory@evil.example" in text
+    assert "error E5" in text
+    assert "#add mallory@evil.example" in text
+    work = reply_address(note)
+    assert work.startswith(f"support+w{number}.")
+
+    desk.send(reply(ALICJA, work, "Re: x", "#add mallory@evil.example"), to=work)
+    assert participants(desk, number)["mallory@evil.example"] is True
+    assert desk.mails_to("mallory@evil.example") == []  # #add itself tells them nothing
+    assert "participant_added" in desk.events(number)
+
+    # From now on they get the ticket's mail with the requester, and their replies thread.
+    desk.send(reply(ALICJA, work, "Re: x", "Dziękuję, wymienię toner."), to=work)
+    relayed = desk.mails_to("mallory@evil.example")
+    assert len(relayed) == 1
+    assert "wymienię toner" in relayed[0].message.get_content()
+    assert "mallory@evil.example" in str(relayed[0].message["Cc"])
+    desk.send(make_mail(sender=MALLORY, body="Thanks!", in_reply_to=relayed[0].message["Message-ID"]))
+    with desk.app.sessions() as s:
+        kinds = list(s.scalars(select(Message.kind).where(Message.from_addr == "mallory@evil.example")))
+    assert kinds == [MessageKind.STRANGER, MessageKind.REQUESTER]
+
+
+def test_add_takes_one_outside_address(desk: Desk) -> None:
+    number, assignment = polish_printer_ticket(desk)
+    work = reply_address(assignment)
+    desk.send(reply(ALICJA, work, "Re: x", f"#add {SUPPORT}\n#add not-an-address"), to=work)
+    error = desk.mails_to("alicja@example.test")[-1].message.get_content()
+    assert "linia 1" in error and "linia 2" in error
+    assert set(participants(desk, number)) == {"zofia@klient.example.pl", "alicja@example.test"}
 
 
 # -- the lifetime is configuration ---------------------------------------------------------------------
