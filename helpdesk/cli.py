@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from helpdesk.app import App, NotInitialised, build_app
+from helpdesk.files import PRIVATE_UMASK, private_directory, private_file, secure_desk
 from helpdesk.settings import Settings, SettingsError, load_settings
 from helpdesk.views import (
     iso,
@@ -64,7 +66,9 @@ log = logging.getLogger("helpdesk.cli")
 def setup_logging(level: str, file: Path | None = None, *, quiet: bool = False) -> None:
     handlers: list[logging.Handler] = []
     if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
+        # The log names requesters and tickets: it is as private as the database.
+        private_directory(file.parent)
+        private_file(file)
         handlers.append(logging.FileHandler(file, encoding="utf-8"))
     handlers.append(logging.StreamHandler(sys.stderr))
     logging.basicConfig(
@@ -112,6 +116,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from helpdesk.daemon import Daemon
 
+    secure_desk(settings)  # a desk an older version left open to other users, before any mail comes in
     return Daemon(build_app(settings)).serve_forever()  # the daemon closes the app when it stops
 
 
@@ -774,6 +779,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Whatever any command creates (database, mail, models, logs) is for this user alone. The
+    # caller's umask comes back on return, for a program that runs commands in its own process.
+    caller_umask = os.umask(PRIVATE_UMASK)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(caller_umask)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[..., int] = args.func
