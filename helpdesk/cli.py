@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from helpdesk.app import App, NotInitialised, build_app
 from helpdesk.files import PRIVATE_UMASK, private_directory, private_file, secure_desk
-from helpdesk.settings import Settings, SettingsError, load_settings
+from helpdesk.settings import Settings, SettingsError, load_settings, redact_url
 from helpdesk.terminal import SafeFormatter, cell, echo, json_text
 from helpdesk.views import (
     iso,
@@ -346,7 +346,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         mailboxes = {m.name: m for m in mailbox_statuses(app.readers)}
         status: dict[str, Any] = {
             "address": settings.identity.address,
-            "database": settings.database.url.split("@")[-1],
+            "database": redact_url(settings.database.url),
             "queue": {s.value: int(raw_counts.get(s, 0)) for s in RawStatus},
             "oldest_waiting": iso(oldest),
             "outbox": {s.value: int(out_counts.get(s, 0)) for s in OutboxStatus},
