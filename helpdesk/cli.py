@@ -1,7 +1,8 @@
 """The `helpdesk` command line: init, serve, ingest, tickets, quarantine, status.
 
 Exit codes follow sysexits.h where a caller acts on them: 75 (EX_TEMPFAIL) when mail could not
-be stored (an MTA pipe retries), 78 (EX_CONFIG) for a broken configuration.
+be stored (an MTA pipe retries), 65 (EX_DATAERR) when ingest refused mail over the size limit
+(an MTA pipe bounces it), 78 (EX_CONFIG) for a broken configuration.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from intake.assignment import open_loads
 from intake.errors import MailboxError, StoreError
 from intake.imap_state import MailboxStatus, mailbox_statuses
 from intake.ingest import (
+    EX_DATAERR,
     EX_NOINPUT,
     EX_TEMPFAIL,
     IngestCounts,
@@ -142,6 +144,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    limit = settings.smtp.max_message_size  # the one size limit of every intake path
     with build_app(settings) as app:
         counts = IngestCounts()
         try:
@@ -151,17 +154,18 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
                 counts.duplicates += report_imap.duplicates
             sources = []
             if args.maildir:
-                sources.append(from_maildir(Path(args.maildir)))
+                sources.append(from_maildir(Path(args.maildir), limit))
             if args.mbox:
-                sources.append(from_mbox(Path(args.mbox)))
+                sources.append(from_mbox(Path(args.mbox), limit))
             if args.files:
-                sources.append(from_files([Path(f) for f in args.files]))
+                sources.append(from_files([Path(f) for f in args.files], limit))
             if not sources and not args.imap:
-                sources.append(from_stream(sys.stdin.buffer))
+                sources.append(from_stream(sys.stdin.buffer, limit))
             for source in sources:
                 part = store_all(app.store, source)
                 counts.stored += part.stored
                 counts.duplicates += part.duplicates
+                counts.refused += part.refused
         except StoreError as exc:
             echo(f"helpdesk ingest: cannot store: {exc}", file=sys.stderr)
             return EX_TEMPFAIL
@@ -174,6 +178,14 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
             echo(f"helpdesk ingest: {exc}", file=sys.stderr)
             return EX_NOINPUT
+        for mail in counts.refused:
+            # On stderr whatever else is asked: an MTA pipe puts it in the bounce to the sender.
+            size = f"{mail.size} bytes" if mail.exact else f"more than {limit} bytes"
+            echo(
+                f"helpdesk ingest: {mail.name}: refused, not stored: {size} is over the limit of "
+                f"{limit} bytes ([smtp] max_message_size)",
+                file=sys.stderr,
+            )
         report = WorkReport()
         if not args.no_process:
             try:
@@ -187,12 +199,14 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
             "replies": report.replies,
             "automatic": report.automatic + report.bounces,
             "quarantined": report.quarantined,
+            "refused": len(counts.refused),
         }
         if args.json:
             emit_json(result)
         else:
-            echo(f"stored {counts.stored}, duplicates {counts.duplicates}; {report.summary()}")
-        return 0
+            refused = f", refused {len(counts.refused)} over the size limit" if counts.refused else ""
+            echo(f"stored {counts.stored}, duplicates {counts.duplicates}{refused}; {report.summary()}")
+        return EX_DATAERR if counts.refused else 0
 
 
 def cmd_tickets_list(args: argparse.Namespace, settings: Settings) -> int:
