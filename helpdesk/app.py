@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from helpdesk.settings import Settings
+from helpdesk.settings import Settings, redact_url
 from intake.assignment import Assignment
 from intake.commands import TechnicianReplies
 from intake.desk import Desk
@@ -120,7 +120,7 @@ def build_app(
     if check_schema and not schema_is_current(engine):
         engine.dispose()
         raise NotInitialised(
-            f"the database at {settings.database.url.split('@')[-1]} is not initialised or not up to date; "
+            f"the database at {redact_url(settings.database.url)} is not initialised or not up to date; "
             "run `helpdesk init`"
         )
     sessions = session_factory(engine)

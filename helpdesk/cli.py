@@ -1,14 +1,15 @@
 """The `helpdesk` command line: init, serve, ingest, tickets, quarantine, status.
 
 Exit codes follow sysexits.h where a caller acts on them: 75 (EX_TEMPFAIL) when mail could not
-be stored (an MTA pipe retries), 78 (EX_CONFIG) for a broken configuration.
+be stored (an MTA pipe retries), 65 (EX_DATAERR) when ingest refused mail over the size limit
+(an MTA pipe bounces it), 78 (EX_CONFIG) for a broken configuration.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,7 +19,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from helpdesk.app import App, NotInitialised, build_app
-from helpdesk.settings import Settings, SettingsError, load_settings
+from helpdesk.files import PRIVATE_UMASK, private_directory, private_file, secure_desk
+from helpdesk.settings import Settings, SettingsError, load_settings, redact_url
+from helpdesk.terminal import SafeFormatter, cell, echo, json_text
 from helpdesk.views import (
     iso,
     message_ids_by_ticket,
@@ -32,6 +35,7 @@ from intake.assignment import open_loads
 from intake.errors import MailboxError, StoreError
 from intake.imap_state import MailboxStatus, mailbox_statuses
 from intake.ingest import (
+    EX_DATAERR,
     EX_NOINPUT,
     EX_TEMPFAIL,
     IngestCounts,
@@ -64,12 +68,16 @@ log = logging.getLogger("helpdesk.cli")
 def setup_logging(level: str, file: Path | None = None, *, quiet: bool = False) -> None:
     handlers: list[logging.Handler] = []
     if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
+        # The log names requesters and tickets: it is as private as the database.
+        private_directory(file.parent)
+        private_file(file)
         handlers.append(logging.FileHandler(file, encoding="utf-8"))
     handlers.append(logging.StreamHandler(sys.stderr))
+    formatter = SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in handlers:
+        handler.setFormatter(formatter)  # mail-derived text in a log line reaches a terminal too
     logging.basicConfig(
         level=logging.WARNING if quiet else getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         handlers=handlers,
         force=True,
     )
@@ -80,8 +88,7 @@ def setup_logging(level: str, file: Path | None = None, *, quiet: bool = False) 
 
 
 def emit_json(data: Any) -> None:
-    json.dump(data, sys.stdout, ensure_ascii=False, indent=2, default=str)
-    sys.stdout.write("\n")
+    sys.stdout.write(json_text(data) + "\n")
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -98,20 +105,21 @@ def cmd_init(args: argparse.Namespace) -> int:
         outgoing_url=args.outgoing_url,
     )
     where = result.config_path
-    print(f"{'wrote' if result.wrote_config else 'kept'} {where}")
+    echo(f"{'wrote' if result.wrote_config else 'kept'} {where}")
     if result.schema_before == result.schema_after:
-        print(f"database schema already at {result.schema_after}")
+        echo(f"database schema already at {result.schema_after}")
     else:
-        print(f"database schema {result.schema_before or 'created'} -> {result.schema_after}")
+        echo(f"database schema {result.schema_before or 'created'} -> {result.schema_after}")
     for version in result.trained:
-        print(f"trained and activated the starter model {version} (from the built-in example tickets)")
-    print(f"helpdesk address: {result.settings.identity.address}")
+        echo(f"trained and activated the starter model {version} (from the built-in example tickets)")
+    echo(f"helpdesk address: {result.settings.identity.address}")
     return 0
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from helpdesk.daemon import Daemon
 
+    secure_desk(settings)  # a desk an older version left open to other users, before any mail comes in
     return Daemon(build_app(settings)).serve_forever()  # the daemon closes the app when it stops
 
 
@@ -131,11 +139,12 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         return _ingest(args, settings)
     except (StoreError, SQLAlchemyError, OSError) as exc:
         # Anything but 0 or 75 makes an MTA pipe bounce the mail to its sender; 75 makes it retry.
-        print(f"helpdesk ingest: cannot store: {exc}", file=sys.stderr)
+        echo(f"helpdesk ingest: cannot store: {exc}", file=sys.stderr)
         return EX_TEMPFAIL
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    limit = settings.smtp.max_message_size  # the one size limit of every intake path
     with build_app(settings) as app:
         counts = IngestCounts()
         try:
@@ -145,29 +154,38 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
                 counts.duplicates += report_imap.duplicates
             sources = []
             if args.maildir:
-                sources.append(from_maildir(Path(args.maildir)))
+                sources.append(from_maildir(Path(args.maildir), limit))
             if args.mbox:
-                sources.append(from_mbox(Path(args.mbox)))
+                sources.append(from_mbox(Path(args.mbox), limit))
             if args.files:
-                sources.append(from_files([Path(f) for f in args.files]))
+                sources.append(from_files([Path(f) for f in args.files], limit))
             if not sources and not args.imap:
-                sources.append(from_stream(sys.stdin.buffer))
+                sources.append(from_stream(sys.stdin.buffer, limit))
             for source in sources:
                 part = store_all(app.store, source)
                 counts.stored += part.stored
                 counts.duplicates += part.duplicates
+                counts.refused += part.refused
         except StoreError as exc:
-            print(f"helpdesk ingest: cannot store: {exc}", file=sys.stderr)
+            echo(f"helpdesk ingest: cannot store: {exc}", file=sys.stderr)
             return EX_TEMPFAIL
         except MailboxError as exc:
-            print(f"helpdesk ingest: IMAP {args.imap}: {exc}", file=sys.stderr)
+            echo(f"helpdesk ingest: IMAP {args.imap}: {exc}", file=sys.stderr)
             return EX_TEMPFAIL
         except KeyError as exc:
-            print(f"helpdesk ingest: {exc.args[0]}", file=sys.stderr)
+            echo(f"helpdesk ingest: {exc.args[0]}", file=sys.stderr)
             return 64
         except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-            print(f"helpdesk ingest: {exc}", file=sys.stderr)
+            echo(f"helpdesk ingest: {exc}", file=sys.stderr)
             return EX_NOINPUT
+        for mail in counts.refused:
+            # On stderr whatever else is asked: an MTA pipe puts it in the bounce to the sender.
+            size = f"{mail.size} bytes" if mail.exact else f"more than {limit} bytes"
+            echo(
+                f"helpdesk ingest: {mail.name}: refused, not stored: {size} is over the limit of "
+                f"{limit} bytes ([smtp] max_message_size)",
+                file=sys.stderr,
+            )
         report = WorkReport()
         if not args.no_process:
             try:
@@ -181,12 +199,14 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
             "replies": report.replies,
             "automatic": report.automatic + report.bounces,
             "quarantined": report.quarantined,
+            "refused": len(counts.refused),
         }
         if args.json:
             emit_json(result)
         else:
-            print(f"stored {counts.stored}, duplicates {counts.duplicates}; {report.summary()}")
-        return 0
+            refused = f", refused {len(counts.refused)} over the size limit" if counts.refused else ""
+            echo(f"stored {counts.stored}, duplicates {counts.duplicates}{refused}; {report.summary()}")
+        return EX_DATAERR if counts.refused else 0
 
 
 def cmd_tickets_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -210,7 +230,7 @@ def cmd_tickets_list(args: argparse.Namespace, settings: Settings) -> int:
             emit_json(views)
             return 0
         if not views:
-            print("no tickets")
+            echo("no tickets")
             return 0
         rows = [
             [
@@ -225,7 +245,7 @@ def cmd_tickets_list(args: argparse.Namespace, settings: Settings) -> int:
             ]
             for v in views
         ]
-        print(
+        echo(
             table(
                 ["#", "status", "priority", "category", "requester", "assignee", "created", "subject"], rows
             )
@@ -238,13 +258,13 @@ def cmd_tickets_show(args: argparse.Namespace, settings: Settings) -> int:
         with app.readers() as session:
             ticket = session.get(Ticket, args.number)
             if ticket is None:
-                print(f"no ticket #{args.number}", file=sys.stderr)
+                echo(f"no ticket #{args.number}", file=sys.stderr)
                 return 1
             view = ticket_detail(ticket)
         if args.json:
             emit_json(view)
         else:
-            print(render_ticket(view))
+            echo(render_ticket(view))
         return 0
 
 
@@ -260,9 +280,9 @@ def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             emit_json(views)
         elif not views:
-            print("quarantine is empty")
+            echo("quarantine is empty")
         else:
-            print(
+            echo(
                 table(
                     ["id", "received", "source", "from", "error"],
                     [
@@ -285,7 +305,7 @@ def cmd_quarantine_show(args: argparse.Namespace, settings: Settings) -> int:
         with app.readers() as session:
             raw = session.get(RawMessage, args.id)
             if raw is None:
-                print(f"no stored mail {args.id}", file=sys.stderr)
+                echo(f"no stored mail {args.id}", file=sys.stderr)
                 return 1
             if args.raw:
                 sys.stdout.buffer.write(raw.data)
@@ -295,27 +315,28 @@ def cmd_quarantine_show(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             emit_json(view)
         else:
-            print(
+            echo(
                 f"stored mail {view['id']} ({view['status']}), received {view['received_at']} via {view['source']}"
             )
-            print(
-                f"envelope from {view['envelope_from']} to {', '.join(view['envelope_to'])}; {view['size']} bytes"
+            echo(
+                f"envelope from {cell(view['envelope_from'])} to {cell(', '.join(view['envelope_to']))}; "
+                f"{view['size']} bytes"
             )
-            print(f"attempts {view['attempts']}")
-            print(f"error: {view['error']}")
-            print()
-            print(view["headers"])
+            echo(f"attempts {view['attempts']}")
+            echo(f"error: {view['error']}")
+            echo()
+            echo(view["headers"])
         return 0
 
 
 def cmd_quarantine_retry(args: argparse.Namespace, settings: Settings) -> int:
     if not args.ids and not args.all:
-        print("helpdesk quarantine retry: give stored mail ids, or --all", file=sys.stderr)
+        echo("helpdesk quarantine retry: give stored mail ids, or --all", file=sys.stderr)
         return 64
     with build_app(settings) as app:
         count = requeue(app.sessions, None if args.all else list(args.ids))
         report = app.worker.process_available() if not args.no_process else WorkReport()
-        print(f"re-queued {count}; processed {report.processed}: {report.summary()}")
+        echo(f"re-queued {count}; processed {report.processed}: {report.summary()}")
         return 0
 
 
@@ -339,7 +360,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         mailboxes = {m.name: m for m in mailbox_statuses(app.readers)}
         status: dict[str, Any] = {
             "address": settings.identity.address,
-            "database": settings.database.url.split("@")[-1],
+            "database": redact_url(settings.database.url),
             "queue": {s.value: int(raw_counts.get(s, 0)) for s in RawStatus},
             "oldest_waiting": iso(oldest),
             "outbox": {s.value: int(out_counts.get(s, 0)) for s in OutboxStatus},
@@ -349,12 +370,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             emit_json(status)
             return 0
-        print(f"helpdesk {status['address']}  database {status['database']}")
-        print("queue:   " + "  ".join(f"{k} {v}" for k, v in status["queue"].items()))
-        print("outbox:  " + "  ".join(f"{k} {v}" for k, v in status["outbox"].items()))
-        print("tickets: " + "  ".join(f"{k} {v}" for k, v in status["tickets"].items()))
+        echo(f"helpdesk {status['address']}  database {status['database']}")
+        echo("queue:   " + "  ".join(f"{k} {v}" for k, v in status["queue"].items()))
+        echo("outbox:  " + "  ".join(f"{k} {v}" for k, v in status["outbox"].items()))
+        echo("tickets: " + "  ".join(f"{k} {v}" for k, v in status["tickets"].items()))
         if oldest is not None:
-            print(f"oldest mail waiting since {status['oldest_waiting']}")
+            echo(f"oldest mail waiting since {status['oldest_waiting']}")
         for box in status["mailboxes"]:
             line = f"imap {box['name']}: {box['state']}"
             if box["since"]:
@@ -364,7 +385,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             line += f", stored {box['stored']}"
             if box["last_error"]:
                 line += f"; last error: {box['last_error']}"
-            print(line)
+            echo(cell(line))
         return 0
 
 
@@ -408,24 +429,24 @@ def cmd_technicians_import(args: argparse.Namespace, settings: Settings) -> int:
     try:
         people = parse_people_toml(path.read_text(encoding="utf-8"), categories=settings.routing.categories)
     except OSError as exc:
-        print(f"helpdesk technicians import: {exc}", file=sys.stderr)
+        echo(f"helpdesk technicians import: {exc}", file=sys.stderr)
         return EX_NOINPUT
     except PeopleError as exc:
-        print(f"helpdesk technicians import: {path} has problems:", file=sys.stderr)
+        echo(f"helpdesk technicians import: {path} has problems:", file=sys.stderr)
         for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+            echo(f"  {problem}", file=sys.stderr)
         return 65  # EX_DATAERR
     with build_app(settings) as app:
         with app.sessions() as session:
             report = import_people(session, people)
             session.commit()
-        print(
+        echo(
             f"technicians: {len(report.created)} added, {len(report.updated)} updated, "
             f"{len(report.unchanged)} unchanged; coordinators: {len(report.coordinators_created)} added, "
             f"{len(report.coordinators_updated)} updated"
         )
         if report.not_in_file:
-            print(f"not in the file (left as they are): {', '.join(report.not_in_file)}")
+            echo(f"not in the file (left as they are): {', '.join(report.not_in_file)}")
         return 0
 
 
@@ -449,7 +470,7 @@ def cmd_technicians_list(args: argparse.Namespace, settings: Settings) -> int:
             emit_json({"technicians": views, "coordinators": [c.as_dict() for c in coords]})
             return 0
         if not views:
-            print("no technicians; add them with `helpdesk technicians import FILE`")
+            echo("no technicians; add them with `helpdesk technicians import FILE`")
         else:
             rows = [
                 [
@@ -464,10 +485,10 @@ def cmd_technicians_list(args: argparse.Namespace, settings: Settings) -> int:
                 ]
                 for v in views
             ]
-            print(table(["email", "name", "tier", "languages", "active", "shift", "open", "skills"], rows))
+            echo(table(["email", "name", "tier", "languages", "active", "shift", "open", "skills"], rows))
         if coords:
-            print()
-            print("coordinators: " + ", ".join(f"{c.name} <{c.email}>" for c in coords))
+            echo()
+            echo(cell("coordinators: " + ", ".join(f"{c.name} <{c.email}>" for c in coords)))
         return 0
 
 
@@ -478,13 +499,13 @@ def cmd_technicians_set(args: argparse.Namespace, settings: Settings) -> int:
                 tech = change_technician(session, args.email, args.settings, settings.routing.categories)
                 session.commit()
         except KeyError as exc:
-            print(f"helpdesk technicians set: {exc.args[0]}", file=sys.stderr)
+            echo(f"helpdesk technicians set: {exc.args[0]}", file=sys.stderr)
             return 1
         except PeopleError as exc:
             for problem in exc.problems:
-                print(f"helpdesk technicians set: {problem}", file=sys.stderr)
+                echo(f"helpdesk technicians set: {problem}", file=sys.stderr)
             return 65
-        print(json.dumps(tech.as_dict(), ensure_ascii=False))
+        echo(json_text(tech.as_dict(), indent=None))
         return 0
 
 
@@ -494,12 +515,12 @@ def cmd_sla_check(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             emit_json(report.as_dict())
         else:
-            print(
+            echo(
                 f"checked {report.checked} open tickets: {report.warnings} reminders, {report.breaches} breaches "
                 f"({report.escalations} escalated), {report.assigned} assigned, {report.reassigned} reassigned"
             )
             for error in report.errors:
-                print(f"error: {error}")
+                echo(f"error: {error}")
         return 1 if report.errors else 0
 
 
@@ -512,7 +533,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             emit_json(report)
         else:
-            print(render_report(report))
+            echo(render_report(report))
         return 0
 
 
@@ -538,14 +559,14 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     from routing.dataset import load_csv
 
     if bool(args.csv) == bool(args.from_db):
-        print(
+        echo(
             "helpdesk retrain: give --from-db or --csv FILE --text COL[,COL...] --label COL", file=sys.stderr
         )
         return 64
     source: str
     if args.csv:
         if not args.text or not args.label:
-            print("helpdesk retrain: --csv needs --text COL[,COL...] and --label COL", file=sys.stderr)
+            echo("helpdesk retrain: --csv needs --text COL[,COL...] and --label COL", file=sys.stderr)
             return 64
         data = load_csv(args.csv, args.text.split(","), args.label)
         examples = list(data.examples)
@@ -555,7 +576,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
             examples = examples_from_db(session, args.target)
         source = "database"
     if len({e.label for e in examples}) < 2:
-        print(
+        echo(
             f"helpdesk retrain: {len(examples)} labelled examples with fewer than two {args.target} labels; "
             "nothing to learn yet (resolved tickets with a category other than triage are the examples)",
             file=sys.stderr,
@@ -580,9 +601,9 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         emit_json(report.as_dict())
     else:
-        print(report.render_text())
-        print()
-        print(report.report.render_text())
+        echo(report.render_text())
+        echo()
+        echo(report.report.render_text())
     return 0 if not report.refused else 3
 
 
@@ -593,7 +614,7 @@ def cmd_model_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         emit_json(listing.as_dict())
     else:
-        print(listing.render_text())
+        echo(listing.render_text())
     return 0
 
 
@@ -601,7 +622,7 @@ def cmd_model_activate(args: argparse.Namespace, settings: Settings) -> int:
     from routing.admin import activate
 
     result = activate(ModelStore(settings.models.dir), args.version)
-    emit_json(result.as_dict()) if args.json else print(result.render_text())
+    emit_json(result.as_dict()) if args.json else echo(result.render_text())
     return 0
 
 
@@ -609,7 +630,7 @@ def cmd_model_rollback(args: argparse.Namespace, settings: Settings) -> int:
     from routing.admin import rollback
 
     result = rollback(ModelStore(settings.models.dir), args.target)
-    emit_json(result.as_dict()) if args.json else print(result.render_text())
+    emit_json(result.as_dict()) if args.json else echo(result.render_text())
     return 0
 
 
@@ -628,7 +649,7 @@ def cmd_model_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         emit_json(report.as_dict())
     else:
-        print(report.render_text())
+        echo(report.render_text())
     return 0
 
 
@@ -774,6 +795,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Whatever any command creates (database, mail, models, logs) is for this user alone. The
+    # caller's umask comes back on return, for a program that runs commands in its own process.
+    caller_umask = os.umask(PRIVATE_UMASK)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(caller_umask)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[..., int] = args.func
@@ -787,16 +818,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(settings.logging.level, settings.logging.file, quiet=quiet)
         return func(args, settings)
     except SettingsError as exc:
-        print(f"helpdesk: configuration: {exc}", file=sys.stderr)
+        echo(f"helpdesk: configuration: {exc}", file=sys.stderr)
         return EX_CONFIG
     except RulesError as exc:
-        print(f"helpdesk: rules: {exc}", file=sys.stderr)
+        echo(f"helpdesk: rules: {exc}", file=sys.stderr)
         return EX_CONFIG
     except (RoutingError, FileNotFoundError) as exc:
-        print(f"helpdesk: {exc}", file=sys.stderr)
+        echo(f"helpdesk: {exc}", file=sys.stderr)
         return 1
     except NotInitialised as exc:
-        print(f"helpdesk: {exc}", file=sys.stderr)
+        echo(f"helpdesk: {exc}", file=sys.stderr)
         return EX_TEMPFAIL if args.command == "ingest" else EX_CONFIG
     except KeyboardInterrupt:
         return 130

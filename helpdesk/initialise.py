@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpdesk.files import PRIVATE_FILE, private_directory, secure_desk
 from helpdesk.settings import CONFIG_NAME, Settings, load_settings
 from models.db import create_db_engine, migrate
 from routing.model_store import ModelStore
@@ -74,8 +76,11 @@ def write_default_config(
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(0o600)  # it holds the token secret
+    tmp.unlink(missing_ok=True)  # a leftover of an interrupted init, whatever its mode
+    # Created 0600 (it holds the token secret), not made so after its content is in it.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
     tmp.replace(path)
 
 
@@ -102,9 +107,10 @@ def initialise(
     if not settings.identity.secret:
         raise ValueError(f"{path}: mail.secret is empty; set it to a long random string")
     for directory in (settings.base_dir / "var", settings.models.dir):
-        directory.mkdir(parents=True, exist_ok=True)
+        private_directory(directory)
     if settings.outgoing.maildir is not None:
-        settings.outgoing.maildir.mkdir(parents=True, exist_ok=True)
+        private_directory(settings.outgoing.maildir)
+    secure_desk(settings)
     engine = create_db_engine(settings.database)
     try:
         before, after = migrate(engine)

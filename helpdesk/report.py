@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from helpdesk.terminal import cell
 from intake.sla_timer import OPEN_STATUSES, ticket_facts
 from models.raw_message import RawMessage, RawStatus
 from models.ticket import Ticket
@@ -118,4 +119,4 @@ def render_report(report: dict[str, Any]) -> str:
         "Opened by category: "
         + (", ".join(f"{k} {v}" for k, v in report["opened_by_category"].items()) or "-")
     )
-    return "\n".join(lines)
+    return "\n".join(cell(line) for line in lines)  # subjects and names are mail-derived

@@ -258,12 +258,50 @@ def resolve(base: Path, value: str) -> Path:
     return path if path.is_absolute() else (base / path)
 
 
+# scheme://user:password@rest: the password runs to the last "@", as one may hold an unescaped
+# "@" or "/" (RFC 3986 section 3.2.1 wants them escaped; people do not always escape them).
+_USERINFO = re.compile(
+    r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:@/?#]*):(?P<password>.*)@(?P<tail>[^@]*)$", re.DOTALL
+)
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*")
+_SECRET_PARAM = re.compile(r"(?P<key>[?&;](?:password|passwd|pass|pwd|secret|token)=)[^&;#]*", re.IGNORECASE)
+HIDDEN = "***"
+
+
+def redact_url(url: str) -> str:
+    """`url` as it may be shown in an error, a log line or `helpdesk status`: without a password.
+
+    A URL is shown mostly when something is wrong with it, so this reads it by pattern and
+    works on one that does not parse too: everything from the user name's colon to the last "@"
+    counts as the password (SQLAlchemy's `render_as_string(hide_password=True)` would show the
+    part of a password after an unescaped "@" or "/" as host or database), and where the
+    scheme's "://" is missing, everything before the last "@" is hidden. A password in the
+    query (`?password=`, as libpq takes one) is hidden as well.
+    """
+    if match := _USERINFO.match(url):
+        shown = f"{match['head']}:{HIDDEN}@{match['tail']}"
+    elif "@" in url and "://" not in url:
+        scheme = _SCHEME.match(url)
+        shown = f"{scheme.group() if scheme else ''}…{HIDDEN}@{url.rsplit('@', 1)[1]}"
+    else:
+        shown = url
+    return _SECRET_PARAM.sub(rf"\g<key>{HIDDEN}", shown)
+
+
+def _without_password(text: str, url: str) -> str:
+    """`text` (a parser's words about `url`) with the URL's password taken out."""
+    match = _USERINFO.match(url)
+    return text.replace(match["password"], HIDDEN) if match and match["password"] else text
+
+
 def database_url(url: str, base: Path) -> str:
     """A SQLite URL with a relative file path is made absolute against the config's directory."""
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise SettingsError(f"database.url is not a database URL: {url!r} ({exc})") from exc
+        raise SettingsError(
+            f"database.url is not a database URL: {redact_url(url)!r} ({_without_password(str(exc), url)})"
+        ) from exc
     database = parsed.database
     relative_file = database not in (None, "", ":memory:") and not Path(str(database)).is_absolute()
     if parsed.get_backend_name() == "sqlite" and database and relative_file:
@@ -281,10 +319,17 @@ def outgoing_config(section: _Section, auto_limit: int) -> OutgoingConfig:
     }
     if url.startswith("maildir:"):
         return OutgoingConfig(maildir=resolve(section.base, url[len("maildir:") :]), **common)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # an unclosed IPv6 bracket, a port that is not a number
+        raise SettingsError(
+            f"outgoing.url is not a URL: {redact_url(url)!r} ({_without_password(str(exc), url)})"
+        ) from exc
     if parts.scheme not in ("smtp", "smtps"):
         raise SettingsError(
-            f"outgoing.url must be maildir:PATH, smtp://host:port or smtps://host:port, not {url!r}"
+            "outgoing.url must be maildir:PATH, smtp://host:port or smtps://host:port, "
+            f"not {redact_url(url)!r}"
         )
     query = parse_qs(parts.query)
     tls = "ssl" if parts.scheme == "smtps" else (query.get("tls", ["starttls"])[0])
@@ -299,7 +344,7 @@ def outgoing_config(section: _Section, auto_limit: int) -> OutgoingConfig:
             raise SettingsError(f"outgoing.password_file: {exc}") from exc
     smtp = SmtpOutConfig(
         host=parts.hostname or "localhost",
-        port=parts.port or (465 if tls == "ssl" else 25),
+        port=port or (465 if tls == "ssl" else 25),
         tls=tls,
         user=unquote(parts.username) if parts.username else None,
         password=password,

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from helpdesk.terminal import cell
 from models.message import Message
 from models.raw_message import RawMessage
 from models.ticket import Ticket
@@ -130,7 +131,7 @@ def quarantine_view(raw: RawMessage, *, full: bool = False) -> dict[str, Any]:
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, wrap_last: bool = False) -> str:
     """A plain text table that fits the terminal: the widest column is cut with an ellipsis."""
-    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    cells = [[cell(v) for v in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         for i, value in enumerate(row):
@@ -196,4 +197,4 @@ def render_ticket(view: dict[str, Any]) -> str:
             change = f" {e['new']}" if e["new"] is not None else ""
         reason = f"  ({e['reason']})" if e["reason"] else ""
         out.append(f"  {e['at']}  {e['kind']}{change}  by {e['actor']}{reason}")
-    return "\n".join(out)
+    return "\n".join(cell(line) for line in out)  # each entry is one line, whatever the mail held

@@ -3,17 +3,26 @@
 For an MTA pipe (Postfix `mailbox_command`, Exim `pipe` transport, procmail), the exit status is
 what matters: 0 once the mail is stored (a mail that is then quarantined was stored, and is
 kept), 75 (EX_TEMPFAIL from sysexits.h) when it could not be stored, so the MTA keeps it and
-tries again later.
+tries again later, and 65 (EX_DATAERR) when a mail is over the size limit, so the MTA bounces
+it to its sender, as the SMTP listener answers 552.
+
+The limit is the one every intake path has, `[smtp] max_message_size`. A mail over it is
+refused, not stored and quarantined: keeping it would hold the bytes the limit is there to keep
+out, and the sender would never learn. Every source is read in bounded pieces, so finding out
+that a mail is too big never takes more memory than the limit: a file by its size, standard
+input and maildir files a piece at a time, and an mbox line by line in pieces (the standard
+library's mailbox.mbox reads a whole message, and indexes the file a whole line at a time).
 """
 
 from __future__ import annotations
 
 import logging
 import mailbox
-from collections.abc import Iterator
-from dataclasses import dataclass
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from intake.store import Incoming, RawStore
 
@@ -21,48 +30,166 @@ log = logging.getLogger("helpdesk.ingest")
 
 EX_OK = 0
 EX_USAGE = 64
+EX_DATAERR = 65
 EX_NOINPUT = 66
 EX_TEMPFAIL = 75
+
+CHUNK = 64 * 1024  # bytes read at a time while a mail may still be over the limit
+
+
+class Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One mail read from a source; `data` is None when it is over the limit.
+
+    `size` is its size in bytes, or, when `exact` is false, how much of it was read before it
+    was found to be over the limit (it is at least that big).
+    """
+
+    name: str
+    data: bytes | None
+    size: int
+    exact: bool = True
+
+    @property
+    def too_big(self) -> bool:
+        return self.data is None
 
 
 @dataclass
 class IngestCounts:
     stored: int = 0
     duplicates: int = 0
+    refused: list[Candidate] = field(default_factory=list)  # over the size limit, not stored
 
 
-def from_files(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
+def read_bounded(stream: Readable, limit: int) -> tuple[bytes | None, int]:
+    """Up to `limit` bytes of `stream`: (the bytes, their count), or (None, bytes read) once it has
+    more; it stops reading there."""
+    data = bytearray()
+    while True:
+        piece = stream.read(min(CHUNK, limit + 1 - len(data)))
+        if not piece:
+            return bytes(data), len(data)
+        data += piece
+        if len(data) > limit:
+            return None, len(data)
+
+
+def _drain(stream: Readable) -> int:
+    """Read `stream` to its end, keeping nothing; how many bytes that was."""
+    count = 0
+    while piece := stream.read(CHUNK):
+        count += len(piece)
+    return count
+
+
+def from_files(paths: list[Path], limit: int) -> Iterator[Candidate]:
     for path in paths:
-        yield str(path), path.read_bytes()
+        size = path.stat().st_size
+        if size > limit:  # a regular file tells its size: nothing of it is read
+            yield Candidate(str(path), None, size)
+            continue
+        with path.open("rb") as fh:  # read bounded even so: a fifo or a file that grows says 0
+            data, seen = read_bounded(fh, limit)
+        yield Candidate(str(path), data, seen, exact=data is not None)
 
 
-def from_stream(stream: BinaryIO) -> Iterator[tuple[str, bytes]]:
-    yield "stdin", stream.read()
+def from_stream(stream: BinaryIO, limit: int) -> Iterator[Candidate]:
+    data, seen = read_bounded(stream, limit)
+    if data is None:
+        # Read the rest without keeping it, so the MTA writing to us sees our exit status, not
+        # a broken pipe, and the message can say how big the mail was.
+        seen += _drain(stream)
+    yield Candidate("stdin", data, seen)
 
 
-def from_maildir(path: Path) -> Iterator[tuple[str, bytes]]:
+def from_maildir(path: Path, limit: int) -> Iterator[Candidate]:
     if not (path / "cur").is_dir() and not (path / "new").is_dir():
         raise FileNotFoundError(f"{path} is not a maildir (no cur/ or new/)")
     box = mailbox.Maildir(str(path), factory=None, create=False)
     for key in sorted(box.iterkeys()):
-        yield f"{path}:{key}", box.get_bytes(key)
+        with box.get_file(key) as fh:
+            data, seen = read_bounded(fh, limit)
+        yield Candidate(f"{path}:{key}", data, seen, exact=data is not None)
 
 
-def from_mbox(path: Path) -> Iterator[tuple[str, bytes]]:
+def from_mbox(path: Path, limit: int) -> Iterator[Candidate]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is not a file")
-    box = mailbox.mbox(str(path), factory=None, create=False)
-    try:
-        for key in box.iterkeys():
-            yield f"{path}:{key}", box.get_bytes(key)
-    finally:
-        box.close()
+    with path.open("rb") as fh:
+        for index, (data, size) in enumerate(split_mbox(fh, limit)):
+            yield Candidate(f"{path}:{index}", data, size)
 
 
-def store_all(store: RawStore, mails: Iterator[tuple[str, bytes]], source: str = "ingest") -> IngestCounts:
-    """Store every mail, committing in groups; StoreError propagates (the caller exits 75)."""
+_FROM = b"From "
+_BLANK = os.linesep.encode()
+
+
+def split_mbox(fh: BinaryIO, limit: int) -> Iterator[tuple[bytes | None, int]]:
+    """The messages of an mbox as mailbox.mbox reads them, each as (bytes or None if over `limit`, size).
+
+    As there: a line that starts with "From " starts a message and is not part of it, the blank
+    line before it (and at the end of the file) belongs to no message, and what comes before
+    the first "From " line is no message. Unlike there, no line and no message is held whole:
+    lines are read in pieces of at most CHUNK bytes, and a message is dropped from memory as
+    soon as it is over the limit (its size is still counted).
+    """
+    message: bytearray | None = None  # None: before the first "From " line
+    size = 0
+    blank_pending = False  # a blank line that is the separator if a "From " line follows
+    at_line_start = True
+    in_from_line = False
+    while piece := fh.readline(CHUNK):
+        starts_line, at_line_start = at_line_start, piece.endswith(b"\n")
+        if in_from_line:  # the rest of a "From " line longer than one piece
+            in_from_line = not at_line_start
+            continue
+        if starts_line and piece.startswith(_FROM):
+            if message is not None or size:
+                yield (bytes(message) if message is not None else None), size
+            message, size, blank_pending = bytearray(), 0, False
+            in_from_line = not at_line_start
+            continue
+        if message is None and size == 0:
+            continue  # before the first message
+        if blank_pending:
+            size, message = _append(message, size, _BLANK, limit)
+            blank_pending = False
+        if starts_line and piece == _BLANK:
+            blank_pending = True
+            continue
+        size, message = _append(message, size, piece, limit)
+    if message is not None or size:
+        yield (bytes(message) if message is not None else None), size
+
+
+def _append(message: bytearray | None, size: int, piece: bytes, limit: int) -> tuple[int, bytearray | None]:
+    size += len(piece)
+    if message is None or size > limit:
+        return size, None
+    message += piece
+    return size, message
+
+
+def store_all(store: RawStore, mails: Iterable[Candidate], source: str = "ingest") -> IngestCounts:
+    """Store every mail within the limit, committing in groups, and count the ones over it.
+
+    StoreError propagates (the caller exits 75).
+    """
     counts = IngestCounts()
-    for result in store.store_many(Incoming(data, source) for _, data in mails):
+
+    def within_limit() -> Iterator[Incoming]:
+        for mail in mails:
+            if mail.data is None:
+                counts.refused.append(mail)
+                continue
+            yield Incoming(mail.data, source)
+
+    for result in store.store_many(within_limit()):
         if result.duplicate:
             counts.duplicates += 1
         else:

@@ -8,6 +8,7 @@ the write lock up front (a deferred transaction that upgrades later can deadlock
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ log = logging.getLogger("helpdesk.db")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 READ_ONLY_OPTION = "helpdesk_read_only"
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ def create_db_engine(config: DatabaseConfig) -> Engine:
     kwargs: dict[str, Any] = {"echo": config.echo, "future": True}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(url.database))
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": config.sqlite_busy_timeout_ms / 1000}
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine, config)
@@ -55,6 +58,26 @@ def create_db_engine(config: DatabaseConfig) -> Engine:
     kwargs["pool_size"] = config.pool_size
     kwargs["pool_pre_ping"] = True
     return create_engine(url, **kwargs)
+
+
+def create_private_file(path: Path) -> None:
+    """Create the database file 0600 (and missing directories 0700) before SQLite does.
+
+    SQLite would create it with the process umask; it gives its -wal, -shm and -journal files
+    the database file's own mode, so one file made private keeps all of them private.
+    """
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:
+            continue
+        os.chmod(directory, PRIVATE_DIR)  # mkdir's mode passes through the umask
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def _configure_sqlite(engine: Engine, config: DatabaseConfig) -> None:

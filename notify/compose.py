@@ -8,6 +8,12 @@ Every mail we write carries (RFC 5322 section 3.6.4, RFC 3834):
 * Auto-Submitted: auto-replied on automatic mail, so well-behaved responders stay quiet, and
   X-Auto-Response-Suppress for Exchange, which ignores Auto-Submitted;
 * X-Helpdesk-Loop naming this installation, so our own mail is recognised when it comes back.
+
+The subject and the display names repeat what a requester wrote. Before they go into a header
+every control character is taken out (notify/controls.py: a NUL, CR or LF has no place in a
+header, RFC 5322 section 2.2, and an escape sequence or a bidirectional override none in what a
+reader sees), overlong values are cut, and the rest is folded into lines of at most 78
+characters with encoded words of at most 75 (RFC 5322 section 2.1.1, RFC 2047 section 2).
 """
 
 from __future__ import annotations
@@ -23,8 +29,14 @@ from email.policy import compat32
 from email.utils import format_datetime, formataddr, make_msgid
 
 from notify.config import MailIdentity
+from notify.controls import one_line
 
 MAX_REFERENCES = 20  # RFC 5322 allows trimming; keep the first (thread root) and the newest
+# Characters of a requester's subject or name we repeat: enough for any real one, and a bound
+# on what one mail makes us write into every mail of its ticket.
+MAX_SUBJECT = 500
+MAX_NAME = 200
+ENCODED_WORD = 75  # RFC 2047 section 2: an encoded word is at most 75 characters long
 _TAG = re.compile(r"\[#\d+\]\s*")
 _PREFIX = re.compile(r"^\s*((re|aw|odp|sv|vs|antw|wg|fw|fwd|tr|rv)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
@@ -82,24 +94,50 @@ _UTF8_QP.body_encoding = QP  # readable in any mail client's source view, unlike
 _UTF8_QP.header_encoding = QP
 
 
+def header_text(value: str, limit: int) -> str:
+    """Mail-derived text fit for a header: one line without control characters, at most `limit` long."""
+    text = one_line(value).strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _plain(word: str) -> bool:
+    """A word that can stand in a header as it is: ASCII, and short enough to fold around."""
+    return word.isascii() and len(word) < ENCODED_WORD
+
+
 def _text_header(value: str) -> str:
-    """A header value with only its non-ASCII words RFC 2047-encoded, so "[#N]" stays readable raw."""
-    if value.isascii():
+    """A header value with only its non-ASCII (or unfoldably long) words RFC 2047-encoded, so
+    "[#N]" stays readable raw."""
+    if all(_plain(word) for word in value.split(" ")):
         return value
     runs: list[tuple[bool, list[str]]] = []
     for word in value.split(" "):
-        if runs and runs[-1][0] == word.isascii():
+        if runs and runs[-1][0] == _plain(word):
             runs[-1][1].append(word)
         else:
-            runs.append((word.isascii(), [word]))
-    header = Header(maxlinelen=998)
+            runs.append((_plain(word), [word]))
+    header = Header(maxlinelen=ENCODED_WORD)
     for ascii_run, words in runs:
         header.append(" ".join(words), "us-ascii" if ascii_run else _UTF8_QP)
     return header.encode()
 
 
 def _address(name: str, addr: str) -> str:
-    return formataddr((name, addr), charset="utf-8")
+    name = header_text(name, MAX_NAME)
+    addr = "".join(one_line(addr).split())
+    if name.isascii():
+        return formataddr((name, addr))
+    # formataddr would make one encoded word of any length; Header splits it into several.
+    return f"{Header(name, 'utf-8', maxlinelen=ENCODED_WORD).encode()} <{addr}>"
+
+
+def _message_id(value: str) -> bool:
+    """A Message-ID we can repeat (RFC 5322 section 3.6.4: printable, no white space, no brackets).
+
+    One with a control character in it is left out of the thread headers, not changed into
+    another id that threads nowhere either.
+    """
+    return bool(value) and value.isprintable() and not any(c.isspace() or c in "<>" for c in value)
 
 
 def compose(identity: MailIdentity, draft: Draft, *, message_id: str, now: datetime) -> Message:
@@ -112,13 +150,14 @@ def compose(identity: MailIdentity, draft: Draft, *, message_id: str, now: datet
     msg["To"] = ", ".join(_address(name, addr) for name, addr in draft.to)
     if draft.cc:
         msg["Cc"] = ", ".join(_address(name, addr) for name, addr in draft.cc)
-    msg["Subject"] = _text_header(draft.subject)
+    msg["Subject"] = _text_header(header_text(draft.subject, MAX_SUBJECT))
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = f"<{message_id}>"
-    if draft.in_reply_to:
+    if draft.in_reply_to and _message_id(draft.in_reply_to):
         msg["In-Reply-To"] = f"<{draft.in_reply_to}>"
-    if draft.references:
-        msg["References"] = " ".join(f"<{r}>" for r in draft.references)
+    references = [r for r in draft.references if _message_id(r)]
+    if references:
+        msg["References"] = " ".join(f"<{r}>" for r in references)
     if draft.reply_to:
         msg["Reply-To"] = _address(identity.name, draft.reply_to)
     if draft.automatic:

@@ -15,6 +15,7 @@ import os
 import random
 import smtplib
 import ssl
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,23 +59,36 @@ class MaildirTransport:
     sent: the row is sent again, and the requester must not find two acknowledgments.
     """
 
+    DIR_MODE = 0o700  # whatever the umask: the mails carry reply addresses signed for one technician
+
     def __init__(self, path: Path) -> None:
         self._path = path
+
+    def _private_dirs(self) -> None:
+        for directory in (self._path, self._path / "tmp", self._path / "new", self._path / "cur"):
+            if not directory.is_dir():
+                directory.mkdir(mode=self.DIR_MODE, parents=True, exist_ok=True)
+                os.chmod(directory, self.DIR_MODE)
 
     def send(self, envelope_from: str, recipients: list[str], data: bytes) -> None:
         name = f"{hashlib.sha256(data).hexdigest()[:40]}.helpdesk"
         try:
-            for sub in ("tmp", "new", "cur"):
-                (self._path / sub).mkdir(parents=True, exist_ok=True)
+            self._private_dirs()
             # A reader moves what it has seen to cur/, adding ":2,<flags>" to the name.
             if (self._path / "new" / name).exists() or any((self._path / "cur").glob(name + ":*")):
                 return
             # Return-Path records the envelope sender as a final delivery would (RFC 5321 4.4).
             content = b"Return-Path: <" + envelope_from.encode() + b">\n" + data.replace(b"\r\n", b"\n")
             # Written in tmp/ and renamed into new/, so a reader never sees half a mail.
-            tmp = self._path / "tmp" / f"{name}.{os.getpid()}"
-            tmp.write_bytes(content)
-            os.replace(tmp, self._path / "new" / name)
+            # mkstemp creates the file 0600 under a name no other writer has.
+            fd, tmp = tempfile.mkstemp(prefix=f"{name}.{os.getpid()}.", dir=self._path / "tmp")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(content)
+                os.replace(tmp, self._path / "new" / name)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
         except OSError as exc:
             raise TransientError(f"cannot write to maildir {self._path}: {exc}") from exc
 

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("helpdesk.routing.models")
 
 FORMAT = 1
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
 MODEL_SUFFIX = ".skops"
 META_SUFFIX = ".json"
 PNG_SUFFIX = ".confusion.png"
@@ -109,8 +111,9 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see either the old content or all of the new."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        # mkstemp creates 0600; models and history are not secret and the daemon may run as another user.
-        os.fchmod(fd, 0o644)
+        # Made 0600 whatever the umask, like every file of the desk: another local user must not
+        # read what the desk learnt from its mail (the vocabulary of requesters' text).
+        os.fchmod(fd, PRIVATE_FILE)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -152,11 +155,19 @@ class ModelStore:
         target_of(version)
         return self.directory / f"{version}{suffix}"
 
+    def _make_directory(self) -> None:
+        if not self.directory.is_dir():
+            self.directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+            os.chmod(self.directory, PRIVATE_DIR)  # mkdir's mode passes through the umask
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Serialise writers (two admins activating at once); readers never need the lock."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with (self.directory / ".lock").open("a") as fh:
+        self._make_directory()
+        fd = os.open(
+            self.directory / ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, PRIVATE_FILE
+        )
+        with os.fdopen(fd, "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
@@ -206,6 +217,7 @@ class ModelStore:
         if confusion_png and result.report.n:
             png = self._path(result.version, PNG_SUFFIX)
             result.report.write_confusion_png(png)
+            png.chmod(PRIVATE_FILE)  # written by matplotlib, with the umask's mode
         return self.info(path.stem)
 
     def save_model(self, model: TextModel, metadata: Mapping[str, Any]) -> Path:
@@ -215,7 +227,7 @@ class ModelStore:
         version = model.version
         if target_of(version) != model.target:
             raise ModelStoreError(f"version {version} does not belong to target {model.target}")
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._make_directory()
         data = skops.io.dumps(model.pipeline, compression=zipfile.ZIP_DEFLATED)
         meta = {
             **metadata,

@@ -37,6 +37,7 @@ def test_ingest_files_prints_json_counts(desk: Path, capsys: pytest.CaptureFixtu
         "replies": 1,
         "automatic": 0,
         "quarantined": 0,
+        "refused": 0,
     }
     sent = list((desk / "var" / "sent" / "new").iterdir())
     assert len(sent) == 1  # the acknowledgment landed in the maildir
