@@ -371,7 +371,7 @@ def build_settings(table: Mapping[str, Any], base: Path, path: Path | None) -> S
     if not isinstance(imap, list):
         raise SettingsError("[[imap]] must be a list of tables, one per mailbox")
     try:
-        mailboxes = load_mailboxes(imap, base_dir=base)
+        mailboxes = load_mailboxes(imap, base_dir=base, max_message_size=smtp.max_message_size)
     except (ImapConfigError, ValueError) as exc:
         raise SettingsError(str(exc)) from exc
     sla_table = dict(table.get("sla") or {})
