@@ -264,6 +264,7 @@ def outgoing_config(section: _Section, auto_limit: int) -> OutgoingConfig:
         "retry_for": section.duration("retry_for", 2 * 86400),
         "backoff_initial": section.duration("backoff_initial", 60),
         "backoff_max": section.duration("backoff_max", 3600),
+        "connections": section.whole("connections", 4, 1),
         "auto_reply_limit_per_hour": auto_limit,
     }
     if url.startswith("maildir:"):
@@ -292,6 +293,7 @@ def outgoing_config(section: _Section, auto_limit: int) -> OutgoingConfig:
         password=password,
         timeout=section.duration("timeout", 30),
         verify_tls=section.flag("verify_tls", True),
+        transaction_timeout=section.duration("transaction_timeout", 600),
     )
     return OutgoingConfig(smtp=smtp, **common)
 

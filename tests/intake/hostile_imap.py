@@ -88,7 +88,10 @@ class HostileImapServer:
             self._server.close()
         for writer in list(self._writers):
             writer.transport.abort()
-        await asyncio.sleep(0)
+        # Each connection's task sees its transport closing and ends; none is left pending.
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=2)
 
     # -- what the client did ---------------------------------------------------------------------
 
@@ -252,7 +255,7 @@ class HostileImapServer:
         """Filler for a literal of `size` bytes, for as long as the client reads (or the size lasts)."""
         rate = self.behaviour.literal_rate
         left = size
-        while left > 0:
+        while left > 0 and not writer.is_closing():
             chunk = FILLER[: min(left, len(FILLER) if rate is None else max(1, int(rate / 10)))]
             await self._send(writer, chunk)
             left -= len(chunk)
