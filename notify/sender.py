@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
@@ -298,6 +298,16 @@ class SendReport:
 FailureHandler = Callable[[Session, OutboxMessage, datetime], None]
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """An outbox row claimed for one attempt, with what its transaction needs."""
+
+    id: int
+    envelope_from: str  # the signed per-mail return address (VERP) for our own mail
+    recipients: list[str]
+    data: bytes
+
+
 class Sender:
     def __init__(
         self,
@@ -319,30 +329,36 @@ class Sender:
         transaction = timedelta(seconds=config.smtp.transaction_timeout if config.smtp else 0)
         self._lease = max(CLAIM_LEASE, transaction + LEASE_MARGIN)
 
-    def _claim(self, limit: int) -> list[int]:
-        now = self._clock()
-        with self._sessions() as session:
-            due = (
-                select(OutboxMessage.id)
-                .where(
-                    ((OutboxMessage.status == OutboxStatus.PENDING) & (OutboxMessage.next_attempt_at <= now))
-                    | ((OutboxMessage.status == OutboxStatus.SENDING) & (OutboxMessage.claimed_until < now))
-                )
-                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+    def _claim_next(self, session: Session, now: datetime) -> Claimed | None:
+        """Claim the next due row in `session`'s transaction (a row whose lease ran out counts)."""
+        due = (
+            select(OutboxMessage)
+            .where(
+                ((OutboxMessage.status == OutboxStatus.PENDING) & (OutboxMessage.next_attempt_at <= now))
+                | ((OutboxMessage.status == OutboxStatus.SENDING) & (OutboxMessage.claimed_until < now))
             )
-            ids = list(session.scalars(due))
-            if ids:
-                session.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id.in_(ids))
-                    .values(
-                        status=OutboxStatus.SENDING, claimed_by=self._name, claimed_until=now + self._lease
-                    )
-                )
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        row = session.scalars(due).first()
+        if row is None:
+            return None
+        row.status = OutboxStatus.SENDING
+        row.claimed_by = self._name
+        row.claimed_until = now + self._lease
+        envelope_from = row.envelope_from
+        if self._identity is not None and envelope_from == self._identity.address:
+            # VERP (a signed plus-address per outgoing mail): a bounce names the row it is about.
+            envelope_from = self._identity.plus_address(bounce_token(self._identity.secret, row.id))
+        return Claimed(row.id, envelope_from, list(row.envelope_to), row.data)
+
+    def claim(self) -> Claimed | None:
+        """Claim the next due row, in a transaction of its own."""
+        with self._sessions() as session:
+            claimed = self._claim_next(session, self._clock())
             session.commit()
-            return ids
+        return claimed
 
     def deliver_due(self, limit: int = 100) -> SendReport:
         """Send what is due now over one connection (for `ingest` and tests); returns what happened.
@@ -352,79 +368,84 @@ class Sender:
         """
         report = SendReport()
         transport: Transport | None = None
+        claimed = self.claim() if limit > 0 else None
         try:
-            while report.handled < limit:
-                ids = self._claim(1)
-                if not ids:
-                    break
+            while claimed is not None:
                 if transport is None:
                     transport = self._transport_factory()
-                self._deliver_one(transport, ids[0], report)
+                claimed = self._deliver(transport, claimed, report, then_claim=report.handled + 1 < limit)
         finally:
             if transport is not None:
                 transport.close()
         return report
 
-    def _deliver_one(self, transport: Transport, row_id: int, report: SendReport) -> None:
-        with self._sessions() as session:
-            row = session.get(OutboxMessage, row_id)
-            if row is None or row.status is not OutboxStatus.SENDING:
-                return
-            envelope_from, recipients, data = row.envelope_from, list(row.envelope_to), row.data
-            if self._identity is not None and envelope_from == self._identity.address:
-                # VERP (a signed plus-address per outgoing mail): a bounce names the row it is about.
-                envelope_from = self._identity.plus_address(bounce_token(self._identity.secret, row_id))
+    def _deliver(
+        self, transport: Transport, claimed: Claimed, report: SendReport, *, then_claim: bool
+    ) -> Claimed | None:
+        """Send one claimed row and record how it went; in the same transaction, claim the next
+        row when `then_claim` (one transaction per mail, however many mails)."""
         error: str | None = None
         permanent = False
         try:
-            transport.send(envelope_from, recipients, data)
+            transport.send(claimed.envelope_from, claimed.recipients, claimed.data)
         except PermanentError as exc:
             error, permanent = str(exc), True
         except TransientError as exc:
             error = str(exc)
         except Exception as exc:  # a transport bug must not lose the row: retry like a 4xx
             error = f"{exc.__class__.__name__}: {exc}"
-            log.exception("SEND outbox=%d raised", row_id)
+            log.exception("SEND outbox=%d raised", claimed.id)
         now = self._clock()
         failed = False
         with self._sessions() as session:
-            row = session.get(OutboxMessage, row_id)
-            if row is None:
-                return
-            row.attempts += 1
-            row.claimed_until = None
-            row.claimed_by = None
-            if error is None:
-                row.status = OutboxStatus.SENT
-                row.sent_at = now
-                row.last_error = None
-                report.sent += 1
-                log.info(
-                    "SENT outbox=%d ticket=#%s kind=%s to=%s", row.id, row.ticket_id, row.kind, row.recipient
-                )
-            elif permanent or now >= row.deadline:
-                row.status = OutboxStatus.FAILED
-                row.last_error = error if permanent else f"gave up after {row.attempts} attempts: {error}"
-                report.failed += 1
-                report.errors.append(error)
-                log.warning(
-                    "SEND FAILED outbox=%d ticket=#%s to=%s: %s", row.id, row.ticket_id, row.recipient, error
-                )
-                failed = self._tell_failed(session, row, now)
-            else:
-                delay = min(
-                    self._config.backoff_initial * (2 ** (row.attempts - 1)), self._config.backoff_max
-                )
-                delay *= random.uniform(0.8, 1.2)  # jitter, so a relay coming back is not hit all at once
-                row.status = OutboxStatus.PENDING
-                row.next_attempt_at = min(now + timedelta(seconds=delay), row.deadline)
-                row.last_error = error
-                report.retried += 1
-                report.errors.append(error)
-                log.info("SEND RETRY outbox=%d in %.0fs (attempt %d): %s", row.id, delay, row.attempts, error)
+            row = session.get(OutboxMessage, claimed.id)
+            if row is not None:
+                failed = self._record(session, row, error, permanent, now, report)
+            following = self._claim_next(session, now) if then_claim else None
             session.commit()
         if failed:
             self.wake.set()  # the failure notice it queued
+        return following
+
+    def _record(
+        self,
+        session: Session,
+        row: OutboxMessage,
+        error: str | None,
+        permanent: bool,
+        now: datetime,
+        report: SendReport,
+    ) -> bool:
+        """Write the outcome of an attempt on `row`; True when it finally failed and was told."""
+        row.attempts += 1
+        row.claimed_until = None
+        row.claimed_by = None
+        if error is None:
+            row.status = OutboxStatus.SENT
+            row.sent_at = now
+            row.last_error = None
+            report.sent += 1
+            log.info(
+                "SENT outbox=%d ticket=#%s kind=%s to=%s", row.id, row.ticket_id, row.kind, row.recipient
+            )
+            return False
+        report.errors.append(error)
+        if permanent or now >= row.deadline:
+            row.status = OutboxStatus.FAILED
+            row.last_error = error if permanent else f"gave up after {row.attempts} attempts: {error}"
+            report.failed += 1
+            log.warning(
+                "SEND FAILED outbox=%d ticket=#%s to=%s: %s", row.id, row.ticket_id, row.recipient, error
+            )
+            return self._tell_failed(session, row, now)
+        delay = min(self._config.backoff_initial * (2 ** (row.attempts - 1)), self._config.backoff_max)
+        delay *= random.uniform(0.8, 1.2)  # jitter, so a relay coming back is not hit all at once
+        row.status = OutboxStatus.PENDING
+        row.next_attempt_at = min(now + timedelta(seconds=delay), row.deadline)
+        row.last_error = error
+        report.retried += 1
+        log.info("SEND RETRY outbox=%d in %.0fs (attempt %d): %s", row.id, delay, row.attempts, error)
+        return False
 
     def _tell_failed(self, session: Session, row: OutboxMessage, now: datetime) -> bool:
         """Hand a finally failed row to `on_failed`, in this transaction; a fault there is logged, and
@@ -483,14 +504,12 @@ class Sender:
             transport: Transport | None = None
             busy[number] = True
             try:
-                while not stop.is_set():
-                    ids = self._claim(1)
-                    if not ids:
-                        break
+                claimed = self.claim()
+                while claimed is not None:
                     _ring_idle(bells, busy)  # more may be due: another connection looks too
                     if transport is None:
                         transport = self._transport_factory()
-                    self._deliver_one(transport, ids[0], SendReport())
+                    claimed = self._deliver(transport, claimed, SendReport(), then_claim=not stop.is_set())
             except Exception:
                 log.exception("SENDER connection %d failed; retrying", number)
                 stop.wait(idle_seconds)
