@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from helpdesk.settings import Settings, redact_url
 from intake.assignment import Assignment
 from intake.commands import TechnicianReplies
+from intake.delivery import DeliveryFailures
 from intake.desk import Desk
 from intake.pipeline import Pipeline, Services
 from intake.sla_timer import SlaTimer
@@ -131,6 +132,8 @@ def build_app(
     models = ModelStore(settings.models.dir)
     router = RoutingEngine(rules, ActiveModels(models), settings.routing.thresholds)
     assignment = Assignment(desk)
+    delivery = DeliveryFailures(assignment)
+    sender.on_failed = delivery.failed  # a mail that finally fails: an event and a notice, with it
     pipeline = Pipeline(
         Services(
             desk=desk,
@@ -139,6 +142,7 @@ def build_app(
             technician_replies=TechnicianReplies(
                 assignment, settings.routing.categories, tokens=settings.tokens
             ),
+            delivery=delivery,
         )
     )
     worker = Worker(sessions, pipeline, settings.intake, clock=clock, on_committed=sender.wake.set)

@@ -315,6 +315,7 @@ def outgoing_config(section: _Section, auto_limit: int) -> OutgoingConfig:
         "retry_for": section.duration("retry_for", 2 * 86400),
         "backoff_initial": section.duration("backoff_initial", 60),
         "backoff_max": section.duration("backoff_max", 3600),
+        "connections": section.whole("connections", 4, 1),
         "auto_reply_limit_per_hour": auto_limit,
     }
     if url.startswith("maildir:"):
@@ -350,6 +351,7 @@ def outgoing_config(section: _Section, auto_limit: int) -> OutgoingConfig:
         password=password,
         timeout=section.duration("timeout", 30),
         verify_tls=section.flag("verify_tls", True),
+        transaction_timeout=section.duration("transaction_timeout", 600),
     )
     return OutgoingConfig(smtp=smtp, **common)
 
@@ -429,7 +431,7 @@ def build_settings(table: Mapping[str, Any], base: Path, path: Path | None) -> S
     if not isinstance(imap, list):
         raise SettingsError("[[imap]] must be a list of tables, one per mailbox")
     try:
-        mailboxes = load_mailboxes(imap, base_dir=base)
+        mailboxes = load_mailboxes(imap, base_dir=base, max_message_size=smtp.max_message_size)
     except (ImapConfigError, ValueError) as exc:
         raise SettingsError(str(exc)) from exc
     sla_table = dict(table.get("sla") or {})

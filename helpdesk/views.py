@@ -10,12 +10,22 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from helpdesk.terminal import cell
 from models.message import Message
+from models.outbox import OutboxMessage, OutboxStatus
 from models.raw_message import RawMessage
 from models.ticket import Ticket
+
+# What became of an outgoing mail, in the words `tickets show` uses.
+DELIVERY_STATUS = {
+    OutboxStatus.PENDING: "queued",
+    OutboxStatus.SENDING: "queued",
+    OutboxStatus.SENT: "sent",
+    OutboxStatus.FAILED: "failed",
+    OutboxStatus.BOUNCED: "bounced",
+}
 
 
 def iso(value: datetime | None) -> str | None:
@@ -57,7 +67,31 @@ def ticket_summary(ticket: Ticket, message_ids: list[str]) -> dict[str, Any]:
     }
 
 
-def message_view(message: Message) -> dict[str, Any]:
+def deliveries(session: Session, outbox_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The delivery of each outgoing mail (by outbox row): queued, sent, failed or bounced, and why."""
+    if not outbox_ids:
+        return {}
+    rows = session.execute(
+        select(
+            OutboxMessage.id,
+            OutboxMessage.status,
+            OutboxMessage.attempts,
+            OutboxMessage.last_error,
+            OutboxMessage.sent_at,
+        ).where(OutboxMessage.id.in_(outbox_ids))
+    )
+    return {
+        row.id: {
+            "status": DELIVERY_STATUS[row.status],
+            "attempts": row.attempts,
+            "error": row.last_error,
+            "sent_at": iso(row.sent_at),
+        }
+        for row in rows
+    }
+
+
+def message_view(message: Message, delivery: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "id": message.id,
         "message_id": message.message_id,
@@ -74,6 +108,7 @@ def message_view(message: Message) -> dict[str, Any]:
         "in_reply_to": message.in_reply_to,
         "references": list(message.references),
         "language": message.language,
+        "delivery": delivery,  # outgoing mail only: what became of it
         "new_text": message.new_text,
         "text": message.text,
         "attachments": [
@@ -96,7 +131,13 @@ def ticket_detail(ticket: Ticket) -> dict[str, Any]:
         {"address": p.address, "name": p.name, "role": p.role, "notify": p.notify}
         for p in ticket.participants
     ]
-    view["messages"] = [message_view(m) for m in ticket.messages]
+    session = object_session(ticket)
+    sent = [m.outbox_id for m in ticket.messages if m.outbox_id is not None]
+    delivery = deliveries(session, sent) if session is not None else {}
+    view["messages"] = [
+        message_view(m, delivery.get(m.outbox_id) if m.outbox_id is not None else None)
+        for m in ticket.messages
+    ]
     view["events"] = [
         {
             "at": iso(e.at),
@@ -149,6 +190,19 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, wrap_last
     return "\n".join(lines)
 
 
+def delivery_line(delivery: dict[str, Any]) -> str:
+    """`sent 2026-11-24T09:00:01Z`, `queued (attempt 2: 451 ...)`, `failed: 550 ...`, `bounced: ...`."""
+    status, error = delivery["status"], delivery.get("error") or ""
+    if status == "sent":
+        text = f"sent {delivery.get('sent_at') or ''}".rstrip()
+    elif status == "queued":
+        text = f"queued (attempt {delivery['attempts']}: {error})" if error else "queued"
+    else:
+        text = f"{status}: {error}" if error else status
+    # The error is a relay's or a delivery report's words: nothing in it may drive the terminal.
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
 def render_ticket(view: dict[str, Any]) -> str:
     """`helpdesk tickets show N` for people."""
     out = [
@@ -181,6 +235,8 @@ def render_ticket(view: dict[str, Any]) -> str:
         arrow = "→" if m["direction"] == "out" else "←"
         flag = " (internal)" if m["internal"] else ""
         out.append(f"  {arrow} {m['created_at']}  {m['kind']}{flag}  {m['from']}  <{m['message_id']}>")
+        if m.get("delivery"):
+            out.append(f"      delivery: {delivery_line(m['delivery'])}")
         body = (m["new_text"] or m["text"] or "").strip()
         if body:
             for line in textwrap.shorten(" ".join(body.split()), 300, placeholder=" …").splitlines():

@@ -270,16 +270,30 @@ def _with_staff_token(match: ThreadMatch, tokens: list[Token]) -> ThreadMatch:
     return replace(match, token=token) if token is not None else match
 
 
+@dataclass(frozen=True)
+class BounceTarget:
+    """What a delivery report (RFC 3464) is about.
+
+    Only the signed per-mail return address (VERP: the "b" token in the envelope sender of our
+    mail, where reports are sent) says for sure which mail failed: `outbox_id`. Anybody can write
+    a report naming one of our Message-IDs, so a mail it names (`named`) is information only.
+    """
+
+    ticket_id: int | None
+    outbox_id: int | None = None  # by the signed return address: its status may change
+    named: int | None = None  # by a Message-ID in the report: information only
+
+
 def bounce_ticket(
     session: Session, identity: MailIdentity, mail: ParsedEmail, envelope_to: Iterable[str]
-) -> tuple[int | None, int | None]:
-    """(ticket, outbox row) a delivery report is about: by VERP token, then by the original Message-ID."""
+) -> BounceTarget:
+    """The ticket and mail a delivery report is about: by VERP token, else by the original Message-ID."""
     tokens = find_tokens(identity, recipients_of(mail, envelope_to))
     for token in tokens:
         if token.kind == "b":
             row = session.get(OutboxMessage, token.number)
             if row is not None:
-                return row.ticket_id, row.id
+                return BounceTarget(row.ticket_id, outbox_id=row.id)
     original = mail.report.original_message_id if mail.report else None
     refs = [r for r in (original, *mail.references_all) if r]
     if refs:
@@ -289,8 +303,8 @@ def bounce_ticket(
             .limit(1)
         ).first()
         if found:
-            return found[0], found[1]
+            return BounceTarget(found[0], named=found[1])
         match = by_headers(session, mail)
         if match:
-            return match.ticket_id, None
-    return None, None
+            return BounceTarget(match.ticket_id)
+    return BounceTarget(None)

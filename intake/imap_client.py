@@ -17,6 +17,7 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import CapabilityError, LoginError
 
 from intake.errors import MailboxAuthError, MailboxError
+from intake.imap_bounds import BoundedIMAPClient, ResponseBounds, ResponseBudget, bounds_of
 from intake.imap_config import SEEN, ImapMailboxConfig, resolve_credential
 
 # What a broken connection or a refusing server raises inside imapclient and imaplib: socket and
@@ -58,21 +59,50 @@ def ssl_context(config: ImapMailboxConfig) -> ssl.SSLContext:
     return context
 
 
+def default_budget(config: ImapMailboxConfig) -> ResponseBudget:
+    """What the answer to any command may hold, unless the fetcher expects mail bodies."""
+    return ResponseBudget(
+        max_bytes=config.max_response_bytes,
+        max_lines=config.max_response_lines,
+        max_literal=config.max_response_bytes,
+        timeout=config.command_timeout,
+    )
+
+
 def connect(config: ImapMailboxConfig) -> IMAPClient:
-    """Open the connection (TLS from the first byte with tls = "ssl"); times come back zone-aware."""
+    """Open the connection (TLS from the first byte with tls = "ssl"); times come back zone-aware.
+
+    Every answer of the server is bounded (`intake.imap_bounds`), and the socket has TCP keepalive.
+    """
     timeout = SocketTimeout(connect=config.connect_timeout, read=config.read_timeout)
+    bounds = ResponseBounds(default_budget(config), config.read_timeout)
     try:
-        client = IMAPClient(
+        client = BoundedIMAPClient(
             config.host,
             config.port,
+            bounds=bounds,
             ssl=config.tls == "ssl",
             ssl_context=ssl_context(config) if config.tls == "ssl" else None,
             timeout=timeout,
         )
     except CONNECTION_ERRORS as exc:
-        raise MailboxError(f"cannot connect to {config.address}: {describe(exc)}") from exc
+        why = violation(bounds) or describe(exc)
+        raise MailboxError(f"cannot connect to {config.address}: {why}") from exc
     client.normalise_times = False  # INTERNALDATE with its zone, comparable with aware UTC times
     return client
+
+
+def violation(client: object) -> str | None:
+    """How the server broke the bounds of this connection, if it did."""
+    bounds = client if isinstance(client, ResponseBounds) else bounds_of(client)
+    return bounds.violation if bounds is not None else None
+
+
+def expect(client: object, budget: ResponseBudget) -> None:
+    """Give the answer to the next command on `client` this budget instead of the default."""
+    bounds = bounds_of(client)
+    if bounds is not None:
+        bounds.expect(budget)
 
 
 def log_in(client: IMAPClient, config: ImapMailboxConfig) -> None:
@@ -96,8 +126,13 @@ def log_in(client: IMAPClient, config: ImapMailboxConfig) -> None:
 
 
 def close_quietly(client: IMAPClient, timeout: float = 2.0) -> None:
-    """LOGOUT if the server still answers within `timeout`; close the socket in any case."""
+    """LOGOUT if the server still answers within `timeout`; close the socket in any case.
+
+    A server that broke the bounds gets no LOGOUT: nothing more is read from it.
+    """
     try:
+        if violation(client) is not None:
+            raise MailboxError("no LOGOUT after a broken bound")
         client.socket().settimeout(timeout)
         client.logout()
     except Exception:  # the connection is already broken: closing it is all that is left

@@ -29,6 +29,10 @@ MOVE_PREFIX = "move:"
 # RFC 2177: a client should re-issue IDLE at least every 29 minutes, or the server may log it out.
 IDLE_LIMIT = 29 * 60
 TOKEN_COMMAND_TIMEOUT = 30.0
+# An answer may always hold this much (a CAPABILITY, a SELECT), whatever max_response_bytes says.
+MIN_RESPONSE_BYTES = 64 * 1024
+# Fields of the config that are not keys of an [[imap]] section.
+NOT_KEYS = frozenset({"max_message_size"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,59}$")
 
 
@@ -60,10 +64,21 @@ class ImapMailboxConfig:
     use_idle: bool = True  # RFC 2177 IDLE when the server offers it
     poll_interval: float = 60.0  # seconds between polls without IDLE
     idle_timeout: float = 25 * 60.0  # re-issue IDLE after this many seconds (< 29 minutes)
+    # While idling, end IDLE and ask (NOOP) this often: a server that went silent is left within
+    # noop_interval + read_timeout instead of at the next re-issue.
+    noop_interval: float = 5 * 60.0
     batch_size: int = 100  # UIDs per FETCH
     batch_bytes: int = 16 * 1024 * 1024  # at most this many bytes of mail per FETCH (one mail may be bigger)
     connect_timeout: float = 15.0
     read_timeout: float = 60.0  # a command (not IDLE) that hears nothing this long has failed
+    command_timeout: float = 5 * 60.0  # a command's whole answer must be in within this
+    # What one command's answer may hold besides the mails fetched: bytes, and lines (untagged
+    # responses). A server that sends more is disconnected.
+    max_response_bytes: int = 16 * 1024 * 1024
+    max_response_lines: int = 100_000
+    # Not an [[imap]] key: `[smtp] max_message_size`, the one cap on mail of every intake path.
+    # A bigger mail is left on the server and recorded in the quarantine.
+    max_message_size: int = 25 * 1024 * 1024
     tls_verify: bool = True
     tls_ca_file: Path | None = None  # trust this CA (or self-signed certificate) instead of the system's
     backoff_initial: float = 1.0  # first wait after a failure; doubles, with jitter, up to:
@@ -115,7 +130,14 @@ class ImapMailboxConfig:
                 raise self._fail("processed", f'{self.processed!r}: use "\\\\Seen" or "move:<folder>"')
             if not target or target == self.folder:
                 raise self._fail("processed", f"move needs another folder than {self.folder!r}")
-        for key in ("poll_interval", "connect_timeout", "read_timeout", "backoff_initial"):
+        for key in (
+            "poll_interval",
+            "connect_timeout",
+            "read_timeout",
+            "command_timeout",
+            "noop_interval",
+            "backoff_initial",
+        ):
             if not getattr(self, key) > 0:
                 raise self._fail(key, "must be more than 0 seconds")
         if not 0 < self.idle_timeout < IDLE_LIMIT:
@@ -129,6 +151,13 @@ class ImapMailboxConfig:
             raise self._fail("batch_size", "must be between 1 and 10000")
         if self.batch_bytes < 1:
             raise self._fail("batch_bytes", "must be positive")
+        if self.max_response_bytes < MIN_RESPONSE_BYTES:
+            raise self._fail("max_response_bytes", f"must be at least {MIN_RESPONSE_BYTES}")
+        if self.max_response_lines < 4 * self.batch_size:
+            # A FETCH of a batch answers with a line per mail, and a trailer per literal.
+            raise self._fail("max_response_lines", "must be at least 4 times batch_size")
+        if self.max_message_size < 1:
+            raise self._fail("max_message_size", "must be positive")
 
     # -- derived values --------------------------------------------------------------------------
 
@@ -159,14 +188,25 @@ class ImapMailboxConfig:
     # -- from TOML -------------------------------------------------------------------------------
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, base_dir: Path | None = None) -> ImapMailboxConfig:
-        """A config from one `[[imap]]` table; relative file names are taken from `base_dir`."""
-        fields = {f.name for f in dataclasses.fields(cls)}
+    def from_mapping(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        base_dir: Path | None = None,
+        max_message_size: int | None = None,
+    ) -> ImapMailboxConfig:
+        """A config from one `[[imap]]` table; relative file names are taken from `base_dir`.
+
+        `max_message_size` is not a key of the table: the desk has one cap for every intake path.
+        """
+        fields = {f.name for f in dataclasses.fields(cls)} - NOT_KEYS
         label = str(data.get("name") or data.get("user") or "?")
         unknown = sorted(set(data) - fields)
         if unknown:
             raise ImapConfigError(f"[[imap]] {label}: unknown key(s) {', '.join(unknown)}")
         values: dict[str, Any] = dict(data)
+        if max_message_size is not None:
+            values["max_message_size"] = max_message_size
         try:
             if "name" not in values and isinstance(values.get("user"), str):
                 values["name"] = values["user"].split("@", 1)[0]
@@ -209,10 +249,14 @@ _TYPES: Mapping[str, tuple[type, ...]] = {
     "use_idle": (bool,),
     "poll_interval": (int, float),
     "idle_timeout": (int, float),
+    "noop_interval": (int, float),
     "batch_size": (int,),
     "batch_bytes": (int,),
     "connect_timeout": (int, float),
     "read_timeout": (int, float),
+    "command_timeout": (int, float),
+    "max_response_bytes": (int,),
+    "max_response_lines": (int,),
     "tls_verify": (bool,),
     "backoff_initial": (int, float),
     "backoff_max": (int, float),
@@ -246,10 +290,16 @@ def _as_date(value: object) -> date | None:
 
 
 def load_mailboxes(
-    sections: Iterable[Mapping[str, Any]], *, base_dir: Path | None = None
+    sections: Iterable[Mapping[str, Any]],
+    *,
+    base_dir: Path | None = None,
+    max_message_size: int | None = None,
 ) -> tuple[ImapMailboxConfig, ...]:
     """Every `[[imap]]` section, checked; two mailboxes may not share a name."""
-    configs = tuple(ImapMailboxConfig.from_mapping(section, base_dir=base_dir) for section in sections)
+    configs = tuple(
+        ImapMailboxConfig.from_mapping(section, base_dir=base_dir, max_message_size=max_message_size)
+        for section in sections
+    )
     seen: set[str] = set()
     for config in configs:
         if config.name in seen:

@@ -5,6 +5,13 @@ for each batch, `UID FETCH (INTERNALDATE RFC822.SIZE)` sorts out mail older than
 groups the rest by size, `UID FETCH (BODY.PEEK[])` brings the bytes without setting \\Seen, the
 group is stored and committed in one transaction, then flagged or moved, and only then the cursor
 moves past it. A crash anywhere re-fetches at most one group, and the raw queue makes that a no-op.
+
+Sizes. A mail whose RFC822.SIZE is over `max_message_size` (the cap of every intake path) is not
+fetched: the start of its header is, and that is recorded in the quarantine with the size, the
+UID and why, so `helpdesk quarantine list` shows who sent what; the mail itself stays on the
+server untouched (not flagged, not moved) for a person to deal with, and the cursor moves past it.
+The FETCH of the others may bring only what their announced sizes allow (`body_budget`): a server
+that sends more is disconnected by the bounds of `intake.imap_bounds`.
 """
 
 from __future__ import annotations
@@ -17,15 +24,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from intake.errors import StoreError
-from intake.imap_client import MailNotices, mark_processed
+from intake.imap_bounds import ResponseBudget
+from intake.imap_client import MailNotices, expect, mark_processed
 from intake.imap_config import ImapMailboxConfig
-from intake.store import Incoming, RawStore
+from intake.store import Incoming, RawStore, split_message
 
 log = logging.getLogger("helpdesk.intake.imap")
 
 # SEARCH SINCE compares dates only, ignoring time and zone (RFC 3501 section 6.4.4): search a day
 # wider, then compare each INTERNALDATE exactly.
 SEARCH_SLACK = timedelta(days=1)
+
+# Servers count a mail's size in their own way (line ends, a header they add): a literal may be
+# this much, or a tenth, bigger than its RFC822.SIZE before the server counts as lying.
+SIZE_SLACK = 64 * 1024
+# Of a mail too large to fetch, this much of its header is kept (a partial FETCH, RFC 3501 6.4.5).
+HEADER_PEEK = 64 * 1024
+_CONTENT_FIELDS = (b"content-type:", b"content-transfer-encoding:", b"content-disposition:", b"mime-version:")
 
 Mail = tuple[int, int, datetime]  # uid, size, INTERNALDATE
 
@@ -40,6 +55,7 @@ class FetchReport:
     duplicates: int = 0  # fetched again, already stored (a crash or a new UIDVALIDITY)
     backfilled: int = 0  # of `stored`: history, no acknowledgments
     skipped: int = 0  # examined and older than the cut-off, left alone
+    too_large: int = 0  # over max_message_size: left on the server, recorded in the quarantine
     first_uid: int | None = None  # the range of UIDs stored or recognised
     last_uid: int | None = None
 
@@ -51,6 +67,7 @@ class Counts:
     duplicates: int = 0
     backfilled: int = 0
     skipped: int = 0
+    too_large: int = 0
     uids: list[int] = field(default_factory=list)  # stored or recognised, flagged
 
     def add(self, other: Counts) -> None:
@@ -59,6 +76,7 @@ class Counts:
         self.duplicates += other.duplicates
         self.backfilled += other.backfilled
         self.skipped += other.skipped
+        self.too_large += other.too_large
         self.uids += other.uids
 
 
@@ -92,6 +110,48 @@ def by_bytes(mails: Sequence[Mail], limit: int) -> Iterator[list[Mail]]:
         total += mail[1]
     if group:
         yield group
+
+
+def allowance(size: int, cap: int) -> int:
+    """The largest literal a mail announced at `size` bytes may come as (never over `cap`)."""
+    return min(cap, size + max(size // 10, SIZE_SLACK))
+
+
+def body_budget(config: ImapMailboxConfig, sizes: Sequence[int]) -> ResponseBudget:
+    """What the answer to a FETCH of these mails' bodies may hold: their announced sizes, and room."""
+    literals = [allowance(size, config.max_message_size) for size in sizes]
+    return ResponseBudget(
+        max_bytes=config.max_response_bytes + sum(literals),
+        max_lines=config.max_response_lines + 3 * len(literals),
+        max_literal=max(literals, default=0),
+        timeout=config.command_timeout,
+    )
+
+
+def refused_mail(header: bytes, note: str) -> bytes:
+    """What is kept of a mail that was not fetched: its header (no MIME structure) and a note.
+
+    Kept as a mail of its own so `helpdesk quarantine show` reads it like any other; a retry
+    makes a ticket whose text says where the original is.
+    """
+    block, _ = split_message(header)
+    complete = block if header != block or block.endswith(b"\n") else block.rpartition(b"\n")[0]
+    kept: list[bytes] = []
+    dropping = False
+    for line in complete.replace(b"\r\n", b"\n").split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not dropping and kept:
+                kept.append(line)
+            continue
+        dropping = line.lower().startswith(_CONTENT_FIELDS)
+        if not dropping and line:
+            kept.append(line)
+    kept += [
+        b"MIME-Version: 1.0",
+        b"Content-Type: text/plain; charset=utf-8",
+        b"Content-Transfer-Encoding: 8bit",
+    ]
+    return b"\r\n".join(kept) + b"\r\n\r\n" + note.encode() + b"\r\n"
 
 
 class FolderFetcher:
@@ -130,6 +190,7 @@ class FolderFetcher:
             duplicates=total.duplicates,
             backfilled=total.backfilled,
             skipped=total.skipped,
+            too_large=total.too_large,
             first_uid=min(total.uids) if total.uids else None,
             last_uid=max(total.uids) if total.uids else None,
         )
@@ -170,6 +231,8 @@ class FolderFetcher:
         skipped = 0
         meta = client.fetch(chunk, ["INTERNALDATE", "RFC822.SIZE"])
         wanted: list[Mail] = []
+        too_large: list[Mail] = []
+        cap = self.config.max_message_size
         for uid in chunk:
             item = meta.get(uid)
             if item is None:
@@ -178,14 +241,20 @@ class FolderFetcher:
             if internal_date < cutoff:
                 skipped += 1
                 continue
-            wanted.append((uid, int(item.get(b"RFC822.SIZE") or 0), internal_date))
+            announced = item.get(b"RFC822.SIZE")
+            # A server that does not say how big a mail is gets the benefit of the doubt, alone.
+            size = int(announced) if announced is not None else cap
+            (too_large if size > cap else wanted).append((uid, size, internal_date))
+        # Recorded before the others are stored: a crash in between records them again, a no-op.
+        refused = self._record_too_large(client, too_large) if too_large else 0
         groups = list(by_bytes(wanted, self.config.batch_bytes))
         if not groups:
-            done.skipped = skipped
+            done.skipped, done.too_large = skipped, refused
             self._advance(chunk[-1], done)
             return done
         for index, group in enumerate(groups):
-            part = Counts(skipped=skipped if index == 0 else 0)
+            first = index == 0
+            part = Counts(skipped=skipped if first else 0, too_large=refused if first else 0)
             # The first UID not handled once this group is through (None: the chunk is done).
             stop_at = groups[index + 1][0][0] if index + 1 < len(groups) else None
             failure: StoreError | None = None
@@ -213,6 +282,7 @@ class FolderFetcher:
         """
         config, cursor = self.config, self.cursor
         assert cursor.uidvalidity is not None
+        expect(client, body_budget(config, [size for _, size, _ in group]))
         bodies = client.fetch([uid for uid, _, _ in group], ["BODY.PEEK[]"])
         if self._stop.is_set():
             return group[0][0]
@@ -240,6 +310,50 @@ class FolderFetcher:
                 part.stored += 1
                 part.backfilled += int(backfill)
         return None
+
+    def _record_too_large(self, client: Any, mails: Sequence[Mail]) -> int:
+        """Quarantine what can be kept of mails over `max_message_size`; the mails stay on the server."""
+        config, cursor = self.config, self.cursor
+        assert cursor.uidvalidity is not None
+        uids = [uid for uid, _, _ in mails]
+        expect(
+            client,
+            ResponseBudget(
+                max_bytes=config.max_response_bytes + len(uids) * (HEADER_PEEK + SIZE_SLACK),
+                max_lines=config.max_response_lines + 3 * len(uids),
+                max_literal=HEADER_PEEK,
+                timeout=config.command_timeout,
+            ),
+        )
+        heads = client.fetch(uids, [f"BODY.PEEK[HEADER]<0.{HEADER_PEEK}>"])
+        refused: list[Incoming] = []
+        for uid, size, _ in mails:
+            item = heads.get(uid, {})
+            header = next((value for key, value in item.items() if key.startswith(b"BODY[HEADER]")), b"")
+            why = (
+                f"too large: {size} bytes, over max_message_size {config.max_message_size} "
+                f"({config.source} uid {uid}); left on the server, not fetched"
+            )
+            refused.append(
+                Incoming(
+                    refused_mail(header if isinstance(header, bytes) else b"", why),
+                    config.source,
+                    config.source_key(cursor.uidvalidity, uid),
+                    refused=why,
+                    size=size,
+                )
+            )
+        results = list(self._store.store_many(refused, commit_every=len(refused)))
+        for (uid, size, _), result in zip(mails, results, strict=True):
+            log.warning(
+                "IMAP %s REFUSED uid %d: %d bytes over max_message_size %d; left on the server%s",
+                config.name,
+                uid,
+                size,
+                config.max_message_size,
+                "" if result.duplicate else f", quarantined as raw={result.raw_id}",
+            )
+        return sum(not result.duplicate for result in results)
 
     def _advance(self, last_uid: int, part: Counts) -> None:
         self.cursor.last_uid = max(self.cursor.last_uid, last_uid)

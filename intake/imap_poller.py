@@ -4,8 +4,9 @@ Per connection: log in, SELECT the folder (RFC 3501), read UIDVALIDITY, find UID
 one handled (`UID SEARCH UID n:*`), fetch them in batches (`BODY.PEEK[]`, which leaves \\Seen
 alone), store and commit each group of them in the raw queue, and only then flag it \\Seen or move
 it (`intake.imap_client.mark_processed`). Then wait: IDLE (RFC 2177) when the server offers it,
-re-issued before 29 minutes and left as soon as the server announces EXISTS; a poll every
-`poll_interval` otherwise.
+left as soon as the server announces EXISTS, and ended every `noop_interval` to search and ask
+(NOOP) with a read deadline, so a server that went silent is left within that interval (TCP
+keepalive finds one that vanished); a poll every `poll_interval` otherwise.
 
 Exactly once. The raw queue's unique keys do it: `imap:<name>:<uidvalidity>:<uid>` for the copy
 on this server, and the Message-ID (or content hash) for the mail. A crash between the commit and
@@ -20,9 +21,11 @@ later. Mail imported with an INTERNALDATE before `added_at` (only possible with 
 past) is history: it is stored with `backfill=True`, becomes a ticket, and never gets an
 acknowledgment. Everything delivered after the mailbox was added is new mail.
 
-Failures (server gone, timeouts, BYE, refused login, a database that cannot store) never leave
-`run()`: the poller hangs up, records the state and the server's words, waits with exponential
-backoff and jitter, and connects again. Mail it could not store stays unflagged on the server.
+Failures (server gone, timeouts, BYE, refused login, a database that cannot store, a server that
+broke the bounds on its answers: `intake.imap_bounds`) never leave `run()`: the poller hangs up,
+records the state and the server's words, waits with exponential backoff and jitter, and
+connects again. Mail it could not store stays unflagged on the server, and so does mail over
+`max_message_size`, which is recorded in the quarantine instead (`intake.imap_fetch`).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from intake.imap_client import (
     describe,
     ensure_folder,
     log_in,
+    violation,
 )
 from intake.imap_config import ImapMailboxConfig
 from intake.imap_fetch import Counts, Cursor, FetchReport, FolderFetcher
@@ -247,7 +251,13 @@ class MailboxPoller:
         )
 
     def _wait_idle(self, client: Any, stop: threading.Event, fetcher: FolderFetcher) -> None:
-        """IDLE until the server announces mail, `idle_timeout` passes, or `stop` (RFC 2177)."""
+        """IDLE until the server announces mail, `noop_interval` passes, or `stop` (RFC 2177).
+
+        A server that dies or hangs while we idle says nothing, and neither does a middlebox that
+        dropped the connection: TCP keepalive finds a vanished peer, and ending IDLE every
+        `noop_interval` (DONE, then a SEARCH and a NOOP, each with a read deadline) finds a silent
+        one, after which the poller reconnects.
+        """
         # Mail that arrived since our last command is announced at the end of the next command,
         # and not by the IDLE that follows (Dovecot would tell only at its 30-second recheck):
         # a NOOP asks, and new mail is fetched instead of idling.
@@ -255,11 +265,12 @@ class MailboxPoller:
         if fetcher.notices.take(client):
             return
         client.idle()
-        deadline = time.monotonic() + self.config.idle_timeout
+        # RFC 2177: re-issue IDLE before the server's 30-minute inactivity timer, and ask sooner.
+        deadline = time.monotonic() + min(self.config.idle_timeout, self.config.noop_interval)
         while not stop.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
-                break  # RFC 2177: re-issue IDLE before the server's 30-minute inactivity timer
+                break
             wait = min(IDLE_SLICE, left)
             began = time.monotonic()
             responses = client.idle_check(timeout=wait)
@@ -291,6 +302,9 @@ class MailboxPoller:
         self._recorder.record(state, last_success_at=self._clock(), failures=0, next_attempt_at=None)
 
     def _explain(self, exc: BaseException) -> str:
+        broken = violation(self._client)
+        if broken is not None:
+            return f"{self.config.address} broke a limit, disconnected: {broken}"
         if isinstance(exc, StoreError):
             return f"raw queue unavailable, mail left on the server: {exc}"
         if isinstance(exc, MailboxError):

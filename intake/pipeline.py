@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from intake.config import IntakeConfig
 from intake.conversation import ThreadMatch, bounce_ticket, find_ticket
+from intake.delivery import DeliveryFailures
 from intake.desk import Desk, StoredMessage
 from intake.errors import PipelineError
 from intake.loops import Automation, MailKind, classify
@@ -70,6 +71,7 @@ class Services:
     router: Router = field(default_factory=DefaultRouter)
     assigner: Assigner | None = None
     technician_replies: ReplyHandler | None = None
+    delivery: DeliveryFailures | None = None  # tells staff when a mail of ours bounced
 
     @property
     def config(self) -> IntakeConfig:
@@ -120,11 +122,13 @@ def classify_mail(ctx: Context, services: Services) -> None:
 
 
 def bounce(ctx: Context, services: Services) -> None:
+    """A delivery report attaches to its ticket; only one sent to the signed return address of a
+    mail we sent (VERP) marks that mail bounced and tells the people working the ticket."""
     if ctx.automation.kind is not MailKind.BOUNCE:
         return
     mail = ctx.parsed
-    ticket_id, outbox_id = bounce_ticket(ctx.session, services.desk.identity, mail, ctx.raw.envelope_to)
-    ticket = ctx.session.get(Ticket, ticket_id) if ticket_id is not None else None
+    target = bounce_ticket(ctx.session, services.desk.identity, mail, ctx.raw.envelope_to)
+    ticket = ctx.session.get(Ticket, target.ticket_id) if target.ticket_id is not None else None
     if ticket is None:
         raise Finished(RawOutcome.AUTOMATIC, f"bounce for no known ticket: {ctx.automation.reason}")
     ctx.ticket = ticket
@@ -137,22 +141,54 @@ def bounce(ctx: Context, services: Services) -> None:
         if report
         else ctx.automation.reason
     )
-    if outbox_id is not None:
-        row = ctx.session.get(OutboxMessage, outbox_id)
-        if row is not None and (report is None or report.action != "delayed"):
-            row.status = OutboxStatus.BOUNCED
-            row.last_error = detail[:2000]
-    services.desk.event(
-        ctx.session,
-        ticket,
-        "delivery_failed",
-        mail.sender or "mailer-daemon",
-        now=ctx.now,
-        reason=detail,
-        data={"outbox_id": outbox_id},
-        message=message,
+    row = ctx.session.get(OutboxMessage, target.outbox_id) if target.outbox_id is not None else None
+    final = report is None or report.action != "delayed"
+    # A mail already failed (or bounced) was told about once; a report on it now is news only.
+    bounced = row is not None and final and row.status not in (OutboxStatus.FAILED, OutboxStatus.BOUNCED)
+    actor = mail.sender or "mailer-daemon"
+    if row is not None and bounced:
+        row.status = OutboxStatus.BOUNCED
+        row.last_error = detail[:2000]
+        services.desk.event(
+            ctx.session,
+            ticket,
+            "delivery_failed",
+            actor,
+            now=ctx.now,
+            new=OutboxStatus.BOUNCED.value,
+            reason=f"{row.kind} mail to {row.recipient}: {detail}",
+            data={"outbox_id": row.id, "recipient": row.recipient, "kind": row.kind, "error": detail},
+            message=message,
+        )
+        if services.delivery is not None:
+            services.delivery.tell(ctx.session, ticket, row, detail, now=ctx.now)
+    else:
+        # Information only: a report to the plain address (anyone can write one naming our
+        # Message-IDs), a delay, or news about a mail whose failure is already recorded.
+        why = (
+            "a delay"
+            if not final
+            else "not sent to a signed return address"
+            if row is None
+            else "known already"
+        )
+        services.desk.event(
+            ctx.session,
+            ticket,
+            "delivery_report",
+            actor,
+            now=ctx.now,
+            reason=f"{detail} ({why}; no mail's status changed)",
+            data={"outbox_id": target.outbox_id, "names_outbox": target.named},
+            message=message,
+        )
+    log.info(
+        "BOUNCE #%d outbox=%s %s %s",
+        ticket.id,
+        target.outbox_id or target.named,
+        "bounced" if bounced else "noted",
+        detail[:200],
     )
-    log.info("BOUNCE #%d outbox=%s %s", ticket.id, outbox_id, detail[:200])
     raise Finished(RawOutcome.BOUNCE, detail)
 
 
@@ -411,7 +447,11 @@ STAGES: tuple[Stage, ...] = (
         "auto-reply, bulk, bounce, our own mail, loop (own mail and loops stop here)",
         classify_mail,
     ),
-    Stage("bounce", "a delivery report attaches to the ticket of the mail it is about", bounce),
+    Stage(
+        "bounce",
+        "a delivery report attaches to its ticket; only our signed return address marks a mail bounced",
+        bounce,
+    ),
     Stage(
         "thread",
         "find the ticket: In-Reply-To/References, token, subject tag; may its sender join it?",

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from intake.errors import StoreError
 from models import tables
-from models.raw_message import RawMessage
+from models.base import utcnow
+from models.raw_message import RawMessage, RawStatus
 
 log = logging.getLogger("helpdesk.intake.store")
 
@@ -91,7 +92,11 @@ def dedupe_key_for(message_id: str | None, data: bytes) -> str:
 
 @dataclass(frozen=True)
 class Incoming:
-    """One mail to store, with where it came from."""
+    """One mail to store, with where it came from.
+
+    A mail refused at its source (`refused`: why) is stored straight into the quarantine, with
+    the size the source gave (`size`) when `data` is only what could be kept of it.
+    """
 
     data: bytes
     source: str
@@ -99,6 +104,8 @@ class Incoming:
     envelope_from: str | None = None
     envelope_to: Sequence[str] = ()
     backfill: bool = False
+    refused: str | None = None
+    size: int | None = None
 
 
 class RawStore:
@@ -195,22 +202,22 @@ class RawStore:
         mail on every intake path, and the ORM's flush machinery cost more than the insert.
         """
         connection = session.connection()
+        values: dict[str, object] = {
+            "source": mail.source,
+            "source_key": mail.source_key,
+            "dedupe_key": dedupe_key,
+            "message_id": message_id,
+            "envelope_from": mail.envelope_from,
+            "envelope_to": list(mail.envelope_to),
+            "size": len(mail.data) if mail.size is None else mail.size,
+            "data": mail.data,
+            "backfill": mail.backfill,
+        }
+        if mail.refused is not None:
+            values.update(status=RawStatus.FAILED, error=mail.refused[:4000], processed_at=utcnow())
         savepoint = connection.begin_nested()
         try:
-            result = connection.execute(
-                _INSERT_RAW,
-                {
-                    "source": mail.source,
-                    "source_key": mail.source_key,
-                    "dedupe_key": dedupe_key,
-                    "message_id": message_id,
-                    "envelope_from": mail.envelope_from,
-                    "envelope_to": list(mail.envelope_to),
-                    "size": len(mail.data),
-                    "data": mail.data,
-                    "backfill": mail.backfill,
-                },
-            )
+            result = connection.execute(_INSERT_RAW, values)
         except IntegrityError:
             savepoint.rollback()
             return None

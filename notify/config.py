@@ -57,8 +57,12 @@ class SmtpOutConfig:
     tls: str = "starttls"  # "ssl" (implicit TLS), "starttls" (when offered; required if user is set), "none"
     user: str | None = None
     password: str | None = None
-    timeout: float = 30.0
+    timeout: float = 30.0  # one read or write
     verify_tls: bool = True
+    # One transaction (connecting, EHLO, STARTTLS and AUTH for the first mail, MAIL, RCPT, DATA)
+    # must be over within this, however slowly the relay answers; RFC 5321 section 4.5.3.2 lets a
+    # relay take up to 10 minutes for the answer to the final dot alone.
+    transaction_timeout: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -70,5 +74,7 @@ class OutgoingConfig:
     retry_for: float = 2 * 24 * 3600  # seconds to keep retrying 4xx and connection errors
     backoff_initial: float = 60.0
     backoff_max: float = 3600.0
+    # Mail is delivered on this many connections at once, so one slow transaction holds only itself.
+    connections: int = 4
     # RFC 3834 section 2: never more automatic answers than this to one address per hour.
     auto_reply_limit_per_hour: int = 5

@@ -135,3 +135,64 @@ def test_bounce_of_our_ack_attaches_to_the_ticket(app: App) -> None:
         assert failed
         assert "5.1.1" in failed[0].reason
     assert outbox_count(app) == 1
+
+
+def delivery_report(to: str, original_message_id: str, recipient: str) -> bytes:
+    """A DSN (RFC 3464) as an MTA writes it, naming the mail it reports on."""
+    return (
+        b"From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\n"
+        b"To: " + to.encode() + b"\r\n"
+        b"Subject: Undelivered Mail Returned to Sender\r\n"
+        b"Message-ID: <dsn-" + recipient.encode() + b">\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        b"--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
+        b"--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        b"Reporting-MTA: dns; mx.example.com\r\n\r\n"
+        b"Final-Recipient: rfc822; " + recipient.encode() + b"\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        b"Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n"
+        b"--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        b"Message-ID: <" + original_message_id.encode() + b">\r\nSubject: x\r\n"
+        b"--B--\r\n"
+    )
+
+
+def test_a_report_to_the_plain_address_naming_our_mail_is_kept_but_changes_no_mail(app: App) -> None:
+    # Anyone who saw an acknowledgment's Message-ID can write a "bounce" for it; only a report
+    # to that mail's signed return address (VERP) may mark it bounced.
+    first = deliver(app, make_mail(sender="victim@example.com"))
+    assert app.sender.deliver_due().sent == 1
+    with app.sessions() as s:
+        ack = s.scalars(select(OutboxMessage)).one()
+    forged = delivery_report("support@example.test", ack.message_id, "victim@example.com")
+    report = deliver(app, forged, envelope_to=["support@example.test"])
+    assert report.bounces == 1
+    assert report.ticket_ids == first.ticket_ids  # kept on the ticket, as information
+    with app.sessions() as s:
+        row = s.get(OutboxMessage, ack.id)
+        assert row is not None
+        assert row.status.value == "sent"
+        ticket = s.get(Ticket, first.ticket_ids[0])
+        assert ticket is not None
+        kinds = [e.kind for e in ticket.events]
+        assert "delivery_failed" not in kinds
+        (noted,) = [e for e in ticket.events if e.kind == "delivery_report"]
+        assert "not sent to a signed return address" in noted.reason
+        assert noted.data["names_outbox"] == ack.id and noted.data["outbox_id"] is None
+        assert [m.kind for m in ticket.messages].count("bounce") == 1
+    assert outbox_count(app) == 1  # nobody was told anything
+
+
+def test_a_report_to_a_forged_return_address_changes_no_mail(app: App) -> None:
+    first = deliver(app, make_mail(sender="victim@example.com"))
+    assert app.sender.deliver_due().sent == 1
+    with app.sessions() as s:
+        ack = s.scalars(select(OutboxMessage)).one()
+    genuine = bounce_token("test-secret", ack.id)
+    forged_token = genuine[:-2] + ("aa" if not genuine.endswith("aa") else "bb")
+    verp = app.settings.identity.plus_address(forged_token)
+    deliver(app, delivery_report(verp, ack.message_id, "victim@example.com"), envelope_to=[verp])
+    with app.sessions() as s:
+        row = s.get(OutboxMessage, ack.id)
+        assert row is not None and row.status.value == "sent"
+    assert first.ticket_ids

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from helpdesk.settings import build_settings
 from intake.errors import MailboxAuthError
 from intake.imap_config import ImapConfigError, ImapMailboxConfig, load_mailboxes, resolve_credential
 from intake.imap_poller import backoff_delay
@@ -79,6 +80,13 @@ def test_sections_from_toml(tmp_path: Path) -> None:
         ({"use_idle": "yes"}, "use_idle: expected bool"),
         ({"backoff_max": 0.5}, "backoff_max: must be at least backoff_initial"),
         ({"host": ""}, "host: missing"),
+        ({"noop_interval": 0}, "noop_interval: must be more than 0"),
+        ({"command_timeout": -1}, "command_timeout: must be more than 0"),
+        ({"max_response_bytes": 1000}, "max_response_bytes: must be at least 65536"),
+        ({"max_response_lines": 399}, "max_response_lines: must be at least 4 times batch_size"),
+        ({"max_response_lines": "many"}, "max_response_lines: expected int"),
+        # One size cap for every intake path: [smtp] max_message_size, not a key of a mailbox.
+        ({"max_message_size": 1}, "unknown key(s) max_message_size"),
     ],
 )
 def test_mistakes_are_named(change: dict[str, object], message: str) -> None:
@@ -88,6 +96,33 @@ def test_mistakes_are_named(change: dict[str, object], message: str) -> None:
     with pytest.raises(ImapConfigError, match=r"^\[\[imap\]\] ") as caught:
         ImapMailboxConfig.from_mapping(section)
     assert message in str(caught.value)
+
+
+def test_the_smtp_size_cap_is_the_mailboxes_cap(tmp_path: Path) -> None:
+    table = tomllib.loads(EXAMPLE)
+    table["smtp"] = {"max_message_size": "10MB"}
+    settings = build_settings(table, tmp_path, None)
+    assert {box.max_message_size for box in settings.mailboxes} == {10 * 1024 * 1024}
+    support = settings.mailboxes[0]
+    assert (support.noop_interval, support.command_timeout) == (300.0, 300.0)
+    assert (support.max_response_bytes, support.max_response_lines) == (16 * 1024 * 1024, 100_000)
+
+
+def test_the_commented_mailbox_of_the_example_configuration_is_valid(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[2] / "deploy" / "helpdesk.example.toml").read_text()
+    lines = text[text.index("# [[imap]]") :].split("\n\n", 1)[0].splitlines()
+    section = "\n".join(line[2:] for line in lines if line.startswith("# ") and not line.startswith("#  "))
+    (mailbox,) = load_mailboxes(tomllib.loads(section)["imap"], base_dir=tmp_path)
+    defaults = ImapMailboxConfig(name="d", host="h", user="u", password="p")
+    # The example shows the defaults (only the address, the account and the files are examples).
+    for key in (
+        "noop_interval",
+        "command_timeout",
+        "max_response_bytes",
+        "max_response_lines",
+        "batch_bytes",
+    ):
+        assert getattr(mailbox, key) == getattr(defaults, key), key
 
 
 def test_names_must_differ() -> None:

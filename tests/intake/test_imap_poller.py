@@ -16,6 +16,7 @@ from intake.imap_poller import MailboxPoller
 from intake.store import RawStore
 from models.db import DatabaseConfig, create_db_engine, migrate, session_factory
 from models.mailbox_state import MailboxConnState
+from models.raw_message import RawStatus
 from tests.intake.imap_helpers import (
     SEEN,
     config_for,
@@ -173,6 +174,36 @@ def test_fetch_once_reports_and_records(dovecot: DovecotServer, sessions: Sessio
     assert status is not None
     assert status.state is MailboxConnState.DISCONNECTED
     assert status.last_success_at is not None and status.last_error is None
+
+
+def test_a_mail_over_max_message_size_is_left_on_the_server_and_quarantined(
+    dovecot: DovecotServer, sessions: Sessions
+) -> None:
+    # 40 MB over IMAP, where SMTP refuses anything over 25 MB ([smtp] max_message_size).
+    poller = poller_for(dovecot, sessions)
+    poller.fetch_once()  # the mailbox is added before the mail arrives
+    big_uid = dovecot.append("alice", "INBOX", mail(1, "big", size=40 * 1024 * 1024))
+    small_uid = dovecot.append("alice", "INBOX", mail(2))
+    report = poller.fetch_once()
+    assert report.stored == 1, f"{report.stored} stored: the 40 MB mail was taken"
+    assert report.too_large == 1
+    big, small = raw_rows(sessions)
+    assert small.status is RawStatus.RECEIVED and small.data == mail(2)
+    # Recorded with its size, UID and why, under the key a re-fetch would use; its header kept.
+    assert big.status is RawStatus.FAILED
+    assert big.size > 40 * 1024 * 1024
+    assert big.source_key == f"imap:alice:{dovecot.uidvalidity('alice')}:{big_uid}"
+    assert big.error is not None
+    assert f"uid {big_uid}" in big.error and "max_message_size 26214400" in big.error
+    assert big.message_id == "big-1@example.com" and b"Subject: big number 1" in big.data
+    assert len(big.data) < 1024
+    # Left on the server for a person: not flagged (the small one is); the cursor went past both.
+    flags = dovecot.flags("alice")
+    assert SEEN not in flags[big_uid] and SEEN in flags[small_uid]
+    status = status_of(sessions, "alice")
+    assert status is not None and status.last_uid == small_uid
+    assert poller.fetch_once().too_large == 0
+    assert raw_count(sessions) == 2
 
 
 def test_fetch_once_raises_when_login_is_refused(

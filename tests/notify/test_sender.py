@@ -92,9 +92,12 @@ def test_connection_refused_is_retried_until_the_deadline(make_app: Callable[...
 
 def test_crashed_sender_lease_is_taken_over(smtp_app: App, sink: SmtpSink, clock: Clock) -> None:
     deliver(smtp_app, make_mail())
-    claimed = smtp_app.sender._claim(10)  # a sender claims the row and dies
-    assert len(claimed) == 1
+    claimed = smtp_app.sender.claim()  # a sender claims the row and dies
+    assert claimed is not None
     assert smtp_app.sender.deliver_due().sent == 0  # still leased
+    clock.advance(minutes=6)
+    # The lease outlasts the longest transaction (transaction_timeout, 10 minutes) and a margin.
+    assert smtp_app.sender.deliver_due().sent == 0
     clock.advance(minutes=6)
     assert smtp_app.sender.deliver_due().sent == 1
 

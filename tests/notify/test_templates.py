@@ -84,6 +84,20 @@ CONTEXT: dict[str, dict[str, Any]] = {
         "escalation": "to kasia",
     },
     "coordinator_sla_warning": {"coordinator": COORD, "routing": "r", "target": "resolution", "due_at": "x"},
+    "technician_delivery_failed": {
+        "technician": TECH,
+        "recipient": "zofia@example.pl",
+        "error": "550 5.1.1 no such user",
+        "kind": "ack",
+        "queued_at": "2026-11-24 09:00 UTC",
+    },
+    "coordinator_delivery_failed": {
+        "coordinator": COORD,
+        "recipient": "zofia@example.pl",
+        "error": "gave up after 9 attempts: 451 4.3.0 try later",
+        "kind": "resolved",
+        "queued_at": "2026-11-24 09:00 UTC",
+    },
 }
 
 
