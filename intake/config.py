@@ -16,9 +16,10 @@ class SessionLimits:
 
     max_sessions: int = 100  # open sessions in total; past it a new connection gets 421 and is closed
     max_sessions_per_client: int = 20  # per client address (IPv6: per /64)
-    max_commands: int = 1000  # commands in one session
-    max_noops: int = 20  # NOOPs in one session
-    max_errors: int = 20  # 4xx/5xx replies in one session
+    # The three budgets of a session, each renewed by a mail accepted (past one: 421).
+    max_commands: int = 1000  # commands
+    max_noops: int = 20  # NOOPs
+    max_errors: int = 20  # 4xx/5xx replies
     # RFC 5321 section 4.5.3.2.7: a server waits at least 5 minutes for the next command.
     idle_timeout: float = 300.0
     max_session_time: float = 1200.0  # however busy a session keeps itself

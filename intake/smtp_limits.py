@@ -336,7 +336,10 @@ class LimitedSMTP(SMTP):
 
     Every command line costs from the command budget (NOOP from its own as well); every 4xx/5xx
     reply, including those aiosmtpd gives to empty, unknown or overlong lines, costs from the error
-    budget; a budget overdrawn ends the session with 421 (RFC 5321 section 3.8).
+    budget; a budget overdrawn ends the session with 421 (RFC 5321 section 3.8). A mail accepted
+    renews the three budgets, as Postfix counts errors "without delivering mail": a client that
+    delivers is doing work, and an MTA may send many mails over one connection. What bounds such
+    a session is its total time.
     """
 
     def __init__(self, handler: Any, *, gate: SessionGate, limits: SessionLimits, **kwargs: Any) -> None:
@@ -579,6 +582,8 @@ class LimitedSMTP(SMTP):
             status = await self._deliver(data.take())
         finally:
             data.close()  # the memory is given back before the client hears the answer
+        if status.startswith("2"):
+            self._commands = self._noops = self._errors = 0  # a mail delivered: budgets renewed
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push(status)
 

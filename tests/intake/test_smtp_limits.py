@@ -179,6 +179,22 @@ def test_command_budget_ends_a_session(listening: Start) -> None:
 
 
 @pytest.mark.sqlite_only
+def test_each_mail_accepted_renews_the_budgets_so_an_mta_may_send_many_over_one_connection(
+    listening: Start,
+) -> None:
+    app, listener = listening(max_commands=5, max_errors=1)
+    with smtplib.SMTP("127.0.0.1", listener.port, timeout=5) as client:
+        for i in range(8):  # 3 commands and 1 refused recipient each: 24 commands, 8 errors
+            refused = client.sendmail(
+                "mta@example.com",
+                [SUPPORT, "nobody@example.org"],
+                make_mail(message_id=f"<relay-{i}@example.com>"),
+            )
+            assert list(refused) == ["nobody@example.org"]
+    assert raw_count(app) == 8
+
+
+@pytest.mark.sqlite_only
 def test_error_budget_ends_a_session_that_only_makes_errors(listening: Start) -> None:
     _, listener = listening(max_errors=3)
     client = RawClient(listener.port)
