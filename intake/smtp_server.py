@@ -5,8 +5,9 @@ once we say 250 the mail is ours to keep). When the store fails the client gets 
 later; over `max_message_size` it gets 552; a recipient that is not the helpdesk address or one
 of its plus-addresses gets 550, so the listener can never be used as an open relay.
 
-Each session runs within the limits of `intake.smtp_limits` (sessions in total and per client,
-commands, NOOPs, errors, idle and total time, the TLS handshake deadline, message bytes held).
+Each session runs within its limits (`intake.smtp_limits`, `intake.smtp_session`): sessions in
+total and per client, commands, NOOPs, errors, idle and total time, the TLS handshake deadline,
+message bytes held.
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ from intake.config import SessionLimits, SmtpListenConfig
 from intake.errors import StoreError
 from intake.smtp_limits import (
     FDS_BESIDES_SESSIONS,
-    R552_TOO_BIG,
-    LimitedSMTP,
     RateLimitedLog,
     SessionGate,
     install_log_limit,
     quiet_loop_errors,
     sessions_within_fd_limit,
 )
+from intake.smtp_session import R552_TOO_BIG, LimitedSMTP
 from intake.store import RawStore
 from notify.config import MailIdentity
 
