@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy.engine import make_url
 
-from intake.config import IntakeConfig, SmtpListenConfig
+from intake.config import IntakeConfig, SessionLimits, SmtpListenConfig
 from intake.imap_config import ImapConfigError, ImapMailboxConfig, load_mailboxes
 from models.db import DatabaseConfig
 from notify.config import MailIdentity, OutgoingConfig, SmtpOutConfig, TokenConfig
@@ -356,6 +356,29 @@ def outgoing_config(section: _Section, auto_limit: int) -> OutgoingConfig:
     return OutgoingConfig(smtp=smtp, **common)
 
 
+def session_limits(section: _Section) -> SessionLimits:
+    """The resource limits of a listener's sessions (`[smtp]`; an LMTP section would read the same keys)."""
+    default = SessionLimits()
+
+    def seconds(key: str, value: float) -> float:
+        found = section.duration(key, value)
+        if found <= 0:
+            raise SettingsError(f"{section.name}.{key} must be more than 0 seconds, not {found!r}")
+        return found
+
+    return SessionLimits(
+        max_sessions=section.whole("max_sessions", default.max_sessions, 1),
+        max_sessions_per_client=section.whole("max_sessions_per_client", default.max_sessions_per_client, 1),
+        max_commands=section.whole("max_commands", default.max_commands, 1),
+        max_noops=section.whole("max_noops", default.max_noops, 0),
+        max_errors=section.whole("max_errors", default.max_errors, 0),
+        idle_timeout=seconds("idle_timeout", default.idle_timeout),
+        max_session_time=seconds("max_session_time", default.max_session_time),
+        tls_handshake_timeout=seconds("tls_handshake_timeout", default.tls_handshake_timeout),
+        max_data_in_memory=section.size("max_data_in_memory", default.max_data_in_memory),
+    )
+
+
 def _listen(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit():
@@ -394,9 +417,12 @@ def build_settings(table: Mapping[str, Any], base: Path, path: Path | None) -> S
         tls_key=smtp_section.path("tls_key", None),
         require_tls=smtp_section.flag("require_tls", False),
         hostname=smtp_section.opt_str("hostname"),
+        limits=session_limits(smtp_section),
     )
     if (smtp.tls_cert is None) != (smtp.tls_key is None):
         raise SettingsError("smtp.tls_cert and smtp.tls_key go together: set both or neither")
+    if smtp.limits.max_data_in_memory < smtp.max_message_size:
+        raise SettingsError("smtp.max_data_in_memory must be at least smtp.max_message_size")
     intake_section = _Section("intake", table.get("intake"), base)
     intake = IntakeConfig(
         max_attachment_size=intake_section.size("max_attachment_size", 10 * 1024 * 1024),

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """What one listener grants its sessions (the `[smtp]` keys of the same names; an LMTP listener
+    takes the same object). Each session holds one file descriptor: `max_sessions` plus the daemon's
+    own descriptors must stay under the process's limit (LimitNOFILE in deploy/helpdesk.service)."""
+
+    max_sessions: int = 100  # open sessions in total; past it a new connection gets 421 and is closed
+    max_sessions_per_client: int = 20  # per client address (IPv6: per /64)
+    # The three budgets of a session, each renewed by a mail accepted (past one: 421).
+    max_commands: int = 1000  # commands
+    max_noops: int = 20  # NOOPs
+    max_errors: int = 20  # 4xx/5xx replies
+    # RFC 5321 section 4.5.3.2.7: a server waits at least 5 minutes for the next command.
+    idle_timeout: float = 300.0
+    max_session_time: float = 1200.0  # however busy a session keeps itself
+    tls_handshake_timeout: float = 10.0  # from STARTTLS to a finished handshake (RFC 3207)
+    # Message data all sessions together hold in memory; past it DATA gets 452 (try again later).
+    max_data_in_memory: int = 256 * MB
 
 
 @dataclass(frozen=True)
@@ -17,6 +37,7 @@ class SmtpListenConfig:
     tls_key: Path | None = None
     require_tls: bool = False  # refuse MAIL before STARTTLS
     hostname: str | None = None  # the name in the banner; the machine's name when unset
+    limits: SessionLimits = field(default_factory=SessionLimits)
 
 
 @dataclass(frozen=True)

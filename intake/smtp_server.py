@@ -4,6 +4,10 @@ A mail is stored in the raw queue and committed before we answer 250 (RFC 5321 s
 once we say 250 the mail is ours to keep). When the store fails the client gets 451 and retries
 later; over `max_message_size` it gets 552; a recipient that is not the helpdesk address or one
 of its plus-addresses gets 550, so the listener can never be used as an open relay.
+
+Each session runs within its limits (`intake.smtp_limits`, `intake.smtp_session`): sessions in
+total and per client, commands, NOOPs, errors, idle and total time, the TLS handshake deadline,
+message bytes held.
 """
 
 from __future__ import annotations
@@ -18,8 +22,17 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
 
-from intake.config import SmtpListenConfig
+from intake.config import SessionLimits, SmtpListenConfig
 from intake.errors import StoreError
+from intake.smtp_limits import (
+    FDS_BESIDES_SESSIONS,
+    RateLimitedLog,
+    SessionGate,
+    install_log_limit,
+    quiet_loop_errors,
+    sessions_within_fd_limit,
+)
+from intake.smtp_session import R552_TOO_BIG, LimitedSMTP
 from intake.store import RawStore
 from notify.config import MailIdentity
 
@@ -31,22 +44,43 @@ R250_DUPLICATE = "250 2.0.0 OK: already received (duplicate of {})"
 R250_RCPT_OK = "250 2.1.5 OK"
 R451_TRY_LATER = "451 4.3.0 Cannot store the message right now; try again later"
 R550_NOT_HERE = "550 5.1.1 <{}>: no such mailbox here (this helpdesk does not relay)"
-R552_TOO_BIG = "552 5.3.4 Message too big: the limit is {} bytes"
 
 
 class IntakeHandler:
     """aiosmtpd handler: RCPT checks the address, DATA stores and commits before answering."""
 
-    def __init__(self, store: RawStore, identity: MailIdentity, max_message_size: int) -> None:
+    def __init__(
+        self,
+        store: RawStore,
+        identity: MailIdentity,
+        max_message_size: int,
+        events: RateLimitedLog | None = None,
+    ) -> None:
         self._store = store
         self._identity = identity
         self._max = max_message_size
+        # What a client can repeat at will is logged once a minute, with a count.
+        self._events = events or RateLimitedLog(log)
+
+    async def handle_EHLO(
+        self, server: SMTPServer, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        # The desk has no accounts, so every AUTH would fail: advertise none (RFC 4954 section 3
+        # lists AUTH only for mechanisms a client can use). aiosmtpd offers it after STARTTLS.
+        session.host_name = hostname
+        return [line for line in responses if not line[4:].upper().startswith("AUTH")]
 
     async def handle_RCPT(
         self, server: SMTPServer, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         if not self._identity.is_ours(address):
-            log.info("SMTP REFUSED rcpt=%s from %s (not our address)", address, session.peer)
+            self._events.log(
+                logging.INFO,
+                "rcpt_refused",
+                "SMTP REFUSED rcpt=%s from %s (not our address)",
+                address,
+                session.peer,
+            )
             return R550_NOT_HERE.format(address)
         envelope.rcpt_tos.append(address)
         return R250_RCPT_OK
@@ -66,7 +100,9 @@ class IntakeHandler:
                 ),
             )
         except StoreError as exc:
-            log.error("SMTP TEMPFAIL from=%s size=%d: %s", mail_from, len(data), exc)
+            self._events.log(
+                logging.ERROR, "tempfail", "SMTP TEMPFAIL from=%s size=%d: %s", mail_from, len(data), exc
+            )
             return R451_TRY_LATER
         except Exception:
             log.exception("SMTP TEMPFAIL from=%s size=%d: unexpected error", mail_from, len(data))
@@ -86,12 +122,38 @@ def tls_context(config: SmtpListenConfig) -> ssl.SSLContext | None:
     return context
 
 
+class LimitedController(Controller):
+    """aiosmtpd's Controller, serving each connection with a `LimitedSMTP` behind one gate."""
+
+    def __init__(self, handler: Any, *, gate: SessionGate, limits: SessionLimits, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.gate = gate
+        self.limits = limits
+        # asyncio's own reports (accept() out of descriptors, broken TLS) as one short line each.
+        self.loop.set_exception_handler(quiet_loop_errors(gate.events))
+
+    def factory(self) -> LimitedSMTP:
+        return LimitedSMTP(self.handler, gate=self.gate, limits=self.limits, **self.SMTP_kwargs)
+
+
 class SmtpListener:
     """Runs the listener in its own thread and event loop (aiosmtpd's Controller)."""
 
     def __init__(self, config: SmtpListenConfig, store: RawStore, identity: MailIdentity) -> None:
         self.config = config
-        handler = IntakeHandler(store, identity, config.max_message_size)
+        limits = config.limits
+        fitting = sessions_within_fd_limit(limits.max_sessions)
+        if fitting < limits.max_sessions:
+            log.warning(
+                "SMTP LIMIT max_sessions=%d lowered to %d: the process may open only %d files",
+                limits.max_sessions,
+                fitting,
+                fitting + FDS_BESIDES_SESSIONS,
+            )
+        self.gate = SessionGate(limits, max_sessions=fitting)
+        handler = IntakeHandler(store, identity, config.max_message_size, self.gate.events)
+        # aiosmtpd's own log lines (mail.log) are rate-limited too, tracebacks cut to one line.
+        install_log_limit(logging.getLogger("mail.log"))
         kwargs: dict[str, Any] = {
             "hostname": config.host,
             "port": config.port,
@@ -101,12 +163,14 @@ class SmtpListener:
             "enable_SMTPUTF8": True,
             "decode_data": False,
             "ident": "Helpdesk ESMTP",
+            # No accounts, so no mechanism could ever succeed (see handle_EHLO).
+            "auth_exclude_mechanism": ["LOGIN", "PLAIN"],
         }
         context = tls_context(config)
         if context is not None:
             kwargs["tls_context"] = context
             kwargs["require_starttls"] = config.require_tls
-        self._controller = Controller(handler, **kwargs)
+        self._controller = LimitedController(handler, gate=self.gate, limits=limits, **kwargs)
 
     @property
     def port(self) -> int:
@@ -115,12 +179,15 @@ class SmtpListener:
     def start(self) -> None:
         self._controller.start()
         log.info(
-            "SMTP LISTENING on %s:%d (max %d bytes)",
+            "SMTP LISTENING on %s:%d (max %d bytes, %d sessions, %d per client)",
             self.config.host,
             self.port,
             self.config.max_message_size,
+            self.gate.max_sessions,
+            self.config.limits.max_sessions_per_client,
         )
 
     def stop(self) -> None:
         self._controller.stop()
+        self.gate.events.flush()
         log.info("SMTP STOPPED")
