@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,17 @@ def test_language_detection_is_bounded(name: str) -> None:
     text = HOSTILE_BODIES[name]
     took = seconds(lambda: detect_language(text))
     assert took < 0.5, f"{name}: {took:.1f} s"
+
+
+@pytest.mark.timeout(120)
+def test_five_megabytes_of_inline_html_parse_in_a_few_seconds() -> None:
+    # inscriptis grows with the square of a long line: 31 s for this mail before.
+    msg = EmailMessage()
+    msg["From"] = "mallory@example.com"
+    msg.set_content("<p>" + "word <b>bold</b> " * 300_000 + "</p>", subtype="html")
+    data = msg.as_bytes()
+    took = seconds(lambda: parse_email(data, IntakeConfig()))
+    assert took < 8.0, f"{took:.1f} s"
 
 
 HOSTILE_SUBJECTS = {
