@@ -24,7 +24,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.errors import HeaderParseError
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.message import Message
 from email.policy import compat32
@@ -53,7 +53,7 @@ MAX_RAW_HEADER_CHARS = 64_000  # a header is decoded from at most this much of i
 MAX_MESSAGE_ID = 998  # RFC 5322 line length; longer ids are not ids
 MAX_ADDRESS = 254  # RFC 5321 section 4.5.3.1.3: the longest path is 256 octets with its brackets
 _MSGIDS = re.compile(r"<([^<>\s]+)>")
-_UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
+_UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*]+')
 # Control characters (C0, DEL, C1). Text bodies keep tab and newline; one-line fields keep none.
 _BODY_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]+")
 _LINE_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
@@ -166,7 +166,8 @@ def decode_text(value: Any, limit: int | None = MAX_RAW_HEADER_CHARS) -> str:
         return " ".join(clean_line(value).split())
     try:
         text = str(make_header(decode_header(value)))
-    except (LookupError, UnicodeError, ValueError, TypeError, AssertionError, HeaderParseError):
+    except (LookupError, UnicodeError, ValueError, TypeError, AssertionError, MessageError):
+        # MessageError: HeaderParseError, or CharsetError for a charset name that is not ASCII.
         parts = []
         try:
             chunks = decode_header(value)
@@ -210,7 +211,7 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
     if charset and charset.lower() not in ("unknown-8bit", "x-unknown"):
         try:
             return data.decode(charset)
-        except (LookupError, UnicodeError):
+        except (LookupError, UnicodeError, ValueError):  # ValueError: a NUL in the charset's name
             pass
     try:
         return data.decode("utf-8")
