@@ -51,6 +51,7 @@ MAX_HEADER_CHARS = 1000  # each kept header value (routing rules and automatic-m
 MAX_HEADER_VALUES = 20  # values kept per header name
 MAX_RAW_HEADER_CHARS = 64_000  # a header is decoded from at most this much of its raw value
 MAX_MESSAGE_ID = 998  # RFC 5322 line length; longer ids are not ids
+MAX_REFERENCE_CHARS = 1_000_000  # of an In-Reply-To or References header (about 25,000 ids)
 MAX_ADDRESS = 254  # RFC 5321 section 4.5.3.1.3: the longest path is 256 octets with its brackets
 _MSGIDS = re.compile(r"<([^<>\s]+)>")
 _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*]+')
@@ -240,7 +241,10 @@ def _addresses(pairs: Any) -> tuple[Address, ...]:
 
 
 def _message_ids(value: Any) -> tuple[str, ...]:
-    text = decode_text(value, limit=None)  # read whole, so that what the caps leave out is counted
+    raw = "" if value is None else str(value)
+    if len(raw) > MAX_REFERENCE_CHARS:  # the thread's root is first, the newest ids are last
+        raw = raw[:1000] + " " + raw[-(MAX_REFERENCE_CHARS - 1000) :]
+    text = decode_text(raw, limit=None)  # read whole, so that what the caps leave out is counted
     found = [mid for mid in _MSGIDS.findall(text) if len(mid) <= MAX_MESSAGE_ID]
     if found:
         return tuple(found)
