@@ -77,8 +77,9 @@ def main() -> None:
     started = time.monotonic()
     stop_at = started + args.seconds
 
+    # Runs of 2,000 cases each: Hypothesis keeps what one run generated (2.3 GB after 20,000 cases).
     @settings(
-        max_examples=10**9,
+        max_examples=2000,
         deadline=None,
         database=None,
         phases=[Phase.generate],
@@ -102,7 +103,8 @@ def main() -> None:
 
     OUT.mkdir(exist_ok=True)
     try:
-        case()
+        while time.monotonic() < stop_at:
+            case()
     except TimeUp:
         pass
     elapsed = time.monotonic() - started
