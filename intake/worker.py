@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Engine, bindparam, or_, select, update
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from intake.config import IntakeConfig
@@ -33,6 +33,7 @@ from intake.pipeline import Pipeline
 from models import tables
 from models.base import utcnow
 from models.claims import holder_name
+from models.db import read_only, session_factory
 from models.raw_message import RawMessage, RawOutcome, RawStatus
 
 log = logging.getLogger("helpdesk.worker")
@@ -121,6 +122,9 @@ class Worker:
         self._clock = clock
         self._on_committed = on_committed
         self.parser = parser if parser is not None else parser_for(config)
+        # Mail is read for parsing without the write lock (SQLite) that a writing session takes.
+        bind = sessions.kw.get("bind")
+        self._readers = session_factory(read_only(bind)) if isinstance(bind, Engine) else sessions
         self.name = holder_name()
         self.wake = threading.Event()
 
@@ -179,7 +183,7 @@ class Worker:
         held = 0
         started = time.monotonic()
         while pending and len(group) < self._config.commit_every:
-            with self._sessions() as session:  # a short read; nothing is held while parsing
+            with self._readers() as session:  # a short read; nothing is held while parsing
                 row = session.execute(
                     select(_raw.c.data, _raw.c.attempts, _raw.c.status, _raw.c.claimed_by).where(
                         _raw.c.id == pending[0]
