@@ -105,6 +105,7 @@ class App:
         raise KeyError(f"no [[imap]] mailbox named {name!r} (known: {known})")
 
     def close(self) -> None:
+        self.worker.close()
         self.engine.dispose()
 
     def __enter__(self) -> App:

@@ -1,8 +1,10 @@
 """`helpdesk serve`: the SMTP listener, the worker, the sender and the timers, supervised in one process.
 
-Each part runs in a thread with a `run(stop)` loop. A part that dies unexpectedly is logged and
-restarted after a pause; SIGTERM and SIGINT stop everything gracefully (the SMTP listener first,
-so no new mail is accepted while the worker finishes what it holds); SIGHUP reloads the rules.
+Each part runs in a thread with a `run(stop)` loop. A part that raises or returns while the
+daemon runs is logged and restarted after a pause; the supervising loop itself survives whatever
+one of its rounds raises (a database that is away, a lock held too long), so the daemon exits
+only on a signal: SIGTERM and SIGINT stop everything gracefully (the SMTP listener first, so no
+new mail is accepted while the worker finishes what it holds); SIGHUP reloads the rules.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
-
-from sqlalchemy.exc import SQLAlchemyError
 
 from helpdesk.app import App
 from intake.smtp_server import SmtpListener
@@ -87,8 +87,12 @@ class Daemon:
         self._released_at = time.monotonic()
         try:
             raw, out = release_dead_claims(self.app.sessions)
-        except SQLAlchemyError as exc:  # the database is away; the next round tries again
-            log.warning("cannot release the claims of dead processes: %s", str(exc).splitlines()[0])
+        except Exception as exc:  # the database is away or busy; the next round tries again
+            log.warning(
+                "cannot release the claims of dead processes: %s: %s",
+                exc.__class__.__name__,
+                (str(exc).splitlines() or [""])[0],
+            )
             return
         if raw or out:
             log.warning(
@@ -150,12 +154,19 @@ class Daemon:
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, reload)
 
+    def supervise(self, interval: float = 1.0) -> None:
+        """Supervise until the stop event: a round that raises is logged, and the next one runs."""
+        while not self.stop_event.wait(interval):
+            try:
+                self.supervise_once()
+            except Exception:
+                log.exception("SUPERVISOR round failed; carrying on")
+
     def serve_forever(self) -> int:
         self.install_signals()
         self.start()
         try:
-            while not self.stop_event.wait(1.0):
-                self.supervise_once()
+            self.supervise()
         finally:
             self.shutdown()
         return 0

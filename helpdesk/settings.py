@@ -50,6 +50,9 @@ SECTIONS = (
 )
 
 
+_INTAKE = IntakeConfig()  # the defaults of [intake], written once in intake/config.py
+
+
 class SettingsError(ValueError):
     """The configuration is missing or wrong; the message names the key."""
 
@@ -432,6 +435,10 @@ def build_settings(table: Mapping[str, Any], base: Path, path: Path | None) -> S
         worker_batch=intake_section.whole("worker_batch", 50, 1),
         claim_lease_seconds=intake_section.duration("claim_lease", 300),
         max_attempts=intake_section.whole("max_attempts", 3, 1),
+        processing_budget=intake_section.duration("processing_budget", _INTAKE.processing_budget),
+        max_references=intake_section.whole("max_references", _INTAKE.max_references, 1),
+        max_participants=intake_section.whole("max_participants", _INTAKE.max_participants, 0),
+        max_attachment_rows=intake_section.whole("max_attachment_rows", _INTAKE.max_attachment_rows, 0),
     )
     outgoing = outgoing_config(
         _Section("outgoing", table.get("outgoing"), base), mail.whole("auto_reply_limit", 5, 0)

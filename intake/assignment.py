@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from intake.desk import Desk
@@ -34,6 +34,9 @@ log = logging.getLogger("helpdesk.assign")
 ACTIVE_STATUSES = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS)
 SIMILAR_CANDIDATES = 300  # resolved tickets compared, newest first
 STRANGER_TEXT_MAX = 4000  # characters of a stranger's mail quoted to staff; the whole is on the ticket
+# Characters of each text compared: a ticket is told by its start, and without a cap one huge mail
+# on a resolved ticket would be read again (holding the GIL) for every new ticket after it.
+SIMILAR_TEXT_CHARS = 5000
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 
 
@@ -59,15 +62,15 @@ def similar_resolved(session: Session, ticket: Ticket, text: str, limit: int = 3
     ).all()
     if not rows:
         return []
-    first_texts = dict(
+    first_texts: dict[int, str] = dict(
         session.execute(
-            select(Message.ticket_id, Message.new_text)
+            select(Message.ticket_id, func.substr(Message.new_text, 1, SIMILAR_TEXT_CHARS))
             .where(Message.ticket_id.in_([r.id for r in rows]), Message.direction == "in")
             .order_by(Message.id.desc())
         ).all()
     )
     docs = [_words(f"{r.subject} {r.subject} {first_texts.get(r.id, '')}") for r in rows]
-    query = _words(f"{ticket.subject} {ticket.subject} {text}")
+    query = _words(f"{ticket.subject} {ticket.subject} {text[:SIMILAR_TEXT_CHARS]}")
     df: Counter[str] = Counter()
     for doc in docs:
         df.update(doc.keys())

@@ -55,3 +55,10 @@ class IntakeConfig:
     gather_seconds: float = 0.02
     claim_lease_seconds: float = 300.0
     max_attempts: int = 3  # a mail that kills the worker this often is quarantined
+    # Seconds the pure part of processing one mail (parsing) may take in its child process before
+    # the mail is quarantined as too slow; 0 parses in the worker itself, without a budget.
+    processing_budget: float = 10.0
+    # What one mail may put into the database; the rest is counted on the ticket as omitted.
+    max_references: int = 100  # In-Reply-To and References ids kept (the first and the newest)
+    max_participants: int = 50  # To and Cc addresses kept, so at most this many join a ticket
+    max_attachment_rows: int = 100  # attachments listed, with or without their content

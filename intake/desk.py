@@ -260,6 +260,23 @@ class Desk:
             session.connection().execute(
                 _INSERT_REF, [{"ticket_id": ticket.id, "ref": ref[:998]} for ref in refs]
             )
+        if mail.omitted:
+            # The parser's per-mail caps left these out; the counts say how much (the raw mail keeps all).
+            counts = ", ".join(f"{count} {what}" for what, count in sorted(mail.omitted.items()))
+            session.execute(
+                _INSERT_EVENT,
+                {
+                    "ticket_id": ticket.id,
+                    "at": now,
+                    "actor": "system",
+                    "kind": "omitted",
+                    "old": None,
+                    "new": None,
+                    "reason": f"over the per-mail limits, not recorded: {counts}",
+                    "data": dict(mail.omitted),
+                    "message_id": row_id,
+                },
+            )
         if ticket.updated_at != now:  # a ticket opened this instant needs no UPDATE
             ticket.updated_at = now
         return StoredMessage(row_id, message_id, tuple(references))

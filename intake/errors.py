@@ -6,6 +6,8 @@ IntakeError
 │   └── MailboxAuthError  the server refused our login, or no credential could be obtained
 └── PipelineError         processing one stored mail failed: it is quarantined with the reason
     ├── ParseError        the bytes could not be turned into a ParsedEmail
+    ├── TooSlow           parsing took longer than the processing budget; the parser was stopped
+    ├── ParserDied        the parser process died on the mail (a crash, out of memory)
     └── CommandError      a technician's command line was malformed (reported back, not quarantined)
 """
 
@@ -34,6 +36,14 @@ class PipelineError(IntakeError):
 
 class ParseError(PipelineError):
     """The message could not be parsed."""
+
+
+class TooSlow(PipelineError):
+    """Parsing one mail took longer than `processing_budget`; the child process was killed."""
+
+
+class ParserDied(PipelineError):
+    """The child process parsing a mail ended without an answer."""
 
 
 class CommandError(PipelineError):

@@ -7,7 +7,10 @@ mail-parser does the MIME walk and the header decoding. On top of it we:
   8-bit bodies labelled us-ascii, or not labelled at all) by trying UTF-8 and then detecting;
 * separate the new part of a reply from quoted history and signature (`intake.quotes`);
 * cap attachments by size, count and total, recording the ones we do not keep (never silently);
-* read RFC 3464 delivery status reports so a bounce can find the mail it is about.
+* read RFC 3464 delivery status reports so a bounce can find the mail it is about;
+* keep control characters (NUL above all, which PostgreSQL refuses in text) out of every field,
+  and cap what one mail may put into the database: subject and header lengths, references,
+  To/Cc addresses and attachment rows, counting what was left out in `ParsedEmail.omitted`.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.errors import HeaderParseError
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
+from html.parser import HTMLParser
 from typing import Any
 
 import charset_normalizer
@@ -38,8 +42,42 @@ from intake.quotes import new_content
 from intake.store import extract_message_id
 
 MAX_TEXT_CHARS = 1_000_000  # a body beyond this is truncated for storage and routing (the raw mail keeps it)
+MAX_HTML_CHARS = 5_000_000  # HTML converted to text; markup is a few times the text it carries
+# inscriptis keeps tables and lists readable, but within one long line its time grows with the
+# square of the line (4 s for 1.7 MB of inline markup); larger HTML is read by the plain reader.
+MAX_LAYOUT_HTML_CHARS = 1_000_000
+MAX_SUBJECT_CHARS = 1000  # RFC 5322 section 2.1.1: a line is at most 998 characters
+MAX_HEADER_CHARS = 1000  # each kept header value (routing rules and automatic-mail detection read them)
+MAX_HEADER_VALUES = 20  # values kept per header name
+MAX_RAW_HEADER_CHARS = 64_000  # a header is decoded from at most this much of its raw value
+MAX_MESSAGE_ID = 998  # RFC 5322 line length; longer ids are not ids
+MAX_REFERENCE_CHARS = 1_000_000  # of an In-Reply-To or References header (about 25,000 ids)
+MAX_ADDRESS = 254  # RFC 5321 section 4.5.3.1.3: the longest path is 256 octets with its brackets
 _MSGIDS = re.compile(r"<([^<>\s]+)>")
-_UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
+_UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*]+')
+# Control characters (C0, DEL, C1). Text bodies keep tab and newline; one-line fields keep none.
+_BODY_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]+")
+_LINE_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+def clean_text(text: str) -> str:
+    """A body as it may be stored: CRLF and CR as LF, no control characters but tab and newline,
+    no lone surrogates (which no database encoding holds)."""
+    text = _BODY_CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return _valid_unicode(text)
+
+
+def clean_line(text: str) -> str:
+    """A one-line field as it may be stored and shown: every control character a space."""
+    return _valid_unicode(_LINE_CONTROLS.sub(" ", text))
+
+
+def _valid_unicode(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, from bytes decoded with surrogateescape
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 @dataclass(frozen=True)
@@ -92,6 +130,8 @@ class ParsedEmail:
     headers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     report: DeliveryReport | None = None
     defects: tuple[str, ...] = ()
+    # What was left out by the per-mail caps, counted: {"attachments": 49900, "references": ...}.
+    omitted: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def sender(self) -> str:
@@ -110,7 +150,7 @@ class ParsedEmail:
         return values[0] if values else ""
 
 
-def decode_text(value: Any) -> str:
+def decode_text(value: Any, limit: int | None = MAX_RAW_HEADER_CHARS) -> str:
     """A header value as text: RFC 2047 words decoded, raw 8-bit bytes rescued, whitespace folded.
 
     Pass raw values (`raw_header`): the standard library hides raw 8-bit header bytes (RFC 6532
@@ -120,13 +160,15 @@ def decode_text(value: Any) -> str:
         return ""
     if not isinstance(value, str):
         value = str(value)
+    value = value[:limit]
     if any("\udc80" <= ch <= "\udcff" for ch in value):
         value = _decode_bytes(value.encode("utf-8", "surrogateescape"), None)
     if "=?" not in value:
-        return " ".join(value.split())
+        return " ".join(clean_line(value).split())
     try:
         text = str(make_header(decode_header(value)))
-    except (LookupError, UnicodeError, ValueError, TypeError, AssertionError, HeaderParseError):
+    except (LookupError, UnicodeError, ValueError, TypeError, AssertionError, MessageError):
+        # MessageError: HeaderParseError, or CharsetError for a charset name that is not ASCII.
         parts = []
         try:
             chunks = decode_header(value)
@@ -135,7 +177,7 @@ def decode_text(value: Any) -> str:
         for chunk, charset in chunks:
             parts.append(chunk if isinstance(chunk, str) else _decode_bytes(chunk, charset))
         text = "".join(parts)
-    return " ".join(text.split())
+    return " ".join(clean_line(text).split())
 
 
 def raw_header(message: Message, name: str) -> str | None:
@@ -170,7 +212,7 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
     if charset and charset.lower() not in ("unknown-8bit", "x-unknown"):
         try:
             return data.decode(charset)
-        except (LookupError, UnicodeError):
+        except (LookupError, UnicodeError, ValueError):  # ValueError: a NUL in the charset's name
             pass
     try:
         return data.decode("utf-8")
@@ -192,19 +234,29 @@ def _addresses(pairs: Any) -> tuple[Address, ...]:
             continue
         display, addr = pair
         addr = str(addr).strip().strip("<>").lower()
-        if not addr or "@" not in addr:
-            continue
-        result.append(Address(" ".join(str(display).split()), addr))
+        if not addr or "@" not in addr or len(addr) > MAX_ADDRESS or _LINE_CONTROLS.search(addr):
+            continue  # not an address anyone can be written to
+        result.append(Address(decode_text(str(display)), _valid_unicode(addr)))
     return tuple(result)
 
 
 def _message_ids(value: Any) -> tuple[str, ...]:
-    text = decode_text(value)
-    found = _MSGIDS.findall(text)
+    raw = "" if value is None else str(value)
+    if len(raw) > MAX_REFERENCE_CHARS:  # the thread's root is first, the newest ids are last
+        raw = raw[:1000] + " " + raw[-(MAX_REFERENCE_CHARS - 1000) :]
+    text = decode_text(raw, limit=None)  # read whole, so that what the caps leave out is counted
+    found = [mid for mid in _MSGIDS.findall(text) if len(mid) <= MAX_MESSAGE_ID]
     if found:
         return tuple(found)
     single = extract_message_id(text)
-    return (single,) if single else ()
+    return (single,) if single and len(single) <= MAX_MESSAGE_ID else ()
+
+
+def _capped_references(ids: tuple[str, ...], cap: int) -> tuple[str, ...]:
+    """The first id (the thread's root, RFC 5322 section 3.6.4) and the newest ones, `cap` in all."""
+    if len(ids) <= cap:
+        return ids
+    return (ids[0], *ids[len(ids) - cap + 1 :]) if cap > 1 else ids[:cap]
 
 
 def sanitize_filename(name: str, content_type: str, index: int) -> str:
@@ -225,10 +277,12 @@ def sanitize_filename(name: str, content_type: str, index: int) -> str:
     return name
 
 
-def _attachments(parser: Any, config: IntakeConfig) -> tuple[ParsedAttachment, ...]:
+def _attachments(parser: Any, config: IntakeConfig) -> tuple[tuple[ParsedAttachment, ...], int]:
+    """The attachments to record (at most `max_attachment_rows`) and how many more were left out."""
     result: list[ParsedAttachment] = []
     total = 0
-    for index, item in enumerate(parser.attachments, start=1):
+    items = list(parser.attachments)
+    for index, item in enumerate(items[: config.max_attachment_rows], start=1):
         payload = item.get("payload") or ""
         content_type = str(item.get("mail_content_type") or "application/octet-stream")
         try:
@@ -263,17 +317,66 @@ def _attachments(parser: Any, config: IntakeConfig) -> tuple[ParsedAttachment, .
                 omitted=omitted,
             )
         )
-    return tuple(result)
+    return tuple(result), len(items) - len(result)
 
 
-_BLANK_RUNS = re.compile(r"\n\s*\n(\s*\n)+")
+_BLANK_RUNS = re.compile(r"\n{3,}")  # on right-stripped lines: blank lines are empty
 
 
 def _html_to_text(html: str) -> str:
     from inscriptis import get_text  # lxml underneath: loaded with the first HTML-only mail
 
-    text = "\n".join(line.rstrip() for line in str(get_text(html)).splitlines())
+    html = html[:MAX_HTML_CHARS]
+    converted = ""
+    if len(html) <= MAX_LAYOUT_HTML_CHARS:
+        try:
+            converted = str(get_text(html))
+        except (RecursionError, ValueError, TypeError):
+            converted = ""
+    if not converted.strip():
+        # libxml2 stops at 255 levels of nesting and gives an empty tree: read the text anyway.
+        converted = _HtmlText.text_of(html)
+    text = "\n".join(line.rstrip() for line in converted.splitlines())
     return _BLANK_RUNS.sub("\n\n", text).strip("\n")
+
+
+class _HtmlText(HTMLParser):
+    """The text of HTML however deeply it nests: the standard library's tokenizer keeps no tree."""
+
+    _BLOCKS = frozenset(
+        "address article aside blockquote br dd div dl dt fieldset figcaption figure footer form h1 h2 h3 "
+        "h4 h5 h6 header hr li main nav ol p pre section table td th tr ul".split()
+    )
+    _HIDDEN = frozenset(("script", "style", "head", "title", "template"))
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.hidden = 0
+
+    @classmethod
+    def text_of(cls, html: str) -> str:
+        reader = cls()
+        reader.feed(html)
+        reader.close()
+        lines = ("".join(reader.parts)).split("\n")
+        return "\n".join(" ".join(line.split()) for line in lines)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._HIDDEN:
+            self.hidden += 1
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.parts.append(data)
 
 
 def _text_parts(parser: Any) -> tuple[str, bool]:
@@ -325,12 +428,12 @@ def _delivery_report(message: Message) -> DeliveryReport | None:
             for block in blocks[1:] or blocks:
                 if not isinstance(block, Message):
                     continue
-                rcpt = str(block.get("Final-Recipient") or block.get("Original-Recipient") or "")
-                if rcpt:
-                    recipients.append(rcpt.rpartition(";")[2].strip().strip("<>").lower())
-                action = action or str(block.get("Action") or "").strip().lower()
-                status = status or str(block.get("Status") or "").strip()
-                diagnostic = diagnostic or decode_text(block.get("Diagnostic-Code") or "")
+                rcpt = decode_text(block.get("Final-Recipient") or block.get("Original-Recipient") or "")
+                if rcpt and len(recipients) < MAX_HEADER_VALUES:
+                    recipients.append(rcpt.rpartition(";")[2].strip().strip("<>").lower()[:MAX_ADDRESS])
+                action = action or decode_text(block.get("Action") or "").strip().lower()[:40]
+                status = status or decode_text(block.get("Status") or "").strip()[:40]
+                diagnostic = diagnostic or decode_text(block.get("Diagnostic-Code") or "")[:MAX_HEADER_CHARS]
         elif ctype in _ORIGINAL_PARTS and original is None:
             original = _original_message_id(part)
     return DeliveryReport(original, tuple(recipients), action, status, diagnostic)
@@ -387,7 +490,9 @@ def _headers(message: Message) -> dict[str, tuple[str, ...]]:
     for name, value in message.raw_items():
         key = name.lower()
         if key in _KEPT_HEADERS:
-            kept.setdefault(key, []).append(decode_text(value))
+            values = kept.setdefault(key, [])
+            if len(values) < MAX_HEADER_VALUES:
+                values.append(decode_text(value)[:MAX_HEADER_CHARS])
     kept["received-count"] = [str(len(message.get_all("Received") or []))]
     return {k: tuple(v) for k, v in kept.items()}
 
@@ -453,31 +558,46 @@ def parse_email(data: bytes, config: IntakeConfig) -> ParsedEmail:
         text, html_only = _text_parts(parser)
     except Exception as exc:
         raise ParseError(f"could not decode the text of the message: {exc}") from exc
-    text = text.replace("\r\n", "\n").replace("\x00", "")[:MAX_TEXT_CHARS]
+    text = clean_text(text[: MAX_TEXT_CHARS * 2])[:MAX_TEXT_CHARS]
     new_text = new_content(text)
     from_list = _addresses(parser.from_)
     sender_list = _addresses(parser.sender)
-    subject = decode_text(raw_header(message, "Subject"))
+    subject = decode_text(raw_header(message, "Subject"))[:MAX_SUBJECT_CHARS]
     default_language = config.default_language
     language = detect_language(f"{subject}\n{new_text or text}", default=default_language)
-    defects = tuple(str(d) for d in (parser.defects or []))[:20]
+    defects = tuple(clean_line(str(d))[:500] for d in (parser.defects or [])[:20])
+    omitted: dict[str, int] = {}
+    in_reply_to = _message_ids(raw_header(message, "In-Reply-To"))[: config.max_references]
+    all_references = _message_ids(raw_header(message, "References"))
+    references = _capped_references(all_references, max(0, config.max_references - len(in_reply_to)))
+    if len(references) < len(all_references):
+        omitted["references"] = len(all_references) - len(references)
+    recipients = [*((a, "to") for a in _addresses(parser.to)), *((a, "cc") for a in _addresses(parser.cc))]
+    if len(recipients) > config.max_participants:
+        omitted["participants"] = len(recipients) - config.max_participants
+        recipients = recipients[: config.max_participants]
+    attachments, attachments_left_out = _attachments(parser, config)
+    if attachments_left_out:
+        omitted["attachments"] = attachments_left_out
+    message_id = extract_message_id(decode_text(raw_header(message, "Message-ID")))
     return ParsedEmail(
-        message_id=extract_message_id(decode_text(raw_header(message, "Message-ID"))),
-        in_reply_to=_message_ids(raw_header(message, "In-Reply-To")),
-        references=_message_ids(raw_header(message, "References")),
+        message_id=message_id if message_id and len(message_id) <= MAX_MESSAGE_ID else None,
+        in_reply_to=in_reply_to,
+        references=references,
         from_=(from_list or sender_list or (None,))[0],
-        reply_to=_addresses(parser.reply_to),
-        to=_addresses(parser.to),
-        cc=_addresses(parser.cc),
+        reply_to=_addresses(parser.reply_to)[: config.max_participants],
+        to=tuple(a for a, role in recipients if role == "to"),
+        cc=tuple(a for a, role in recipients if role == "cc"),
         subject=subject,
         date=_date(raw_header(message, "Date")),
         text=text,
         new_text=new_text,
         html_only=html_only,
-        attachments=_attachments(parser, config),
+        attachments=attachments,
         language=language,
-        content_type=message.get_content_type(),
+        content_type=clean_line(message.get_content_type())[:255],
         headers=_headers(message),
         report=_delivery_report(message),
         defects=defects,
+        omitted=omitted,
     )

@@ -102,7 +102,8 @@ class Context:
 
 
 def parse(ctx: Context, services: Services) -> None:
-    ctx.mail = parse_email(ctx.raw.data, services.config)
+    if ctx.mail is None:  # the worker parses ahead, in a child process within a time budget
+        ctx.mail = parse_email(ctx.raw.data, services.config)
     if not ctx.mail.sender and ctx.raw.envelope_from:
         # No usable From: the envelope sender is the best we know of who wrote it.
         ctx.mail = replace(ctx.mail, from_=Address("", ctx.raw.envelope_from.lower()))
@@ -485,9 +486,11 @@ class Pipeline:
         self.services = services
         self.stages = stages
 
-    def run(self, session: Session, raw: RawMessage, now: datetime) -> Result:
-        """Run every stage on `raw` inside the caller's transaction."""
-        ctx = Context(session=session, raw=raw, now=now)
+    def run(
+        self, session: Session, raw: RawMessage, now: datetime, mail: ParsedEmail | None = None
+    ) -> Result:
+        """Run every stage on `raw` inside the caller's transaction (`mail`: its bytes parsed already)."""
+        ctx = Context(session=session, raw=raw, now=now, mail=mail)
         try:
             for stage in self.stages:
                 stage.run(ctx, self.services)

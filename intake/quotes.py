@@ -11,11 +11,21 @@ the top and cut at the first one found:
   Od:/Wysłano:/Do:/Temat:) as Outlook and Exchange write it, without any ">".
 
 The signature starts at the RFC 3676 separator "-- " or a mobile client's "Sent from my ..." line.
+
+Every expression here runs on text a stranger wrote, so each is linear in the line it reads (no
+two unbounded quantifiers that can share characters), lines longer than any real attribution,
+separator or header line are not tried at all, and only the start of a very long mail is read.
 """
 
 from __future__ import annotations
 
 import re
+
+# The new part of a reply is at its top; past this many characters the rest is history or an
+# attachment pasted inline, and reading it costs time without changing what a requester wrote.
+MAX_SCAN_CHARS = 200_000
+# No attribution, separator or quoted header line is longer (real ones are under 200 characters).
+MAX_MARKER_LINE = 1000
 
 _SEPARATORS = re.compile(
     r"""^\s*(
@@ -35,7 +45,7 @@ _ATTRIBUTION = re.compile(
       | ^w\sdniu\s.+\s(napisał|napisała|napisał\(a\)|pisze):?$
       | ^.+\s(napisał|napisała|napisał\(a\)):$
       | ^am\s.+\s(schrieb|geschrieben)\s?.*:?$
-      | ^.+\sschrieb\s?.*:$
+      | ^(?=.*:$).+\sschrieb    # "... schrieb ...:", the colon checked once, not after every "schrieb"
       | ^le\s.+\sa\sécrit\s?:$
       | ^el\s.+\sescribió:$
       | ^.+\s(написал|написала|пише):$
@@ -69,6 +79,8 @@ _SIGNATURE = re.compile(
 
 
 def _header_kind(line: str) -> str | None:
+    if len(line) > MAX_MARKER_LINE:
+        return None
     match = _HEADER_LINE.match(line)
     if not match:
         return None
@@ -104,10 +116,16 @@ def _attribution_start(lines: list[str], quote_at: int) -> int:
     if i < 0:
         return quote_at
     last = lines[i].strip()
+    if len(last) > MAX_MARKER_LINE:
+        return quote_at
     if _ATTRIBUTION.match(last) and _ATTRIBUTION_OPENING.match(last):
         return i
     # Clients wrap long attributions: "02.04.2012 14:20 user <" / "bob@example.com> wrote:".
-    if i >= 1 and lines[i - 1].strip() and _ATTRIBUTION.match(lines[i - 1].strip() + " " + last):
+    if (
+        i >= 1
+        and 0 < len(lines[i - 1].strip()) <= MAX_MARKER_LINE
+        and _ATTRIBUTION.match(lines[i - 1].strip() + " " + last)
+    ):
         return i - 1
     if _ATTRIBUTION.match(last):
         return i
@@ -119,6 +137,8 @@ def strip_quoted(text: str) -> str:
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     # Outlook-style history has no ">" marks: everything from its separator or header block down is old.
     for i, line in enumerate(lines):
+        if len(line) > MAX_MARKER_LINE:
+            continue
         if _SEPARATORS.match(line.strip()) or _is_quoted_header_block(lines, i):
             lines = lines[:i]
             break
@@ -143,6 +163,8 @@ def strip_signature(text: str) -> str:
     # Only look at the tail: a "-- " high up is more likely a divider in the content.
     start = max(0, len(lines) - 15)
     for i in range(start, len(lines)):
+        if len(lines[i]) > MAX_MARKER_LINE:
+            continue
         if _SIGNATURE.match(lines[i].rstrip("\n").rstrip() if lines[i].strip() != "--" else "--"):
             if lines[i].startswith("--") and lines[i].strip() not in ("--", "-- "):
                 continue
@@ -151,5 +173,5 @@ def strip_signature(text: str) -> str:
 
 
 def new_content(text: str) -> str:
-    """What the author wrote in this mail: no quoted history, no signature."""
-    return strip_signature(strip_quoted(text)).strip()
+    """What the author wrote in this mail: no quoted history, no signature (read up to `MAX_SCAN_CHARS`)."""
+    return strip_signature(strip_quoted(text[:MAX_SCAN_CHARS])).strip()

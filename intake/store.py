@@ -31,7 +31,9 @@ from models.raw_message import RawMessage, RawStatus
 log = logging.getLogger("helpdesk.intake.store")
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
-_MSGID = re.compile(r"<([^<>\s]+)>")
+# RFC 5322 section 3.6.4: an id is printable; one with control characters (NUL, which PostgreSQL
+# refuses in text) or longer than a line is no id, and the mail is deduplicated by its content.
+_MSGID = re.compile(r"<([^<>\s\x00-\x1f\x7f-\x9f]{1,998})>")
 _INSERT_RAW = insert(tables.raw_messages)
 
 
@@ -59,7 +61,9 @@ def extract_message_id(value: str | None) -> str | None:
         return match.group(1)
     # Broken mailers send ids without brackets; take the first word if it looks like one.
     token = value.split()[0] if value.split() else ""
-    return token if "@" in token and len(token) <= 900 else None
+    if "@" not in token or len(token) > 900 or not token.isprintable():
+        return None
+    return token
 
 
 def header_message_id(header_block: bytes) -> str | None:

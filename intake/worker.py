@@ -6,6 +6,11 @@ transaction of its own: the ticket change, its events and its outgoing mail comm
 or the mail is quarantined (`failed`) with the reason and the worker moves on. A mail whose
 processing kills the worker process is re-claimed when its lease runs out, and quarantined after
 `max_attempts` so that one poison mail never stalls the queue.
+
+Each mail is parsed before its transaction begins, in a child process within the processing
+budget (`intake.isolation`): no transaction, and on SQLite no write lock, is held while a mail's
+content is read, so the listeners store mail whatever the worker is reading, and a mail too slow
+to read is quarantined as such while the worker goes on.
 """
 
 from __future__ import annotations
@@ -13,22 +18,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, bindparam, or_, select, update
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from intake.config import IntakeConfig
+from intake.errors import ParseError, PipelineError
+from intake.isolation import InProcessParser, ParsePool, describe, parser_for
+from intake.parse import ParsedEmail
 from intake.pipeline import Pipeline
 from models import tables
 from models.base import utcnow
 from models.claims import holder_name
+from models.db import read_only, session_factory
 from models.raw_message import RawMessage, RawOutcome, RawStatus
 
 log = logging.getLogger("helpdesk.worker")
+
+# Parsed mails held at once before their transaction, by their raw size: memory stays bounded.
+MAX_GROUP_BYTES = 32 * 1024 * 1024
 
 _raw = tables.raw_messages
 _MARK_PROCESSED = (
@@ -81,11 +92,21 @@ class WorkReport:
             self.ticket_ids.append(ticket_id)
 
 
-def _describe(exc: BaseException) -> str:
-    """The reason an admin reads in `helpdesk quarantine show`: the error and where it happened."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {frames[-1].filename.rsplit('/', 2)[-1]}:{frames[-1].lineno})" if frames else ""
-    return f"{exc.__class__.__name__}: {exc}{where}"
+@dataclass
+class _Prepared:
+    """One claimed mail, parsed (or why it could not be) before its transaction begins."""
+
+    raw_id: int
+    mail: ParsedEmail | None = None
+    failure: str | None = None  # the quarantine reason
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ParseError):
+        return f"ParseError: {exc}"
+    if isinstance(exc, PipelineError):  # from the parser's process: the message says it all
+        return str(exc)
+    return describe(exc)
 
 
 class Worker:
@@ -96,14 +117,23 @@ class Worker:
         config: IntakeConfig,
         clock: Callable[[], datetime] = utcnow,
         on_committed: Callable[[], None] | None = None,
+        parser: ParsePool | InProcessParser | None = None,
     ) -> None:
         self._sessions = sessions
         self._pipeline = pipeline
         self._config = config
         self._clock = clock
         self._on_committed = on_committed
+        self.parser = parser if parser is not None else parser_for(config)
+        # Mail is read for parsing without the write lock (SQLite) that a writing session takes.
+        bind = sessions.kw.get("bind")
+        self._readers = session_factory(read_only(bind)) if isinstance(bind, Engine) else sessions
         self.name = holder_name()
         self.wake = threading.Event()
+
+    def close(self) -> None:
+        """Stop the parser's child process."""
+        self.parser.close()
 
     def claim(self, limit: int) -> list[int]:
         now = self._clock()
@@ -137,42 +167,93 @@ class Worker:
         return ids
 
     def process_claimed(self, raw_ids: list[int], report: WorkReport) -> None:
-        """Run the pipeline on claimed mails, each in a savepoint of its own, committing in groups.
+        """Run the pipeline on claimed mails: parse a group, then run it in one transaction.
 
         A savepoint per mail keeps each mail's changes all-or-nothing; committing a group at a time
-        saves a disk flush per mail. A mail that was already being processed when a worker died is
-        handled alone, committed before and after, so a poison mail only ever takes itself down.
+        saves a disk flush per mail. A group is parsed before its transaction begins and ends when
+        it is full, when parsing it took `commit_interval`, or at a mail that was already being
+        processed when a worker died: that one is handled alone, committed before and after, so a
+        poison mail only ever takes itself down. Each commit renews the lease of the rest.
         """
+        pending = list(raw_ids)
+        while pending:
+            group = self._prepare(pending)
+            self._write(group, pending, report)
+
+    def _prepare(self, pending: list[int]) -> list[_Prepared]:
+        """Parse the next group of `pending` (taking them off it), outside any transaction."""
+        group: list[_Prepared] = []
+        held = 0
+        started = time.monotonic()
+        while pending and len(group) < self._config.commit_every:
+            with self._readers() as session:  # a short read; nothing is held while parsing
+                row = session.execute(
+                    select(_raw.c.data, _raw.c.attempts, _raw.c.status, _raw.c.claimed_by).where(
+                        _raw.c.id == pending[0]
+                    )
+                ).first()
+            if row is None or row.status != RawStatus.PROCESSING or row.claimed_by != self.name:
+                pending.pop(0)  # gone, or taken over by another worker after our lease ran out
+                continue
+            suspect = row.attempts > 1
+            if suspect and group:
+                break  # alone, in a group of its own
+            item = _Prepared(pending.pop(0))
+            group.append(item)
+            if row.attempts <= self._config.max_attempts:
+                try:
+                    item.mail = self.parser.parse(bytes(row.data))
+                except Exception as exc:
+                    item.failure = _reason(exc)
+            held += len(row.data)
+            if suspect or held > MAX_GROUP_BYTES or time.monotonic() - started > self._config.commit_interval:
+                break
+        return group
+
+    def _write(self, group: list[_Prepared], pending: list[int], report: WorkReport) -> None:
+        """Run the pipeline on a parsed group in one transaction; renew the lease of what is left."""
+        if not group:
+            return
         with self._sessions() as session:
-            since_commit = 0
-            last_commit = time.monotonic()
-            rows = session.scalars(
-                select(RawMessage).where(RawMessage.id.in_(raw_ids)).order_by(RawMessage.id)
-            )
-            for raw in list(rows):
-                if raw.status is not RawStatus.PROCESSING or raw.claimed_by != self.name:
+            rows = {
+                raw.id: raw
+                for raw in session.scalars(
+                    select(RawMessage)
+                    .options(defer(RawMessage.data))  # parsed already; loaded only if a stage asks
+                    .where(RawMessage.id.in_([item.raw_id for item in group]))
+                )
+            }
+            for item in group:
+                raw = rows.get(item.raw_id)
+                if raw is None or raw.status is not RawStatus.PROCESSING or raw.claimed_by != self.name:
                     continue
-                suspect = raw.attempts > 1
-                if suspect and since_commit:
-                    self._commit(session)
-                    since_commit = 0
-                outcome, ticket_id = self._run_one(session, raw)
+                if item.failure is not None:
+                    log.warning("QUARANTINED raw=%d: %s", raw.id, item.failure)
+                    self._quarantine(raw, item.failure, self._clock())
+                    report.add(None, None)
+                    continue
+                outcome, ticket_id = self._run_one(session, raw, item.mail)
                 report.add(outcome, ticket_id)
-                since_commit += 1
-                group_full = since_commit >= self._config.commit_every
-                if suspect or group_full or time.monotonic() - last_commit > self._config.commit_interval:
-                    self._commit(session)
-                    since_commit = 0
-                    last_commit = time.monotonic()
-            if since_commit:
-                self._commit(session)
+            if pending:
+                session.execute(
+                    update(RawMessage)
+                    .where(
+                        RawMessage.id.in_(pending),
+                        RawMessage.status == RawStatus.PROCESSING,
+                        RawMessage.claimed_by == self.name,
+                    )
+                    .values(claimed_until=self._clock() + timedelta(seconds=self._config.claim_lease_seconds))
+                )
+            self._commit(session)
 
     def _commit(self, session: Session) -> None:
         session.commit()
         if self._on_committed is not None:
             self._on_committed()
 
-    def _run_one(self, session: Session, raw: RawMessage) -> tuple[RawOutcome | None, int | None]:
+    def _run_one(
+        self, session: Session, raw: RawMessage, mail: ParsedEmail | None
+    ) -> tuple[RawOutcome | None, int | None]:
         now = self._clock()
         raw_id = raw.id
         if raw.attempts > self._config.max_attempts:
@@ -181,7 +262,7 @@ class Worker:
             return None, None
         savepoint = session.begin_nested()
         try:
-            result = self._pipeline.run(session, raw, now)
+            result = self._pipeline.run(session, raw, now, mail)
             session.connection().execute(
                 _MARK_PROCESSED,
                 {
@@ -195,7 +276,7 @@ class Worker:
             savepoint.commit()
         except Exception as exc:
             savepoint.rollback()
-            reason = _describe(exc)
+            reason = describe(exc)
             log.warning("QUARANTINED raw=%d: %s", raw_id, reason)
             log.debug("quarantine traceback", exc_info=True)
             again = session.get(RawMessage, raw_id)
@@ -225,6 +306,10 @@ class Worker:
 
     def run(self, stop: threading.Event, idle_seconds: float = 1.0) -> None:
         """Process until `stop` is set; `wake` (set by the store) cuts the idle wait short."""
+        try:
+            self.parser.start()  # ready before the first mail comes
+        except OSError as exc:
+            log.error("WORKER cannot start the parser process yet: %s", exc)
         while not stop.is_set():
             try:
                 report = self.process_available(limit=self._config.worker_batch)

@@ -3,6 +3,16 @@
 SQLite is the embedded default: WAL so readers never block the writer, a busy timeout so
 threads wait for each other instead of failing, and `BEGIN IMMEDIATE` so a transaction takes
 the write lock up front (a deferred transaction that upgrades later can deadlock and fail).
+
+Faults of the file are survived without a restart. A connection SQLite opens while its file
+cannot be written (read-only file or file system) is read-only for good, even after the file is
+writable again; kept in the pool, it answered every later write with "attempt to write a
+readonly database", and the SMTP listener 451 until the daemon was restarted. So an error that
+says the file or the disk is at fault (read-only, I/O error, disk full, cannot open, corrupt)
+discards the connection and recycles the pool, and a connection opened while the file could not
+be written serves one checkout only: the next transaction opens fresh connections, which work as
+soon as the fault is gone. PostgreSQL connections are checked before each use
+(`pool_pre_ping`), which is how the pool gets over a server that was stopped and started.
 """
 
 from __future__ import annotations
@@ -29,6 +39,15 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 READ_ONLY_OPTION = "helpdesk_read_only"
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
+# SQLite primary result codes (https://www.sqlite.org/rescode.html) that blame the file or the
+# disk, not the statement: a connection that met one is not used again.
+SQLITE_FILE_FAULTS = {
+    8: "SQLITE_READONLY",
+    10: "SQLITE_IOERR",
+    11: "SQLITE_CORRUPT",
+    13: "SQLITE_FULL",
+    14: "SQLITE_CANTOPEN",
+}
 
 
 @dataclass(frozen=True)
@@ -85,8 +104,14 @@ def _configure_sqlite(engine: Engine, config: DatabaseConfig) -> None:
     if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
         raise ValueError(f"sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
 
+    path = engine.url.database if engine.url.database not in (None, "", ":memory:") else None
+
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        # SQLite opens a file it may not write read-only, silently, and such a connection stays
+        # read-only after the file is fixed: note it, so that it serves this checkout only.
+        # access(2) asks the kernel, which knows read-only mounts and immutable files (root too).
+        record.info["opened_read_only"] = path is not None and not os.access(path, os.W_OK)
         # Let SQLAlchemy drive transactions: pysqlite's own implicit BEGIN is turned off.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -117,11 +142,41 @@ def _configure_sqlite(engine: Engine, config: DatabaseConfig) -> None:
             raise
 
     def _release(connection: Any) -> None:
-        if connection.info.pop("holds_writer", False):
+        try:
+            info = connection.info
+        except Exception:  # invalidated: the pool's invalidate event released it
+            return
+        if info.pop("holds_writer", False):
             writer.release()
 
     event.listen(engine, "commit", _release)
     event.listen(engine, "rollback", _release)
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        code = getattr(context.original_exception, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in SQLITE_FILE_FAULTS:
+            # Not a broken statement: the file or the disk. Drop this connection and the pool's
+            # others (they may have been opened read-only during the fault) instead of reusing them.
+            context.is_disconnect = True
+            context.invalidate_pool_on_disconnect = True
+            log.warning(
+                "DATABASE file fault %s: %s; its connections will be opened afresh",
+                SQLITE_FILE_FAULTS[code & 0xFF],
+                context.original_exception,
+            )
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record.info.get("opened_read_only"):
+            record.invalidate()  # the next checkout opens the file afresh, writable if it is by then
+
+    @event.listens_for(engine, "invalidate")
+    def _on_invalidate(_dbapi_connection: Any, record: Any, _exc: Any) -> None:
+        # A connection dropped in the middle of a transaction never sees its rollback event, and
+        # the pool clears its info when it reconnects: give the writer's turn back here.
+        if record.info.pop("holds_writer", False):
+            writer.release()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -9,19 +9,32 @@ matches the keyword "nie działa" however the sender's mail program composed its
 does not match "download". A `*` at either end of a keyword stands for more letters of the same word
 ("awari*" matches "awaria", "awarię", "awarii"; "*ausfall" matches "Stromausfall"). Regular
 expressions are searched case-insensitively; `(?-i:...)` makes part of one case-sensitive.
+
+Everything here runs on text a stranger wrote. Keyword expressions are built so that each is linear
+in the text. An administrator's regular expression may not be (a nested quantifier backtracks
+exponentially), so expressions are compiled with the `regex` package, whose searches take a timeout
+and release the GIL while they run: one search gets `REGEX_TIMEOUT`, all of one mail's searches
+together `REGEX_BUDGET`, and an expression that runs out counts as not found (and is logged). Only
+the first `MAX_TEXT_CHARS` of a subject or body are searched.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import logging
 import re
+import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal, Protocol
 
+import regex
+
 from routing.facts import MailFacts
+
+log = logging.getLogger("helpdesk.routing")
 
 TextField = Literal["subject", "body", "text"]
 Report = Callable[[str], None]
@@ -30,6 +43,14 @@ _ADDRESS_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 _DOMAIN_RE = re.compile(r"^[^@\s./]+(\.[^@\s./]+)*$")
 _LANGUAGE_RE = re.compile(r"^([a-z]{2,3}|und)(-[a-z0-9]+)*$")
 _HEADER_NAME_RE = re.compile(r"^[!-9;-~]+$")  # RFC 5322 §2.2: printable ASCII except colon
+
+# What rules read of a subject or body: a rule decides on what a mail says first.
+MAX_TEXT_CHARS = 100_000
+# Seconds one administrator's expression may search one text, and all of them one mail.
+REGEX_TIMEOUT = 0.05
+REGEX_BUDGET = 0.5
+# `regex` in its version-0 mode behaves as the standard `re` does (the syntax rules are written in).
+_REGEX_FLAGS = regex.IGNORECASE | regex.V0
 
 
 def fold(text: str) -> str:
@@ -42,11 +63,12 @@ class MailView:
 
     def __init__(self, facts: MailFacts) -> None:
         self.facts = facts
+        self._regex_time = 0.0
 
     @cached_property
     def _normal(self) -> dict[TextField, str]:
-        subject = unicodedata.normalize("NFC", self.facts.subject)
-        body = unicodedata.normalize("NFC", self.facts.body)
+        subject = unicodedata.normalize("NFC", self.facts.subject[:MAX_TEXT_CHARS])
+        body = unicodedata.normalize("NFC", self.facts.body[:MAX_TEXT_CHARS])
         return {"subject": subject, "body": body, "text": f"{subject}\n{body}"}
 
     @cached_property
@@ -60,6 +82,25 @@ class MailView:
     def folded(self, field: TextField) -> str:
         """The field in NFC and case-folded, as keywords search it."""
         return self._folded[field]
+
+    def found(self, pattern: regex.Pattern[str], text: str) -> bool:
+        """Whether an administrator's expression is found in `text`, within this mail's time budget."""
+        left = REGEX_BUDGET - self._regex_time
+        if left <= 0:
+            return False
+        started = time.perf_counter()
+        try:
+            return pattern.search(text, timeout=min(REGEX_TIMEOUT, left), concurrent=True) is not None
+        except TimeoutError:
+            log.warning(
+                "RULES expression %r gave up after %.2f s on a mail from %s: counted as not found",
+                pattern.pattern[:200],
+                time.perf_counter() - started,
+                self.facts.sender or "?",
+            )
+            return False
+        finally:
+            self._regex_time += time.perf_counter() - started
 
 
 class Condition(Protocol):
@@ -83,11 +124,11 @@ class Matches:
     """Any of the regular expressions is found in the field."""
 
     field: TextField
-    patterns: tuple[re.Pattern[str], ...]
+    patterns: tuple[regex.Pattern[str], ...]
 
     def holds(self, mail: MailView) -> bool:
         text = mail.normal(self.field)
-        return any(p.search(text) for p in self.patterns)
+        return any(mail.found(p, text) for p in self.patterns)
 
 
 @dataclass(frozen=True)
@@ -129,12 +170,12 @@ class LanguageIs:
 class HeadersMatch:
     """Every named header is present with a value in which one of its expressions is found."""
 
-    checks: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]  # lower-cased name, expressions
+    checks: tuple[tuple[str, tuple[regex.Pattern[str], ...]], ...]  # lower-cased name, expressions
 
     def holds(self, mail: MailView) -> bool:
         headers = mail.facts.headers
         return all(
-            any(p.search(value) for value in headers.get(name, ()) for p in patterns)
+            any(mail.found(p, value[:MAX_TEXT_CHARS]) for value in headers.get(name, ()) for p in patterns)
             for name, patterns in self.checks
         )
 
@@ -149,10 +190,10 @@ class HasAttachment:
 
 @dataclass(frozen=True)
 class AttachmentNameMatches:
-    patterns: tuple[re.Pattern[str], ...]
+    patterns: tuple[regex.Pattern[str], ...]
 
     def holds(self, mail: MailView) -> bool:
-        return any(p.search(a.filename) for a in mail.facts.attachments for p in self.patterns)
+        return any(mail.found(p, a.filename) for a in mail.facts.attachments for p in self.patterns)
 
 
 @dataclass(frozen=True)
@@ -213,11 +254,12 @@ def prefixed(report: Report, prefix: str) -> Report:
     return prefixed_report
 
 
-def compile_regex(source: str, report: Report) -> re.Pattern[str] | None:
+def compile_regex(source: str, report: Report) -> regex.Pattern[str] | None:
     try:
-        return re.compile(source, re.IGNORECASE)
-    except re.error as err:
-        report(f"bad regular expression {source!r}: {err.msg} at position {err.pos}")
+        return regex.compile(source, _REGEX_FLAGS)
+    except regex.error as err:
+        # The stubs do not know the error's `msg` and `pos`; its text carries both ("... at position N").
+        report(f"bad regular expression {source!r}: {err}")
         return None
 
 
@@ -244,7 +286,7 @@ def _strings(value: object, report: Report, what: str, *, empty: bool = False) -
     return tuple(str(i) for i in items)
 
 
-def _regexes(value: object, report: Report) -> tuple[re.Pattern[str], ...] | None:
+def _regexes(value: object, report: Report) -> tuple[regex.Pattern[str], ...] | None:
     # An empty expression is found in any text: in `header` it asks only that the header be present.
     sources = _strings(value, report, "a regular expression", empty=True)
     if sources is None:

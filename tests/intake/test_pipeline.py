@@ -202,6 +202,13 @@ QUIRK_EXPECTATIONS: dict[str, dict[str, str]] = {
     "attachment-name-with-path.eml": {"attachment": "core_dump.bin"},
     "mailparser-crash-inner-boundary-missing.eml": {"text": "The laptop fan is loud"},
     "unknown-charset-label.eml": {"text": "The scanner sends empty pages"},
+    "html-nested-255-deep.eml": {"text": "The printer on floor 3 is broken, please help."},
+    "slow-attribution-schrieb-440k-line.eml": {"text": "Anna schrieb Anna schrieb"},
+    "control-characters-and-nul-in-headers-and-body.eml": {
+        "subject": "Printer broken [31m again",
+        "requester_name": "Anna Beispiel",
+        "text": "The printer on floor 3[31m prints\tnothing.\nSecond line.",
+    },
 }
 
 

@@ -124,8 +124,9 @@ class PostgresCluster:
             )
         return result
 
-    def start(self) -> None:
-        """initdb (first time only) and start on a free port; retried when the port was taken."""
+    def start(self, *, port: int | None = None) -> None:
+        """initdb (first time only) and start on a free port (retried when it was taken), or on `port`:
+        the one it had, to start a stopped cluster again where its clients look for it."""
         if self._running:
             return
         if self.root is None:
@@ -146,14 +147,14 @@ class PostgresCluster:
             self.socket_dir.mkdir()
             chown(self.socket_dir, self._owner)
         for attempt in range(3):
-            self.port = free_port()
+            self.port = port or free_port()
             self._write_settings()
             data, log = str(self.data_dir), str(self.log_file)
             result = self._run("pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "start", check=False)
             if result.returncode == 0:
                 self._running = True
                 return
-            if "already in use" not in tail(self.log_file, 10) or attempt == 2:
+            if "already in use" not in tail(self.log_file, 10) or attempt == 2 or port:
                 raise RuntimeError(f"pg_ctl start failed: {result.stderr.strip()}\n{tail(self.log_file)}")
 
     def _write_settings(self) -> None:

@@ -1,0 +1,322 @@
+"""The pure part of processing a mail runs in a child process, within a time budget.
+
+Parsing reads what a stranger wrote with code we do not control (mail-parser, the standard
+library's email package, lxml): a mail may be slow to read (an expression somewhere that nobody
+has found quadratic yet), may crash the reader, or may eat its memory. So the worker hands the
+raw bytes to a child process and waits at most `processing_budget` seconds for the ParsedEmail.
+Past the budget the child is killed and the mail is quarantined as "too slow"; a child that dies
+gets the mail quarantined with how it died; either way the next mail gets a fresh child. The
+worker's own process then only takes bounded, linear steps over mail text, so the SMTP listener
+and the IMAP pollers, which are threads of that process, never wait for a mail's content (a
+thread busy in a regular expression holds the GIL, and the others stop with it).
+
+How a child starts is chosen each time one is needed:
+
+* **fork**, when this process runs a single thread (`helpdesk ingest`, `helpdesk quarantine
+  retry`): a copy of a process that has imported the parser already, ready in milliseconds, so
+  a mail piped in by an MTA does not pay for an interpreter;
+* **a fresh interpreter** (`python -m intake.isolation FD`), when other threads run (`helpdesk
+  serve`): fork copies whatever locks those threads hold at that instant (logging, imports, the
+  allocator), and a child may then wait for a lock nobody will release. It costs an interpreter
+  start and the parser's imports once per child, and a child lives until it is killed.
+
+`ParsePool` holds one child today; its interface (bytes in, ParsedEmail or a reason out, a budget
+per call) is what a pool of several children would offer. The result comes back pickled: the child
+is our own code, and a child an attacker controlled could write to the database directly anyway.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from intake.config import IntakeConfig
+from intake.errors import ParseError, ParserDied, PipelineError, TooSlow
+from intake.parse import ParsedEmail
+
+log = logging.getLogger("helpdesk.isolation")
+
+# The function a child runs on each mail, as "module:function" so a fresh interpreter can import it.
+PARSE = "intake.parse:parse_email"
+# How long a child that is told to stop may take before it is killed.
+STOP_GRACE = 2.0
+# How long a new child may take to import the parser and say it is ready (not counted in a budget).
+START_TIMEOUT = 60.0
+READY = b"ready"
+
+
+def describe(exc: BaseException) -> str:
+    """The reason an admin reads in `helpdesk quarantine show`: the error and where it happened."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {frames[-1].filename.rsplit('/', 2)[-1]}:{frames[-1].lineno})" if frames else ""
+    return f"{exc.__class__.__name__}: {exc}{where}"
+
+
+def _load(target: str) -> Callable[[bytes, IntakeConfig], ParsedEmail]:
+    module, _, name = target.partition(":")
+    function: Callable[[bytes, IntakeConfig], ParsedEmail] = getattr(importlib.import_module(module), name)
+    return function
+
+
+def serve(conn: Connection, config: IntakeConfig, target: str) -> None:
+    """The child's loop: raw bytes in, ("ok", ParsedEmail) or ("failed", kind, reason) out, until EOF."""
+    parse = _load(target)
+    conn.send_bytes(READY)
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):  # the worker closed its end, or is gone
+            return
+        reply: tuple[Any, ...]
+        try:
+            reply = ("ok", parse(data, config))
+        except ParseError as exc:
+            reply = ("failed", "parse", str(exc))
+        except Exception as exc:
+            reply = ("failed", "error", describe(exc))
+        try:
+            conn.send(reply)
+        except (OSError, ValueError):
+            return
+
+
+def _quiet_child_signals() -> None:
+    # Ctrl-C reaches the whole process group: the worker decides what happens to its mail, and
+    # stops its child itself. A fork also inherits the daemon's handlers, which are not ours.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+@dataclass
+class _Child:
+    conn: Connection
+    pid: int
+    popen: subprocess.Popen[bytes] | None  # None for a forked child
+    how: str  # "fork" or "spawn"
+    served: int = 0
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def reap(self, timeout: float) -> str:
+        """Wait for the child to end; how it ended, for a quarantine reason."""
+        if self.popen is not None:
+            try:
+                code = self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                code = self.popen.wait()
+        else:
+            deadline = time.monotonic() + timeout
+            while True:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid:
+                    code = os.waitstatus_to_exitcode(status)
+                    break
+                if time.monotonic() > deadline:
+                    self.kill()
+                    code = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+                    break
+                time.sleep(0.01)
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exited with status {code}"
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+
+
+class ParsePool:
+    """Parses raw mail in a child process; `parse` raises TooSlow past the budget, ParserDied when
+    the child dies, ParseError (or PipelineError) with the child's reason when parsing failed."""
+
+    def __init__(self, config: IntakeConfig, *, target: str = PARSE) -> None:
+        self.config = config
+        self.budget = config.processing_budget
+        self.target = target
+        self._child: _Child | None = None
+        self._lock = threading.Lock()
+        self.started = 0  # children started, for logs and tests
+
+    # -- starting and stopping children ------------------------------------------------------
+
+    def start(self) -> None:
+        """Start a child now if none runs, so the first mail does not wait for it."""
+        with self._lock:
+            if self._child is None:
+                self._child = self._start_child()
+
+    def _start_child(self) -> _Child:
+        started = time.perf_counter()
+        parent, child = socket.socketpair()
+        try:
+            alone = threading.active_count() == 1
+            made = self._fork(parent, child) if alone else self._spawn(parent, child)
+        finally:
+            child.close()
+        # Wait for the imports here, so that they never count against a mail's budget.
+        try:
+            ready = made.conn.poll(START_TIMEOUT) and made.conn.recv_bytes() == READY
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            made.kill()
+            made.close()
+            how = made.reap(STOP_GRACE)
+            raise ParserDied(f"the parser process did not start ({how})")
+        self.started += 1
+        log.debug(
+            "PARSER child %d started by %s in %.1f ms",
+            made.pid,
+            made.how,
+            (time.perf_counter() - started) * 1000,
+        )
+        return made
+
+    def _fork(self, parent: socket.socket, child: socket.socket) -> _Child:
+        pid = os.fork()
+        if pid == 0:  # the child: never return into the caller's code
+            code = 0
+            try:
+                parent.close()
+                _quiet_child_signals()
+                serve(Connection(child.detach()), self.config, self.target)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        return _Child(Connection(parent.detach()), pid, None, "fork")
+
+    def _spawn(self, parent: socket.socket, child: socket.socket) -> _Child:
+        fd = child.fileno()
+        root = str(Path(__file__).resolve().parent.parent)
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "intake.isolation", str(fd), self.target],
+            pass_fds=(fd,),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+        conn = Connection(parent.detach())
+        made = _Child(conn, popen.pid, popen, "spawn")
+        try:
+            conn.send(self.config)  # the fresh interpreter learns its settings first
+        except OSError:
+            made.close()
+            made.reap(STOP_GRACE)
+            raise
+        return made
+
+    def close(self) -> None:
+        """Stop the child: its end of the connection closes, it exits; killed if it does not."""
+        with self._lock:
+            child, self._child = self._child, None
+        if child is not None:
+            child.close()
+            child.reap(STOP_GRACE)
+
+    # -- parsing -----------------------------------------------------------------------------
+
+    def parse(self, data: bytes) -> ParsedEmail:
+        with self._lock:
+            child = self._child
+            if child is None:
+                child = self._child = self._start_child()
+            started = time.monotonic()
+            try:
+                child.conn.send_bytes(data)
+                waited = time.monotonic() - started
+                ready = child.conn.poll(max(0.0, self.budget - waited))
+                if ready:
+                    reply = child.conn.recv()
+            except (EOFError, OSError):
+                self._child = None
+                child.close()
+                how = child.reap(STOP_GRACE)
+                raise ParserDied(f"the parser process died on this mail ({how})") from None
+            if not ready:
+                self._child = None
+                child.kill()
+                child.close()
+                child.reap(STOP_GRACE)
+                raise TooSlow(
+                    f"too slow: parsing took longer than the processing budget of {self.budget:g} s "
+                    f"({len(data)} bytes); the parser was stopped"
+                )
+            child.served += 1
+        if reply[0] == "ok":
+            mail: ParsedEmail = reply[1]
+            return mail
+        if reply[1] == "parse":
+            raise ParseError(reply[2])
+        raise IsolatedFailure(reply[2])
+
+
+class IsolatedFailure(PipelineError):
+    """The child's parser raised something else than ParseError; the message says what and where."""
+
+
+class InProcessParser:
+    """Parses in this process, without a budget (`processing_budget = 0`): for debugging and measuring."""
+
+    def __init__(self, config: IntakeConfig, *, target: str = PARSE) -> None:
+        self.config = config
+        self._parse = _load(target)
+
+    def start(self) -> None:
+        return None
+
+    def parse(self, data: bytes) -> ParsedEmail:
+        return self._parse(data, self.config)
+
+    def close(self) -> None:
+        return None
+
+
+def parser_for(config: IntakeConfig, *, target: str = PARSE) -> ParsePool | InProcessParser:
+    return (
+        ParsePool(config, target=target)
+        if config.processing_budget > 0
+        else InProcessParser(config, target=target)
+    )
+
+
+def main(argv: list[str]) -> int:
+    """A fresh interpreter's child: `python -m intake.isolation FD [TARGET]`."""
+    _quiet_child_signals()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mailparser").setLevel(logging.ERROR)  # it warns about every defect it meets
+    conn = Connection(int(argv[1]))
+    try:
+        config = conn.recv()
+    except (EOFError, OSError):
+        return 0
+    if not isinstance(config, IntakeConfig):
+        return 2
+    serve(conn, config, argv[2] if len(argv) > 2 else PARSE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
