@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from helpdesk.settings import Settings
 from intake.assignment import Assignment
+from intake.authentication import SenderAuthenticator
 from intake.commands import TechnicianReplies
 from intake.desk import Desk
 from intake.pipeline import Pipeline, Services
@@ -137,6 +138,7 @@ def build_app(
             router=router,
             assigner=assignment,
             technician_replies=TechnicianReplies(assignment, settings.routing.categories),
+            authenticator=SenderAuthenticator(settings.sender_auth),
         )
     )
     worker = Worker(sessions, pipeline, settings.intake, clock=clock, on_committed=sender.wake.set)

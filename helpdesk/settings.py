@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy.engine import make_url
 
+from intake.authentication import SenderAuthConfig
 from intake.config import IntakeConfig, SmtpListenConfig
 from intake.imap_config import ImapConfigError, ImapMailboxConfig, load_mailboxes
 from models.db import DatabaseConfig
@@ -35,7 +36,19 @@ CONFIG_NAME = "helpdesk.toml"
 ENV_CONFIG = "HELPDESK_CONFIG"
 ENV_PREFIX = "HELPDESK_"
 
-SECTIONS = ("mail", "database", "smtp", "outgoing", "intake", "routing", "models", "logging", "sla", "imap")
+SECTIONS = (
+    "mail",
+    "database",
+    "smtp",
+    "outgoing",
+    "intake",
+    "routing",
+    "models",
+    "logging",
+    "sla",
+    "imap",
+    "security",
+)
 
 
 class SettingsError(ValueError):
@@ -67,6 +80,7 @@ class Settings:
     mailboxes: tuple[ImapMailboxConfig, ...] = ()
     sla: SlaConfig = field(default_factory=default_sla_config)
     sla_check_interval: float = 60.0
+    sender_auth: SenderAuthConfig = field(default_factory=SenderAuthConfig)
     raw: Mapping[str, Any] = field(default_factory=dict)  # the merged table, for sections read elsewhere
 
     @property
@@ -296,6 +310,19 @@ def outgoing_config(section: _Section, auto_limit: int) -> OutgoingConfig:
     return OutgoingConfig(smtp=smtp, **common)
 
 
+def sender_auth_config(section: _Section) -> SenderAuthConfig:
+    """`[security]`, sender authentication: trusted authserv-ids, our own DKIM check, staff mail."""
+    default = SenderAuthConfig()
+    ids = section.str_list("trusted_authserv_ids", default.trusted_authserv_ids)
+    return SenderAuthConfig(
+        trusted_authserv_ids=tuple(dict.fromkeys(i.strip().lower() for i in ids if i.strip())),
+        verify_dkim=section.flag("verify_dkim", default.verify_dkim),
+        require_authenticated_staff=section.flag(
+            "require_authenticated_staff", default.require_authenticated_staff
+        ),
+    )
+
+
 def _listen(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit():
@@ -382,6 +409,7 @@ def build_settings(table: Mapping[str, Any], base: Path, path: Path | None) -> S
         raise SettingsError(str(exc)) from exc
     models_section = _Section("models", table.get("models"), base)
     logging_section = _Section("logging", table.get("logging"), base)
+    sender_auth = sender_auth_config(_Section("security", table.get("security"), base))
     return Settings(
         path=path,
         identity=identity,
@@ -397,5 +425,6 @@ def build_settings(table: Mapping[str, Any], base: Path, path: Path | None) -> S
         mailboxes=mailboxes,
         sla=sla,
         sla_check_interval=sla_interval.duration("check_interval", 60),
+        sender_auth=sender_auth,
         raw=dict(table),
     )

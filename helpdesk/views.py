@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
+from intake.authentication import SenderAuth
 from models.message import Message
 from models.raw_message import RawMessage
 from models.ticket import Ticket
@@ -56,7 +57,7 @@ def ticket_summary(ticket: Ticket, message_ids: list[str]) -> dict[str, Any]:
     }
 
 
-def message_view(message: Message) -> dict[str, Any]:
+def message_view(message: Message, authentication: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "id": message.id,
         "message_id": message.message_id,
@@ -73,6 +74,8 @@ def message_view(message: Message) -> dict[str, Any]:
         "in_reply_to": message.in_reply_to,
         "references": list(message.references),
         "language": message.language,
+        # Who the sender was proven to be (inbound mail): result, domain, method, by, reason.
+        "authentication": authentication,
         "new_text": message.new_text,
         "text": message.text,
         "attachments": [
@@ -95,7 +98,10 @@ def ticket_detail(ticket: Ticket) -> dict[str, Any]:
         {"address": p.address, "name": p.name, "role": p.role, "notify": p.notify}
         for p in ticket.participants
     ]
-    view["messages"] = [message_view(m) for m in ticket.messages]
+    verdicts = sender_auth_by_raw(ticket)
+    view["messages"] = [
+        message_view(m, verdicts.get(m.raw_id) if m.raw_id is not None else None) for m in ticket.messages
+    ]
     view["events"] = [
         {
             "at": iso(e.at),
@@ -109,6 +115,20 @@ def ticket_detail(ticket: Ticket) -> dict[str, Any]:
         for e in ticket.events
     ]
     return view
+
+
+def sender_auth_by_raw(ticket: Ticket) -> dict[int, dict[str, Any]]:
+    """The sender authentication verdicts of the ticket's inbound mail, by stored mail id."""
+    session = object_session(ticket)
+    raw_ids = [m.raw_id for m in ticket.messages if m.raw_id is not None]
+    if session is None or not raw_ids:
+        return {}
+    rows = session.execute(
+        select(RawMessage.id, RawMessage.sender_auth).where(
+            RawMessage.id.in_(raw_ids), RawMessage.sender_auth.is_not(None)
+        )
+    )
+    return {raw_id: dict(auth) for raw_id, auth in rows if auth}
 
 
 def quarantine_view(raw: RawMessage, *, full: bool = False) -> dict[str, Any]:
@@ -180,6 +200,9 @@ def render_ticket(view: dict[str, Any]) -> str:
         arrow = "→" if m["direction"] == "out" else "←"
         flag = " (internal)" if m["internal"] else ""
         out.append(f"  {arrow} {m['created_at']}  {m['kind']}{flag}  {m['from']}  <{m['message_id']}>")
+        verdict = SenderAuth.from_dict(m.get("authentication"))
+        if verdict is not None:
+            out.append(f"      sender authentication: {verdict.describe()}")
         body = (m["new_text"] or m["text"] or "").strip()
         if body:
             for line in textwrap.shorten(" ".join(body.split()), 300, placeholder=" …").splitlines():

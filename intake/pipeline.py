@@ -16,6 +16,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from intake.authentication import NOT_CHECKED, SenderAuth, SenderAuthenticator
 from intake.config import IntakeConfig
 from intake.conversation import ThreadMatch, bounce_ticket, find_ticket
 from intake.desk import Desk, StoredMessage
@@ -64,6 +65,7 @@ class Services:
     router: Router = field(default_factory=DefaultRouter)
     assigner: Assigner | None = None
     technician_replies: ReplyHandler | None = None
+    authenticator: SenderAuthenticator | None = None
 
     @property
     def config(self) -> IntakeConfig:
@@ -77,6 +79,7 @@ class Context:
     now: datetime
     mail: ParsedEmail | None = None
     automation: Automation = field(default_factory=lambda: Automation(MailKind.NORMAL))
+    auth: SenderAuth = NOT_CHECKED  # who the sender is proven to be
     match: ThreadMatch | None = None
     ticket: Ticket | None = None
     message: StoredMessage | None = None
@@ -148,6 +151,15 @@ def bounce(ctx: Context, services: Services) -> None:
     )
     log.info("BOUNCE #%d outbox=%s %s", ticket.id, outbox_id, detail[:200])
     raise Finished(RawOutcome.BOUNCE, detail)
+
+
+def authenticate(ctx: Context, services: Services) -> None:
+    """The sender authentication verdict, stored with the mail (see `intake.authentication`)."""
+    if services.authenticator is None or not services.authenticator.active:
+        return  # nothing can prove anyone: the verdict stays "not checked"
+    ctx.auth = services.authenticator.check(ctx.raw.data, ctx.parsed.sender)
+    ctx.raw.sender_auth = ctx.auth.as_dict()
+    log.debug("AUTHENTICATED raw=%s from=%s %s", ctx.raw.id, ctx.parsed.sender, ctx.auth.describe())
 
 
 def thread(ctx: Context, services: Services) -> None:
@@ -348,6 +360,11 @@ STAGES: tuple[Stage, ...] = (
         classify_mail,
     ),
     Stage("bounce", "a delivery report attaches to the ticket of the mail it is about", bounce),
+    Stage(
+        "authenticate",
+        "who the sender is proven to be: trusted Authentication-Results, optionally DKIM checked here",
+        authenticate,
+    ),
     Stage("thread", "find the ticket: In-Reply-To/References, token, subject tag from a participant", thread),
     Stage("append", "a mail on an existing ticket is stored; a reply reopens a resolved ticket", append),
     Stage(

@@ -33,6 +33,7 @@ def test_pipeline_reads_in_one_place() -> None:
         "parse",
         "classify",
         "bounce",
+        "authenticate",
         "thread",
         "append",
         "route",
