@@ -127,7 +127,14 @@ def build_app(
     sessions = session_factory(engine)
     readers = session_factory(read_only(engine))
     sender = Sender(sessions, settings.outgoing, clock=clock, identity=settings.identity)
-    desk = Desk(settings.identity, settings.intake, settings.outgoing, Renderer(), on_outbox=sender.wake.set)
+    desk = Desk(
+        settings.identity,
+        settings.intake,
+        settings.outgoing,
+        Renderer(),
+        on_outbox=sender.wake.set,
+        limits=settings.limits,
+    )
     rules = RulesHolder.from_config(settings.routing)
     models = ModelStore(settings.models.dir)
     router = RoutingEngine(rules, ActiveModels(models), settings.routing.thresholds)

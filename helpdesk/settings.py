@@ -28,7 +28,7 @@ from intake.authentication import SenderAuthConfig
 from intake.config import IntakeConfig, SmtpListenConfig
 from intake.imap_config import ImapConfigError, ImapMailboxConfig, load_mailboxes
 from models.db import DatabaseConfig
-from notify.config import MailIdentity, OutgoingConfig, SmtpOutConfig
+from notify.config import LimitsConfig, MailIdentity, OutgoingConfig, SmtpOutConfig
 from routing.config import DEFAULT_CATEGORIES, RoutingConfig
 from routing.sla import SlaConfig, SlaConfigError, default_sla_config, parse_sla_config
 
@@ -47,6 +47,7 @@ SECTIONS = (
     "logging",
     "sla",
     "imap",
+    "limits",
     "security",
 )
 
@@ -80,6 +81,7 @@ class Settings:
     mailboxes: tuple[ImapMailboxConfig, ...] = ()
     sla: SlaConfig = field(default_factory=default_sla_config)
     sla_check_interval: float = 60.0
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     sender_auth: SenderAuthConfig = field(default_factory=SenderAuthConfig)
     raw: Mapping[str, Any] = field(default_factory=dict)  # the merged table, for sections read elsewhere
 
@@ -310,6 +312,21 @@ def outgoing_config(section: _Section, auto_limit: int) -> OutgoingConfig:
     return OutgoingConfig(smtp=smtp, **common)
 
 
+def limits_config(section: _Section) -> LimitsConfig:
+    """`[limits]`: hourly budgets on the mail the desk writes on its own."""
+    default = LimitsConfig()
+    return LimitsConfig(
+        automatic_per_hour=section.whole("automatic_per_hour", default.automatic_per_hour),
+        automatic_per_domain_per_hour=section.whole(
+            "automatic_per_domain_per_hour", default.automatic_per_domain_per_hour
+        ),
+        authenticated_per_address_per_hour=section.whole(
+            "authenticated_per_address_per_hour", default.authenticated_per_address_per_hour
+        ),
+        staff_notices_per_hour=section.whole("staff_notices_per_hour", default.staff_notices_per_hour, 1),
+    )
+
+
 def sender_auth_config(section: _Section) -> SenderAuthConfig:
     """`[security]`, sender authentication: trusted authserv-ids, our own DKIM check, staff mail."""
     default = SenderAuthConfig()
@@ -409,6 +426,7 @@ def build_settings(table: Mapping[str, Any], base: Path, path: Path | None) -> S
         raise SettingsError(str(exc)) from exc
     models_section = _Section("models", table.get("models"), base)
     logging_section = _Section("logging", table.get("logging"), base)
+    limits = limits_config(_Section("limits", table.get("limits"), base))
     sender_auth = sender_auth_config(_Section("security", table.get("security"), base))
     return Settings(
         path=path,
@@ -425,6 +443,7 @@ def build_settings(table: Mapping[str, Any], base: Path, path: Path | None) -> S
         mailboxes=mailboxes,
         sla=sla,
         sla_check_interval=sla_interval.duration("check_interval", 60),
+        limits=limits,
         sender_auth=sender_auth,
         raw=dict(table),
     )

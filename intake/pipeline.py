@@ -16,7 +16,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from intake.authentication import NOT_CHECKED, SenderAuth, SenderAuthenticator
+from intake.authentication import NOT_CHECKED, SenderAuth, SenderAuthenticator, domain_of
 from intake.config import IntakeConfig
 from intake.conversation import ThreadMatch, bounce_ticket, find_ticket
 from intake.desk import Desk, StoredMessage
@@ -303,7 +303,9 @@ def assign(ctx: Context, services: Services) -> None:
 
 
 def acknowledge(ctx: Context, services: Services) -> None:
-    ticket, mail = ctx.ticket, ctx.parsed
+    """The acknowledgment, RFC 3834-style: never to automatic mail, never to a forged From,
+    to a Reply-To only in the From's domain or when the From is authenticated, within the budgets."""
+    ticket, mail, desk = ctx.ticket, ctx.parsed, services.desk
     if ticket is None:
         return
     if not ctx.automation.kind.answerable:
@@ -326,11 +328,28 @@ def acknowledge(ctx: Context, services: Services) -> None:
             ctx.session, ticket, "ack_skipped", "system", now=ctx.now, reason="the mail has no sender address"
         )
         return
+    if ctx.auth.failed:
+        # The From domain's own checks say this mail is not from it: answering would mail a stranger.
+        skipped = f"sender authentication failed ({ctx.auth.describe()})"
+        desk.event(ctx.session, ticket, "ack_skipped", "system", now=ctx.now, reason=skipped)
+        return
     to = None
     for addr in mail.reply_to:
-        if not services.desk.identity.is_ours(addr.addr):
+        if desk.identity.is_ours(addr.addr):
+            continue
+        if domain_of(addr.addr) == domain_of(mail.sender) or ctx.auth.authenticates(mail.sender):
             to = (addr.name or ticket.requester_name, addr.addr)
             break
+        # Anyone can name anyone in Reply-To: a stranger's address there would get our answer.
+        desk.event(
+            ctx.session,
+            ticket,
+            "reply_to_ignored",
+            "system",
+            now=ctx.now,
+            reason=f"Reply-To {addr.addr} is in another domain than the unauthenticated From "
+            f"{mail.sender}: the acknowledgment goes to the From",
+        )
     assignee = technician_by_email(ctx.session, ticket.assignee) if ticket.assignee else None
     services.desk.mail_requester(
         ctx.session,
@@ -342,6 +361,7 @@ def acknowledge(ctx: Context, services: Services) -> None:
         reply_to_message=ctx.message,
         to=to,
         context={"assignee_name": assignee.technician.name if assignee else None},
+        answering=ctx.auth,
     )
 
 
@@ -373,7 +393,10 @@ STAGES: tuple[Stage, ...] = (
     Stage("open", "a mail that belongs to no ticket opens one, routed", open_ticket),
     Stage("assign", "the best-skilled technician on shift, or the coordinators are told", assign),
     Stage(
-        "acknowledge", "an acknowledgment into the requester's thread (never to automatic mail)", acknowledge
+        "acknowledge",
+        "an acknowledgment into the requester's thread (RFC 3834: never to automatic mail or a forged "
+        "sender; within the hourly budgets)",
+        acknowledge,
     ),
 )
 

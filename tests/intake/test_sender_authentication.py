@@ -1,4 +1,4 @@
-"""Who the sender is proven to be: the sender authentication verdict on each mail.
+"""Who the sender is proven to be, and what the desk does with it: Reply-To, budgets.
 
 The verdict comes from Authentication-Results of trusted MTAs only (RFC 8601), or from a DKIM
 check of our own with a key the test generates and serves through an injected DNS lookup.
@@ -14,7 +14,7 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from helpdesk.app import App
 from helpdesk.views import render_ticket, ticket_detail
@@ -25,9 +25,10 @@ from intake.authentication import (
     SenderAuthenticator,
     aligned,
 )
+from models.outbox import OutboxMessage
 from models.raw_message import RawMessage
 from models.ticket import Ticket
-from tests.conftest import deliver
+from tests.conftest import Clock, deliver
 from tests.mail import make_mail
 
 MX = "mx.example.test"
@@ -259,3 +260,108 @@ def test_dkim_verdict_is_stored_and_shown_by_tickets_show(
         view = ticket_detail(ticket)
     assert view["messages"][0]["authentication"]["domain"] == "example.com"
     assert "sender authentication: pass example.com (dkim by helpdesk)" in render_ticket(view)
+
+
+# -- what the desk does with it ------------------------------------------------------------------
+
+
+def sent_to(app: App) -> list[tuple[str, str]]:
+    with app.sessions() as s:
+        return [
+            (row.kind, row.recipient) for row in s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+        ]
+
+
+def events(app: App, ticket_id: int, kind: str) -> list[str]:
+    with app.sessions() as s:
+        ticket = s.get(Ticket, ticket_id)
+        assert ticket is not None
+        return [e.reason for e in ticket.events if e.kind == kind]
+
+
+def test_cross_domain_reply_to_of_an_unauthenticated_sender_is_not_answered(app: App) -> None:
+    report = deliver(
+        app, make_mail(sender="anna@example.com", headers={"Reply-To": "Victim <victim@elsewhere.example>"})
+    )
+    assert sent_to(app) == [("ack", "anna@example.com")]
+    (why,) = events(app, report.ticket_ids[0], "reply_to_ignored")
+    assert "victim@elsewhere.example" in why
+
+
+def test_same_domain_reply_to_is_answered(app: App) -> None:
+    deliver(app, make_mail(sender="anna@example.com", headers={"Reply-To": "helpdesk-team@example.com"}))
+    assert sent_to(app) == [("ack", "helpdesk-team@example.com")]
+
+
+def test_an_authenticated_sender_may_name_any_reply_to(make_app: Callable[..., App]) -> None:
+    app = make_app(security={"trusted_authserv_ids": [MX]})
+    raw = mail_with_headers(
+        [("Authentication-Results", f"{MX}; dmarc=pass header.from=example.com")],
+        sender="anna@example.com",
+        headers={"Reply-To": "anna.private@elsewhere.example"},
+    )
+    deliver(app, raw)
+    assert sent_to(app) == [("ack", "anna.private@elsewhere.example")]
+
+
+def test_a_forged_from_that_fails_dmarc_gets_no_acknowledgment(make_app: Callable[..., App]) -> None:
+    app = make_app(security={"trusted_authserv_ids": [MX]})
+    raw = mail_with_headers(
+        [
+            (
+                "Authentication-Results",
+                f"{MX}; spf=fail smtp.mailfrom=bank.example; dmarc=fail header.from=bank.example",
+            )
+        ],
+        sender="ceo@bank.example",
+    )
+    report = deliver(app, raw)
+    assert report.tickets_created == 1
+    assert sent_to(app) == []
+    (why,) = events(app, report.ticket_ids[0], "ack_skipped")
+    assert "sender authentication failed" in why
+
+
+def test_automatic_mail_never_goes_to_list_or_daemon_addresses(app: App) -> None:
+    deliver(
+        app,
+        make_mail(sender="newsletter-request@lists.example", subject="Printer question"),
+        make_mail(sender="noreply@service.example", subject="Printer question"),
+        make_mail(sender="owner-staff@lists.example", subject="Printer question"),
+    )
+    assert sent_to(app) == []
+    with app.sessions() as s:
+        opened = s.scalars(select(func.count()).select_from(Ticket)).one()
+    assert opened == 3  # each is a ticket, none is answered
+
+
+def test_an_authenticated_sender_is_not_limited_by_the_forgery_budget(
+    make_app: Callable[..., App], clock: Clock
+) -> None:
+    app = make_app(
+        security={"trusted_authserv_ids": [MX]},
+        limits={"automatic_per_hour": 5, "authenticated_per_address_per_hour": 8},
+    )
+    # A flood of forgeries uses up the whole budget for unauthenticated senders.
+    deliver(app, *(make_mail(sender=f"forged-{i}@domain-{i}.example", subject=f"x {i}") for i in range(20)))
+    assert len(sent_to(app)) == 5
+    # A colleague whose domain signs its mail still gets every acknowledgment, up to the larger
+    # per-address allowance, and none of it comes out of the exhausted budget.
+    for i in range(10):
+        deliver(
+            app,
+            mail_with_headers(
+                [("Authentication-Results", f"{MX}; dkim=pass header.d=example.com")],
+                sender="anna@example.com",
+                subject=f"Question {i}",
+            ),
+        )
+        clock.advance(seconds=30)
+    acks_to_anna = [r for _, r in sent_to(app) if r == "anna@example.com"]
+    assert len(acks_to_anna) == 8
+    with app.sessions() as s:
+        report = app.desk.budgets.report(s, clock.now)
+    assert report.automatic_sent == 5
+    assert report.authenticated_sent == 8
+    assert report.suppressed_global == 15
+    assert report.suppressed_address == 2
