@@ -298,15 +298,31 @@ def open_ticket(ctx: Context, services: Services) -> None:
 
 
 def assign(ctx: Context, services: Services) -> None:
-    if ctx.ticket is not None and services.assigner is not None:
-        services.assigner.assign_new(ctx.session, ctx.ticket, now=ctx.now)
+    if ctx.ticket is None or services.assigner is None:
+        return
+    if ctx.automation.kind is MailKind.SPAM:
+        # Nobody is mailed about spam: it waits, unassigned, for the coordinator to look at.
+        services.desk.event(
+            ctx.session,
+            ctx.ticket,
+            "assignment_skipped",
+            "system",
+            now=ctx.now,
+            reason=f"marked as spam upstream ({ctx.automation.reason}): left for the coordinator",
+        )
+        return
+    services.assigner.assign_new(ctx.session, ctx.ticket, now=ctx.now)
 
 
 def acknowledge(ctx: Context, services: Services) -> None:
-    """The acknowledgment, RFC 3834-style: never to automatic mail, never to a forged From,
+    """The acknowledgment, RFC 3834-style: never to automatic mail or spam, never to a forged From,
     to a Reply-To only in the From's domain or when the From is authenticated, within the budgets."""
     ticket, mail, desk = ctx.ticket, ctx.parsed, services.desk
     if ticket is None:
+        return
+    if ctx.automation.kind is MailKind.SPAM:
+        skipped = f"marked as spam upstream ({ctx.automation.reason})"
+        desk.event(ctx.session, ticket, "ack_skipped", "system", now=ctx.now, reason=skipped)
         return
     if not ctx.automation.kind.answerable:
         services.desk.event(
@@ -391,11 +407,15 @@ STAGES: tuple[Stage, ...] = (
         "route", "category and priority from rules, the classifier or the defaults (no auto-replies)", route
     ),
     Stage("open", "a mail that belongs to no ticket opens one, routed", open_ticket),
-    Stage("assign", "the best-skilled technician on shift, or the coordinators are told", assign),
+    Stage(
+        "assign",
+        "the best-skilled technician on shift, or the coordinators are told (never for spam)",
+        assign,
+    ),
     Stage(
         "acknowledge",
-        "an acknowledgment into the requester's thread (RFC 3834: never to automatic mail or a forged "
-        "sender; within the hourly budgets)",
+        "an acknowledgment into the requester's thread (RFC 3834: never to automatic mail, spam or a "
+        "forged sender; within the hourly budgets)",
         acknowledge,
     ),
 )

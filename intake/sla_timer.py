@@ -9,6 +9,9 @@ Besides the targets, the timer:
 * gives unassigned tickets to a technician as soon as one fits (someone came on shift);
 * moves a ticket whose assignee was deactivated, or is off shift while the ticket's next SLA
   target falls before their next shift starts.
+
+Tickets an upstream filter marked as spam are left alone: they wait for the coordinator, and no
+timer mails anybody about them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake.assignment import Assignment
+from intake.loops import MailKind
 from intake.roster import StaffMember, staff
 from models.base import utcnow
 from models.ticket import Ticket, TicketEvent, TicketStatus
@@ -32,6 +36,7 @@ from routing.sla import SlaAction, SlaConfig, SlaFacts, SlaStep, due_times, paus
 log = logging.getLogger("helpdesk.sla")
 
 OPEN_STATUSES = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.WAITING)
+SPAM_TAG = MailKind.SPAM.value
 
 
 @dataclass
@@ -109,6 +114,8 @@ class SlaTimer:
         return report
 
     def _check_ticket(self, session: Session, ticket: Ticket, now: datetime, report: SlaReport) -> None:
+        if SPAM_TAG in ticket.tags:
+            return
         members = {m.email: m for m in staff(session)}
         for action in sla_state(ticket_facts(session, ticket), now, self._config):
             self._take(session, ticket, action, now, members, report)

@@ -1,4 +1,4 @@
-"""Who the sender is proven to be, and what the desk does with it: Reply-To, budgets.
+"""Who the sender is proven to be, and what the desk does with it: Reply-To, spam, budgets.
 
 The verdict comes from Authentication-Results of trusted MTAs only (RFC 8601), or from a DKIM
 check of our own with a key the test generates and serves through an injected DNS lookup.
@@ -320,6 +320,34 @@ def test_a_forged_from_that_fails_dmarc_gets_no_acknowledgment(make_app: Callabl
     assert sent_to(app) == []
     (why,) = events(app, report.ticket_ids[0], "ack_skipped")
     assert "sender authentication failed" in why
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        ("X-Spam-Flag", "YES"),
+        ("X-Spam-Status", "Yes, score=12.3 required=5.0 tests=BAYES_99,URIBL_BLACK"),
+        ("X-Spam", "Yes"),
+    ],
+)
+def test_mail_an_upstream_filter_marked_as_spam_opens_a_ticket_and_gets_no_mail(
+    app: App, clock: Clock, header: tuple[str, str]
+) -> None:
+    report = deliver(app, make_mail(sender="stranger@example.net", headers=dict([header])))
+    assert report.tickets_created == 1
+    assert sent_to(app) == []
+    with app.sessions() as s:
+        ticket = s.get(Ticket, report.ticket_ids[0])
+        assert ticket is not None
+        assert "spam" in ticket.tags
+        assert ticket.assignee is None
+    (why,) = events(app, report.ticket_ids[0], "ack_skipped")
+    assert "spam" in why
+
+
+def test_a_ham_verdict_is_not_spam(app: App) -> None:
+    deliver(app, make_mail(headers={"X-Spam-Flag": "NO", "X-Spam-Status": "No, score=-1.0 required=5.0"}))
+    assert [kind for kind, _ in sent_to(app)] == ["ack"]
 
 
 def test_automatic_mail_never_goes_to_list_or_daemon_addresses(app: App) -> None:
