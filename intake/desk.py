@@ -454,6 +454,8 @@ class Desk:
             automatic=automatic,
             ticket=ticket.id,
             from_name=from_name,
+            # Notices to staff are machine-made too (RFC 3834 section 5): their responders stay quiet.
+            generated=internal and not automatic,
         )
         queued = enqueue(session, self.identity, self.outgoing, draft, kind=kind, now=now, internal=internal)
         log.info("QUEUED %s #%d to=%s outbox=%d", kind, ticket.id, to[1], queued.id)

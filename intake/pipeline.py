@@ -180,7 +180,9 @@ def append(ctx: Context, services: Services) -> None:
     """A mail on an existing ticket: store it; a requester's reply reopens a resolved ticket."""
     if ctx.ticket is None:
         return
-    if services.technician_replies is not None and services.technician_replies.handle(ctx, services):
+    replies = services.technician_replies
+    # Automatic mail (a technician's out-of-office answering a notice) is never worked or relayed.
+    if replies is not None and ctx.automation.kind.answerable and replies.handle(ctx, services):
         raise Finished(
             RawOutcome.REPLY, f"technician reply on #{ctx.ticket.id} ({ctx.match and ctx.match.by})"
         )
