@@ -24,6 +24,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from intake.authentication import staff_refusal
 from intake.errors import CommandError
 from intake.roster import coordinator_by_email, staff, technician_by_email, technician_by_id
 from models.message import MessageKind
@@ -161,6 +162,13 @@ class TechnicianReplies:
         actor = self._verify(ctx, token.kind, token.who, coordinator)
         if actor is None:
             self._refuse(ctx, services, "its sender does not match the person the reply address was made for")
+            return True
+        # [security] require_authenticated_staff: a From can be forged, a DKIM-signed one cannot.
+        unproven = (
+            staff_refusal(services.authenticator.config, ctx.auth, sender) if services.authenticator else ""
+        )
+        if unproven:
+            self._refuse(ctx, services, unproven)
             return True
         self._work(ctx, services, ticket, actor, token)
         return True

@@ -1,6 +1,7 @@
-"""Mail from staff: what counts as theirs, through the real SMTP listener and an SMTP sink.
+"""`[security] require_authenticated_staff`: a technician's commands count only in authenticated mail.
 
-The desk sits behind an MTA that writes Authentication-Results under its own authserv-id.
+Through the real SMTP listener and an SMTP sink, like a desk behind an MTA that writes
+Authentication-Results under its own authserv-id.
 """
 
 from __future__ import annotations
@@ -80,6 +81,50 @@ def a_ticket(desk: StaffedDesk) -> tuple[int, EmailMessage]:
         number = s.scalars(select(Ticket.id)).one()
     (assignment,) = desk.mails_to("alicja@example.test")
     return number, assignment.message
+
+
+def resolve(desk: StaffedDesk, assignment: EmailMessage, *, authenticated: bool) -> None:
+    reply_to = assignment["Reply-To"].addresses[0].addr_spec
+    mail = make_mail(
+        sender="Alicja Nowak <alicja@example.test>",
+        to=reply_to,
+        subject=f"Re: {assignment['Subject']}",
+        body="#resolve replaced the fuser\n\nIt prints again.",
+        in_reply_to=assignment["Message-ID"],
+    )
+    result = "pass" if authenticated else "none"
+    header = f"Authentication-Results: {MX}; dkim={result} header.d=example.test\r\n".encode()
+    desk.send(header + mail, to=reply_to)
+
+
+def test_unauthenticated_staff_commands_are_refused_when_required(
+    open_desk: Callable[..., StaffedDesk],
+) -> None:
+    desk = open_desk(require_authenticated_staff=True)
+    number, assignment = a_ticket(desk)
+    resolve(desk, assignment, authenticated=False)
+    assert desk.ticket(number).status is TicketStatus.OPEN  # nothing changed
+    refusal = desk.mails_to("alicja@example.test")[-1].message
+    assert "not applied" in refusal.get_content()
+    assert "not authenticated for example.test" in refusal.get_content()
+
+
+def test_authenticated_staff_commands_are_applied_when_required(
+    open_desk: Callable[..., StaffedDesk],
+) -> None:
+    desk = open_desk(require_authenticated_staff=True)
+    number, assignment = a_ticket(desk)
+    resolve(desk, assignment, authenticated=True)
+    ticket = desk.ticket(number)
+    assert ticket.status is TicketStatus.RESOLVED
+    assert ticket.resolution == "replaced the fuser"
+
+
+def test_by_default_staff_mail_needs_no_authentication(open_desk: Callable[..., StaffedDesk]) -> None:
+    desk = open_desk()
+    number, assignment = a_ticket(desk)
+    resolve(desk, assignment, authenticated=False)
+    assert desk.ticket(number).status is TicketStatus.RESOLVED
 
 
 def test_a_technicians_out_of_office_is_not_relayed_to_the_requester(

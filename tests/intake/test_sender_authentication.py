@@ -24,6 +24,7 @@ from intake.authentication import (
     SenderAuthConfig,
     SenderAuthenticator,
     aligned,
+    staff_refusal,
 )
 from models.outbox import OutboxMessage
 from models.raw_message import RawMessage
@@ -393,3 +394,15 @@ def test_an_authenticated_sender_is_not_limited_by_the_forgery_budget(
     assert report.authenticated_sent == 8
     assert report.suppressed_global == 15
     assert report.suppressed_address == 2
+
+
+def test_staff_refusal_asks_for_the_froms_own_domain() -> None:
+    required = SenderAuthConfig(require_authenticated_staff=True)
+    proven = SenderAuth(AuthResult.PASS, "example.test", "dkim", MX)
+    assert staff_refusal(required, proven, "alicja@example.test") == ""
+    assert "not authenticated for example.test" in staff_refusal(
+        required, SenderAuth(), "alicja@example.test"
+    )
+    # Proof for another domain is no proof for this From.
+    assert staff_refusal(required, proven, "alicja@other.example")
+    assert staff_refusal(SenderAuthConfig(), SenderAuth(), "alicja@example.test") == ""
