@@ -52,6 +52,9 @@ def write_config(directory: Path, port: int) -> Path:
         f'[smtp]\nlisten = "127.0.0.1:{port}"\n'
         '[outgoing]\nurl = "maildir:var/sent"\n'
         '[logging]\nlevel = "WARNING"\n'
+        # The corpus is signed and its MTA's Authentication-Results say so: every sender is proven,
+        # so every mail is acknowledged as on a real desk, and the verdict is part of the cost.
+        '[security]\ntrusted_authserv_ids = ["mx.example.test"]\n'
     )
     subprocess.run([*HELPDESK, "--config", str(config), "init"], check=True, capture_output=True)
     return config

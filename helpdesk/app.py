@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from helpdesk.settings import Settings, redact_url
 from intake.assignment import Assignment
+from intake.authentication import SenderAuthenticator
 from intake.commands import TechnicianReplies
 from intake.delivery import DeliveryFailures
 from intake.desk import Desk
@@ -128,7 +129,14 @@ def build_app(
     sessions = session_factory(engine)
     readers = session_factory(read_only(engine))
     sender = Sender(sessions, settings.outgoing, clock=clock, identity=settings.identity)
-    desk = Desk(settings.identity, settings.intake, settings.outgoing, Renderer(), on_outbox=sender.wake.set)
+    desk = Desk(
+        settings.identity,
+        settings.intake,
+        settings.outgoing,
+        Renderer(),
+        on_outbox=sender.wake.set,
+        limits=settings.limits,
+    )
     rules = RulesHolder.from_config(settings.routing)
     models = ModelStore(settings.models.dir)
     router = RoutingEngine(rules, ActiveModels(models), settings.routing.thresholds)
@@ -144,6 +152,7 @@ def build_app(
                 assignment, settings.routing.categories, tokens=settings.tokens
             ),
             delivery=delivery,
+            authenticator=SenderAuthenticator(settings.sender_auth),
         )
     )
     worker = Worker(sessions, pipeline, settings.intake, clock=clock, on_committed=sender.wake.set)

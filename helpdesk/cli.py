@@ -49,6 +49,7 @@ from intake.roster import change_technician, coordinators, import_people, staff
 from intake.training_data import examples_from_db
 from intake.worker import WorkReport, requeue
 from models.base import utcnow
+from models.budget import HeldNotice
 from models.claims import release_dead_claims
 from models.outbox import OutboxMessage, OutboxStatus
 from models.raw_message import RawMessage, RawStatus
@@ -357,6 +358,13 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             oldest = session.scalar(
                 select(func.min(RawMessage.received_at)).where(RawMessage.status == RawStatus.RECEIVED)
             )
+            automatic = app.desk.budgets.report(session, utcnow()).as_dict()
+            automatic["held_notices_pending"] = int(
+                session.scalar(
+                    select(func.count()).select_from(HeldNotice).where(HeldNotice.digested_at.is_(None))
+                )
+                or 0
+            )
         mailboxes = {m.name: m for m in mailbox_statuses(app.readers)}
         status: dict[str, Any] = {
             "address": settings.identity.address,
@@ -365,6 +373,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             "oldest_waiting": iso(oldest),
             "outbox": {s.value: int(out_counts.get(s, 0)) for s in OutboxStatus},
             "tickets": {s.value: int(ticket_counts.get(s, 0)) for s in TicketStatus},
+            "automatic_mail_last_hour": automatic,
             "mailboxes": [_mailbox_view(cfg.name, mailboxes.get(cfg.name)) for cfg in settings.mailboxes],
         }
         if args.json:
@@ -376,6 +385,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         echo("tickets: " + "  ".join(f"{k} {v}" for k, v in status["tickets"].items()))
         if oldest is not None:
             echo(f"oldest mail waiting since {status['oldest_waiting']}")
+        echo(_automatic_line(automatic))
         for box in status["mailboxes"]:
             line = f"imap {box['name']}: {box['state']}"
             if box["since"]:
@@ -387,6 +397,24 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
                 line += f"; last error: {box['last_error']}"
             echo(cell(line))
         return 0
+
+
+def _automatic_line(auto: dict[str, Any]) -> str:
+    """What the budgets on automatic mail did in the last hour, in one line for `helpdesk status`."""
+    line = (
+        f"automatic mail, last hour: {auto['automatic_sent']} of {auto['automatic_limit']} to "
+        f"unauthenticated senders, {auto['authenticated_sent']} to authenticated ones; "
+        f"suppressed {auto['suppressed']} (budget {auto['suppressed_global']}, per domain "
+        f"{auto['suppressed_domain']}, per address {auto['suppressed_address']})"
+    )
+    if auto["suppressed_domains"]:
+        line += "; most in " + ", ".join(f"{d} {n}" for d, n in auto["suppressed_domains"].items())
+    if auto["staff_notices_held"] or auto["held_notices_pending"]:
+        line += (
+            f"; staff notices held {auto['staff_notices_held']}, "
+            f"waiting for a digest {auto['held_notices_pending']}"
+        )
+    return line
 
 
 def _mailbox_view(name: str, status: MailboxStatus | None) -> dict[str, Any]:

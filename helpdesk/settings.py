@@ -24,10 +24,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy.engine import make_url
 
+from intake.authentication import SenderAuthConfig
 from intake.config import IntakeConfig, SessionLimits, SmtpListenConfig
 from intake.imap_config import ImapConfigError, ImapMailboxConfig, load_mailboxes
 from models.db import DatabaseConfig
-from notify.config import MailIdentity, OutgoingConfig, SmtpOutConfig, TokenConfig
+from notify.config import LimitsConfig, MailIdentity, OutgoingConfig, SmtpOutConfig, TokenConfig
 from routing.config import DEFAULT_CATEGORIES, RoutingConfig
 from routing.sla import SlaConfig, SlaConfigError, default_sla_config, parse_sla_config
 
@@ -46,6 +47,7 @@ SECTIONS = (
     "logging",
     "sla",
     "imap",
+    "limits",
     "security",
 )
 
@@ -83,6 +85,8 @@ class Settings:
     sla: SlaConfig = field(default_factory=default_sla_config)
     sla_check_interval: float = 60.0
     tokens: TokenConfig = field(default_factory=TokenConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    sender_auth: SenderAuthConfig = field(default_factory=SenderAuthConfig)
     raw: Mapping[str, Any] = field(default_factory=dict)  # the merged table, for sections read elsewhere
 
     @property
@@ -382,6 +386,34 @@ def session_limits(section: _Section) -> SessionLimits:
     )
 
 
+def limits_config(section: _Section) -> LimitsConfig:
+    """`[limits]`: hourly budgets on the mail the desk writes on its own."""
+    default = LimitsConfig()
+    return LimitsConfig(
+        automatic_per_hour=section.whole("automatic_per_hour", default.automatic_per_hour),
+        automatic_per_domain_per_hour=section.whole(
+            "automatic_per_domain_per_hour", default.automatic_per_domain_per_hour
+        ),
+        authenticated_per_address_per_hour=section.whole(
+            "authenticated_per_address_per_hour", default.authenticated_per_address_per_hour
+        ),
+        staff_notices_per_hour=section.whole("staff_notices_per_hour", default.staff_notices_per_hour, 1),
+    )
+
+
+def sender_auth_config(section: _Section) -> SenderAuthConfig:
+    """`[security]`, sender authentication: trusted authserv-ids, our own DKIM check, staff mail."""
+    default = SenderAuthConfig()
+    ids = section.str_list("trusted_authserv_ids", default.trusted_authserv_ids)
+    return SenderAuthConfig(
+        trusted_authserv_ids=tuple(dict.fromkeys(i.strip().lower() for i in ids if i.strip())),
+        verify_dkim=section.flag("verify_dkim", default.verify_dkim),
+        require_authenticated_staff=section.flag(
+            "require_authenticated_staff", default.require_authenticated_staff
+        ),
+    )
+
+
 def _listen(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit():
@@ -479,6 +511,8 @@ def build_settings(table: Mapping[str, Any], base: Path, path: Path | None) -> S
         raise SettingsError("security.token_lifetime must be longer than 0")
     models_section = _Section("models", table.get("models"), base)
     logging_section = _Section("logging", table.get("logging"), base)
+    limits = limits_config(_Section("limits", table.get("limits"), base))
+    sender_auth = sender_auth_config(security)
     return Settings(
         path=path,
         identity=identity,
@@ -495,5 +529,7 @@ def build_settings(table: Mapping[str, Any], base: Path, path: Path | None) -> S
         sla=sla,
         sla_check_interval=sla_interval.duration("check_interval", 60),
         tokens=tokens,
+        limits=limits,
+        sender_auth=sender_auth,
         raw=dict(table),
     )

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from helpdesk.terminal import cell
+from intake.authentication import SenderAuth
 from models.message import Message
 from models.outbox import OutboxMessage, OutboxStatus
 from models.raw_message import RawMessage
@@ -91,7 +92,11 @@ def deliveries(session: Session, outbox_ids: Sequence[int]) -> dict[int, dict[st
     }
 
 
-def message_view(message: Message, delivery: dict[str, Any] | None = None) -> dict[str, Any]:
+def message_view(
+    message: Message,
+    delivery: dict[str, Any] | None = None,
+    authentication: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
         "id": message.id,
         "message_id": message.message_id,
@@ -109,6 +114,8 @@ def message_view(message: Message, delivery: dict[str, Any] | None = None) -> di
         "references": list(message.references),
         "language": message.language,
         "delivery": delivery,  # outgoing mail only: what became of it
+        # Who the sender was proven to be (inbound mail): result, domain, method, by, reason.
+        "authentication": authentication,
         "new_text": message.new_text,
         "text": message.text,
         "attachments": [
@@ -134,8 +141,13 @@ def ticket_detail(ticket: Ticket) -> dict[str, Any]:
     session = object_session(ticket)
     sent = [m.outbox_id for m in ticket.messages if m.outbox_id is not None]
     delivery = deliveries(session, sent) if session is not None else {}
+    verdicts = sender_auth_by_raw(ticket)
     view["messages"] = [
-        message_view(m, delivery.get(m.outbox_id) if m.outbox_id is not None else None)
+        message_view(
+            m,
+            delivery.get(m.outbox_id) if m.outbox_id is not None else None,
+            verdicts.get(m.raw_id) if m.raw_id is not None else None,
+        )
         for m in ticket.messages
     ]
     view["events"] = [
@@ -151,6 +163,20 @@ def ticket_detail(ticket: Ticket) -> dict[str, Any]:
         for e in ticket.events
     ]
     return view
+
+
+def sender_auth_by_raw(ticket: Ticket) -> dict[int, dict[str, Any]]:
+    """The sender authentication verdicts of the ticket's inbound mail, by stored mail id."""
+    session = object_session(ticket)
+    raw_ids = [m.raw_id for m in ticket.messages if m.raw_id is not None]
+    if session is None or not raw_ids:
+        return {}
+    rows = session.execute(
+        select(RawMessage.id, RawMessage.sender_auth).where(
+            RawMessage.id.in_(raw_ids), RawMessage.sender_auth.is_not(None)
+        )
+    )
+    return {raw_id: dict(auth) for raw_id, auth in rows if auth}
 
 
 def quarantine_view(raw: RawMessage, *, full: bool = False) -> dict[str, Any]:
@@ -237,6 +263,9 @@ def render_ticket(view: dict[str, Any]) -> str:
         out.append(f"  {arrow} {m['created_at']}  {m['kind']}{flag}  {m['from']}  <{m['message_id']}>")
         if m.get("delivery"):
             out.append(f"      delivery: {delivery_line(m['delivery'])}")
+        verdict = SenderAuth.from_dict(m.get("authentication"))
+        if verdict is not None:
+            out.append(f"      sender authentication: {verdict.describe()}")
         body = (m["new_text"] or m["text"] or "").strip()
         if body:
             for line in textwrap.shorten(" ".join(body.split()), 300, placeholder=" …").splitlines():

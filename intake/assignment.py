@@ -5,6 +5,15 @@ from the database, records the decision as an event with the score and its parts
 mail in the same transaction: the assignment notice to the technician (with the requester's text,
 why it was routed so, the most similar resolved tickets and the command help), a short notice to
 the requester, or, when nobody fits, one mail to each coordinator saying why.
+
+A flood of tickets (a thousand forged senders in an hour) must not become a thousand mails to one
+technician. Every notice the desk sends a technician or coordinator on its own draws on their
+hourly budget (`[limits] staff_notices_per_hour`); past it the ticket is still assigned and in
+their queue, but the notice is held and folded, with everything else held for them, into one
+digest mail, sent a few minutes after the first was held and at most once an hour. The digest
+lists each ticket with its signed reply address, so each can still be worked by mail. Tickets are
+not held back from assignment instead: a real surge (an outage, hundreds of colleagues writing
+at once) must reach the technicians without waiting for a coordinator to release it.
 """
 
 from __future__ import annotations
@@ -15,21 +24,26 @@ import re
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from intake.desk import Desk
 from intake.roster import StaffMember, coordinators, staff, technician_by_email
+from models.budget import HeldNotice
 from models.message import Message
 from models.people import TechnicianRow
 from models.ticket import Priority, Ticket, TicketStatus
+from notify.budget import LogThrottle
+from notify.compose import Draft
+from notify.outbox import enqueue
 from notify.tokens import coordinator_token, work_token
 from routing.assign import AssignmentDecision, TicketNeeds, choose_technician, escalate
 
 log = logging.getLogger("helpdesk.assign")
+_throttled = LogThrottle(log)
 
 ACTIVE_STATUSES = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS)
 SIMILAR_CANDIDATES = 300  # resolved tickets compared, newest first
@@ -38,6 +52,8 @@ STRANGER_TEXT_MAX = 4000  # characters of a stranger's mail quoted to staff; the
 # on a resolved ticket would be read again (holding the GIL) for every new ticket after it.
 SIMILAR_TEXT_CHARS = 5000
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+DIGEST_GATHER = timedelta(minutes=5)  # a digest waits this long after the first held notice
+DIGEST_LISTED = 200  # tickets listed one by one in a digest; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -242,17 +258,22 @@ class Assignment:
         kind: str,
         context: dict[str, Any],
     ) -> None:
-        """Mail a technician about a ticket in their language, with the reply address signed for them."""
+        """Mail a technician about a ticket in their language, with the reply address signed for them
+        (or hold the notice for their digest when their hourly budget is used up)."""
         tech = member.technician
+        language = tech.languages[0] if tech.languages else "en"
+        reply_to = self.desk.identity.plus_address(
+            work_token(self.desk.identity.secret, ticket.id, member.id, now=now)
+        )
+        if self.hold_notice(session, ticket, (tech.name, tech.email), language, template, reply_to, now=now):
+            return
         self.desk.mail(
             session,
             ticket,
             template,
             to=(tech.name, tech.email),
-            language=tech.languages[0] if tech.languages else "en",
-            reply_to=self.desk.identity.plus_address(
-                work_token(self.desk.identity.secret, ticket.id, member.id, now=now)
-            ),
+            language=language,
+            reply_to=reply_to,
             now=now,
             kind=kind,
             automatic=False,
@@ -455,15 +476,19 @@ class Assignment:
     ) -> int:
         sent = 0
         for coord_id, coord in coordinators(session):
+            reply_to = self.desk.identity.plus_address(
+                coordinator_token(self.desk.identity.secret, ticket.id, coord_id, now=now)
+            )
+            to = (coord.name, coord.email)
+            if self.hold_notice(session, ticket, to, coord.language, template, reply_to, now=now):
+                continue
             queued = self.desk.mail(
                 session,
                 ticket,
                 template,
-                to=(coord.name, coord.email),
+                to=to,
                 language=coord.language,
-                reply_to=self.desk.identity.plus_address(
-                    coordinator_token(self.desk.identity.secret, ticket.id, coord_id, now=now)
-                ),
+                reply_to=reply_to,
                 now=now,
                 kind=kind,
                 automatic=False,
@@ -471,3 +496,124 @@ class Assignment:
             )
             sent += queued is not None
         return sent
+
+    # -- the staff notice budget and its digest ----------------------------------------------
+
+    def hold_notice(
+        self,
+        session: Session,
+        ticket: Ticket,
+        to: tuple[str, str],
+        language: str,
+        template: str,
+        reply_to: str,
+        *,
+        now: datetime,
+    ) -> bool:
+        """True when `to` has had their hourly share of notices: this one is held for the digest."""
+        decision = self.desk.budgets.staff_notice(session, to[1], now)
+        if decision.allowed:
+            return False
+        session.add(
+            HeldNotice(
+                created_at=now,
+                recipient=to[1].lower(),
+                recipient_name=to[0][:300],
+                language=language,
+                ticket_id=ticket.id,
+                kind=template[:30],
+                summary=ticket.subject[:300],
+                reply_to=reply_to,
+            )
+        )
+        self.desk.event(
+            session,
+            ticket,
+            "notice_held",
+            "system",
+            now=now,
+            reason=f"{template} to {to[1]} held for the digest: {decision.reason}",
+        )
+        _throttled(
+            f"held:{to[1]}",
+            logging.INFO,
+            "HELD %s #%d to=%s (%s)",
+            template,
+            ticket.id,
+            to[1],
+            decision.reason,
+        )
+        return True
+
+    def send_digests(self, session: Session, now: datetime) -> int:
+        """One digest to each person with held notices, a few minutes after the first, once an hour."""
+        pending = session.execute(
+            select(HeldNotice.recipient, func.min(HeldNotice.created_at))
+            .where(HeldNotice.digested_at.is_(None))
+            .group_by(HeldNotice.recipient)
+        ).all()
+        sent = 0
+        for recipient, oldest in pending:
+            if now - oldest < DIGEST_GATHER or not self.desk.budgets.digest(session, recipient, now):
+                continue
+            held = list(
+                session.scalars(
+                    select(HeldNotice)
+                    .where(HeldNotice.recipient == recipient, HeldNotice.digested_at.is_(None))
+                    .order_by(HeldNotice.id)
+                )
+            )
+            queued = self._digest(session, held, now)
+            session.execute(
+                update(HeldNotice)
+                .where(HeldNotice.id.in_([h.id for h in held]))
+                .values(digested_at=now, digest_outbox_id=queued)
+            )
+            log.info("DIGEST to=%s notices=%d outbox=%d", recipient, len(held), queued)
+            sent += 1
+        return sent
+
+    def _digest(self, session: Session, held: list[HeldNotice], now: datetime) -> int:
+        first = held[0]
+        desk = self.desk
+        numbers = {h.ticket_id for h in held}
+        requesters = dict(
+            session.execute(select(Ticket.id, Ticket.requester).where(Ticket.id.in_(numbers))).all()
+        )
+        items = [
+            {
+                "ticket": h.ticket_id,
+                "kind": h.kind,
+                "subject": h.summary,
+                "requester": requesters.get(h.ticket_id, ""),
+                "reply_to": h.reply_to,
+                "at": h.created_at.strftime("%H:%M"),
+            }
+            for h in held[:DIGEST_LISTED]
+        ]
+        body = desk.renderer.render(
+            "staff_digest",
+            first.language,
+            recipient_name=first.recipient_name or first.recipient,
+            count=len(held),
+            tickets=len(numbers),
+            items=items,
+            more=max(0, len(held) - DIGEST_LISTED),
+            since=first.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+            limit=desk.limits.staff_notices_per_hour,
+            helpdesk_name=desk.identity.name,
+        )
+        subject = desk.renderer.render(
+            "staff_digest_subject", first.language, count=len(held), helpdesk_name=desk.identity.name
+        ).strip()
+        draft = Draft(
+            to=((first.recipient_name, first.recipient),),
+            subject=subject,
+            body=body,
+            language=desk.renderer.language_for(first.language),
+            reply_to=desk.identity.address,
+            automatic=False,
+            generated=True,
+        )
+        queued = enqueue(session, desk.identity, desk.outgoing, draft, kind="digest", now=now)
+        return queued.id

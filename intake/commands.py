@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from intake.authentication import staff_refusal
 from intake.errors import CommandError
 from intake.roster import (
     coordinator_by_email,
@@ -216,6 +217,13 @@ class TechnicianReplies:
         verdict = self._verify(ctx, services, token)
         if isinstance(verdict, Refusal):
             self._refuse(ctx, services, verdict)
+            return True
+        # [security] require_authenticated_staff: a From can be forged, a DKIM-signed one cannot.
+        unproven = (
+            staff_refusal(services.authenticator.config, ctx.auth, sender) if services.authenticator else ""
+        )
+        if unproven:
+            self._refuse(ctx, services, Refusal(unproven))
             return True
         self._work(ctx, services, ticket, verdict, token)
         return True

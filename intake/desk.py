@@ -16,20 +16,23 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from intake.authentication import SenderAuth
 from intake.config import IntakeConfig
 from intake.parse import Address, ParsedEmail
 from models import tables
 from models.message import Message
 from models.raw_message import RawMessage
 from models.ticket import Participant, Priority, Ticket, TicketStatus
+from notify.budget import Budgets, Decision, LogThrottle
 from notify.compose import Draft, tagged_subject, thread_references
-from notify.config import MailIdentity, OutgoingConfig
-from notify.outbox import QueuedMail, automatic_allowed, enqueue
+from notify.config import LimitsConfig, MailIdentity, OutgoingConfig
+from notify.outbox import QueuedMail, enqueue
 from notify.render import Renderer
 from notify.tokens import ticket_token
 from routing.facts import RoutingResult
 
 log = logging.getLogger("helpdesk.desk")
+_throttled = LogThrottle(log)
 
 # Statements of the hot path, built once: each mail runs them, and building a statement costs
 # more than running it on SQLite.
@@ -52,6 +55,18 @@ _THREAD_CC = (
     )
     .order_by(tables.participants.c.id)
 )
+# The verdict on the newest mail an address wrote on a ticket.
+_SENDER_AUTH = (
+    select(tables.raw_messages.c.sender_auth)
+    .join(tables.messages, tables.messages.c.raw_id == tables.raw_messages.c.id)
+    .where(
+        tables.messages.c.ticket_id == bindparam("ticket_id"),
+        tables.messages.c.from_addr == bindparam("address"),
+        tables.messages.c.direction == "in",
+    )
+    .order_by(tables.messages.c.id.desc())
+    .limit(1)
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,11 @@ class Desk:
     outgoing: OutgoingConfig
     renderer: Renderer = field(default_factory=Renderer)
     on_outbox: Callable[[], None] | None = None  # wakes the sender after commit
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    budgets: Budgets = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.budgets = Budgets(self.limits, self.outgoing.auto_reply_limit_per_hour)
 
     # -- events and participants -------------------------------------------------------------
 
@@ -375,6 +395,7 @@ class Desk:
         reply_to_message: StoredMessage | None = None,
         to: tuple[str, str] | None = None,
         from_name: str | None = None,
+        answering: SenderAuth | None = None,
     ) -> QueuedMail | None:
         """Write a templated mail into the requester's thread; None when the automatic limit says no."""
         recipient = to or (ticket.requester_name, ticket.requester)
@@ -399,6 +420,7 @@ class Desk:
             references=references,
             from_name=from_name,
             internal=False,
+            answering=answering,
         )
 
     def mail(
@@ -419,26 +441,39 @@ class Desk:
         from_name: str | None = None,
         internal: bool = True,
         cc: tuple[tuple[str, str], ...] = (),
+        answering: SenderAuth | None = None,
     ) -> QueuedMail | None:
         """Write a templated mail about `ticket` to anyone; internal mail stays out of the requester's thread.
 
-        Automatic mail (RFC 3834) counts against the per-address hourly limit; over it, the mail is
-        not written and an event says so.
+        Automatic mail (RFC 3834) is held to the hourly budgets (`notify.budget`): the per-address
+        limit, and the global and per-domain ones unless the mail it answers (`answering`, or else
+        the recipient's own newest mail on the ticket) was authenticated. Over a budget, the mail
+        is not written and an event says why.
         """
         if not to[1]:
             return None
-        if automatic and not automatic_allowed(session, to[1], now, self.outgoing):
-            self.event(
-                session,
-                ticket,
-                "mail_suppressed",
-                "system",
-                now=now,
-                reason=f"{kind} to {to[1]} not sent: more than "
-                f"{self.outgoing.auto_reply_limit_per_hour} automatic mails to that address in the last hour",
-            )
-            log.info("SUPPRESSED %s #%d to=%s (hourly automatic-mail limit)", kind, ticket.id, to[1])
-            return None
+        if automatic:
+            decision = self._automatic_allowed(session, ticket, to[1], now, answering)
+            if not decision.allowed:
+                self.event(
+                    session,
+                    ticket,
+                    "mail_suppressed",
+                    "system",
+                    now=now,
+                    reason=f"{kind} to {to[1]} not sent: {decision.reason}",
+                    data={"limit": decision.limit, "kind": kind, "to": to[1]},
+                )
+                _throttled(
+                    f"suppressed:{decision.limit}",
+                    logging.INFO,
+                    "SUPPRESSED %s #%d to=%s (%s)",
+                    kind,
+                    ticket.id,
+                    to[1],
+                    decision.reason,
+                )
+                return None
         body = self.renderer.render(
             template,
             language,
@@ -458,10 +493,27 @@ class Desk:
             ticket=ticket.id,
             from_name=from_name,
             cc=cc,
+            # Notices to staff are machine-made too (RFC 3834 section 5): their responders stay quiet.
+            generated=internal and not automatic,
         )
         queued = enqueue(session, self.identity, self.outgoing, draft, kind=kind, now=now, internal=internal)
         log.info("QUEUED %s #%d to=%s outbox=%d", kind, ticket.id, to[1], queued.id)
         return queued
+
+    def _automatic_allowed(
+        self, session: Session, ticket: Ticket, recipient: str, now: datetime, answering: SenderAuth | None
+    ) -> Decision:
+        auth = answering if answering is not None else self.sender_auth(session, ticket.id, recipient)
+        return self.budgets.automatic(session, recipient, now, authenticated=auth is not None and auth.passed)
+
+    def sender_auth(self, session: Session, ticket_id: int, address: str) -> SenderAuth | None:
+        """The verdict on the newest mail `address` wrote on the ticket (None: never wrote, or unchecked)."""
+        data = (
+            session.connection()
+            .execute(_SENDER_AUTH, {"ticket_id": ticket_id, "address": address.lower()})
+            .scalar()
+        )
+        return SenderAuth.from_dict(data)
 
 
 @dataclass(frozen=True)

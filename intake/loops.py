@@ -6,9 +6,11 @@ auto-responders are kept from writing to each other forever. The checks, in orde
 1. our own mail coming back (our loop header, or From one of our addresses);
 2. a loop (a mail that already passed through us, or more hops than any real route has);
 3. a bounce: an RFC 3464 delivery status report, or the classic signs of one;
-4. an auto-reply (RFC 3834 Auto-Submitted: auto-replied, vendor headers, out-of-office subjects);
-5. other machine-generated mail (Auto-Submitted: auto-generated, monitoring alerts);
-6. bulk and list mail (Precedence, List-Id/List-Unsubscribe, RFC 2369/2919).
+4. spam, as an upstream filter marked it (SpamAssassin's X-Spam-Flag and X-Spam-Status, rspamd's
+   X-Spam): it may open a ticket for the coordinator to look at, and never gets a mail;
+5. an auto-reply (RFC 3834 Auto-Submitted: auto-replied, vendor headers, out-of-office subjects);
+6. other machine-generated mail (Auto-Submitted: auto-generated, monitoring alerts);
+7. bulk and list mail (Precedence, List-Id/List-Unsubscribe, RFC 2369/2919).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class MailKind(enum.StrEnum):
     AUTO_REPLY = "auto_reply"  # out-of-office and other answers to a mail
     AUTO_GENERATED = "auto_generated"  # alerts, notifications: may open a ticket, never get an answer
     BULK = "bulk"  # newsletters, mailing lists
+    SPAM = "spam"  # marked as spam by an upstream filter: kept for the coordinator, never answered
 
     @property
     def answerable(self) -> bool:
@@ -42,7 +45,7 @@ class MailKind(enum.StrEnum):
     @property
     def opens_ticket(self) -> bool:
         """Whether a mail of this kind that belongs to no ticket opens one."""
-        return self in (MailKind.NORMAL, MailKind.AUTO_GENERATED, MailKind.BULK)
+        return self in (MailKind.NORMAL, MailKind.AUTO_GENERATED, MailKind.BULK, MailKind.SPAM)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ _BOUNCE_SUBJECT = re.compile(
 _BOUNCE_SENDER = re.compile(
     r"(^|[\s<\"])(mailer-daemon|postmaster|post_master|mail-daemon|mailerdaemon)(@|>|\s|$)", re.IGNORECASE
 )
+# SpamAssassin writes X-Spam-Flag: YES and X-Spam-Status: Yes, score=...; rspamd writes X-Spam: Yes.
+_SPAM_HEADERS = ("x-spam-flag", "x-spam-status", "x-spam")
 _BULK_PRECEDENCE = {"bulk", "list", "junk"}
 _BULK_HEADERS = (
     "list-id",
@@ -105,6 +110,9 @@ def classify(
     bounce = _bounce_reason(mail, envelope_from)
     if bounce:
         return Automation(MailKind.BOUNCE, bounce)
+    spam = _spam_reason(mail)
+    if spam:
+        return Automation(MailKind.SPAM, spam)
 
     auto_submitted = mail.header("auto-submitted").strip().lower()
     precedence = (mail.header("precedence") or mail.header("x-precedence")).strip().lower()
@@ -133,6 +141,21 @@ def classify(
         # A null reverse-path (RFC 5321 section 4.5.5) is only for notifications.
         return Automation(MailKind.AUTO_GENERATED, "empty envelope sender")
     return Automation(MailKind.NORMAL)
+
+
+def _spam_reason(mail: ParsedEmail) -> str:
+    """The header by which an upstream filter marked the mail as spam; empty when none did.
+
+    Any copy counts: a sender who writes "X-Spam-Flag: YES" into their own mail only stops the
+    desk from writing back to themselves.
+    """
+    for name in _SPAM_HEADERS:
+        for value in mail.headers.get(name, ()):
+            verdict = value.strip().lower()
+            first = verdict.replace(",", " ").replace(";", " ").split(" ", 1)[0]
+            if first in ("yes", "true"):
+                return f"{name}: {value.strip()[:80]}"
+    return ""
 
 
 def _bounce_reason(mail: ParsedEmail, envelope_from: str | None) -> str:

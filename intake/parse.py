@@ -482,6 +482,9 @@ _KEPT_HEADERS = (
     "x-mailgun-tag",
     "x-ms-exchange-inbox-rules-loop",
     "x-mailchimp-campaign",
+    "x-spam-flag",
+    "x-spam-status",
+    "x-spam",
 )
 
 

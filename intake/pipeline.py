@@ -16,6 +16,7 @@ from typing import NoReturn, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from intake.authentication import NOT_CHECKED, SenderAuth, SenderAuthenticator, domain_of
 from intake.config import IntakeConfig
 from intake.conversation import ThreadMatch, bounce_ticket, find_ticket
 from intake.delivery import DeliveryFailures
@@ -72,6 +73,7 @@ class Services:
     assigner: Assigner | None = None
     technician_replies: ReplyHandler | None = None
     delivery: DeliveryFailures | None = None  # tells staff when a mail of ours bounced
+    authenticator: SenderAuthenticator | None = None
 
     @property
     def config(self) -> IntakeConfig:
@@ -85,6 +87,7 @@ class Context:
     now: datetime
     mail: ParsedEmail | None = None
     automation: Automation = field(default_factory=lambda: Automation(MailKind.NORMAL))
+    auth: SenderAuth = NOT_CHECKED  # who the sender is proven to be
     match: ThreadMatch | None = None
     ticket: Ticket | None = None
     message: StoredMessage | None = None
@@ -193,6 +196,15 @@ def bounce(ctx: Context, services: Services) -> None:
     raise Finished(RawOutcome.BOUNCE, detail)
 
 
+def authenticate(ctx: Context, services: Services) -> None:
+    """The sender authentication verdict, stored with the mail (see `intake.authentication`)."""
+    if services.authenticator is None or not services.authenticator.active:
+        return  # nothing can prove anyone: the verdict stays "not checked"
+    ctx.auth = services.authenticator.check(ctx.raw.data, ctx.parsed.sender)
+    ctx.raw.sender_auth = ctx.auth.as_dict()
+    log.debug("AUTHENTICATED raw=%s from=%s %s", ctx.raw.id, ctx.parsed.sender, ctx.auth.describe())
+
+
 def thread(ctx: Context, services: Services) -> None:
     ctx.match = find_ticket(ctx.session, services.desk.identity, ctx.parsed, ctx.raw.envelope_to)
     if ctx.match is not None:
@@ -215,7 +227,9 @@ def append(ctx: Context, services: Services) -> None:
     """A mail on an existing ticket: store it; a requester's reply reopens a resolved ticket."""
     if ctx.ticket is None:
         return
-    if services.technician_replies is not None and services.technician_replies.handle(ctx, services):
+    replies = services.technician_replies
+    # Automatic mail (a technician's out-of-office answering a notice) is never worked or relayed.
+    if replies is not None and ctx.automation.kind.answerable and replies.handle(ctx, services):
         raise Finished(
             RawOutcome.REPLY, f"technician reply on #{ctx.ticket.id} ({ctx.match and ctx.match.by})"
         )
@@ -387,13 +401,31 @@ def open_ticket(ctx: Context, services: Services) -> None:
 
 
 def assign(ctx: Context, services: Services) -> None:
-    if ctx.ticket is not None and services.assigner is not None:
-        services.assigner.assign_new(ctx.session, ctx.ticket, now=ctx.now)
+    if ctx.ticket is None or services.assigner is None:
+        return
+    if ctx.automation.kind is MailKind.SPAM:
+        # Nobody is mailed about spam: it waits, unassigned, for the coordinator to look at.
+        services.desk.event(
+            ctx.session,
+            ctx.ticket,
+            "assignment_skipped",
+            "system",
+            now=ctx.now,
+            reason=f"marked as spam upstream ({ctx.automation.reason}): left for the coordinator",
+        )
+        return
+    services.assigner.assign_new(ctx.session, ctx.ticket, now=ctx.now)
 
 
 def acknowledge(ctx: Context, services: Services) -> None:
-    ticket, mail = ctx.ticket, ctx.parsed
+    """The acknowledgment, RFC 3834-style: never to automatic mail or spam, never to a forged From,
+    to a Reply-To only in the From's domain or when the From is authenticated, within the budgets."""
+    ticket, mail, desk = ctx.ticket, ctx.parsed, services.desk
     if ticket is None:
+        return
+    if ctx.automation.kind is MailKind.SPAM:
+        skipped = f"marked as spam upstream ({ctx.automation.reason})"
+        desk.event(ctx.session, ticket, "ack_skipped", "system", now=ctx.now, reason=skipped)
         return
     if not ctx.automation.kind.answerable:
         services.desk.event(
@@ -415,11 +447,28 @@ def acknowledge(ctx: Context, services: Services) -> None:
             ctx.session, ticket, "ack_skipped", "system", now=ctx.now, reason="the mail has no sender address"
         )
         return
+    if ctx.auth.failed:
+        # The From domain's own checks say this mail is not from it: answering would mail a stranger.
+        skipped = f"sender authentication failed ({ctx.auth.describe()})"
+        desk.event(ctx.session, ticket, "ack_skipped", "system", now=ctx.now, reason=skipped)
+        return
     to = None
     for addr in mail.reply_to:
-        if not services.desk.identity.is_ours(addr.addr):
+        if desk.identity.is_ours(addr.addr):
+            continue
+        if domain_of(addr.addr) == domain_of(mail.sender) or ctx.auth.authenticates(mail.sender):
             to = (addr.name or ticket.requester_name, addr.addr)
             break
+        # Anyone can name anyone in Reply-To: a stranger's address there would get our answer.
+        desk.event(
+            ctx.session,
+            ticket,
+            "reply_to_ignored",
+            "system",
+            now=ctx.now,
+            reason=f"Reply-To {addr.addr} is in another domain than the unauthenticated From "
+            f"{mail.sender}: the acknowledgment goes to the From",
+        )
     assignee = technician_by_email(ctx.session, ticket.assignee) if ticket.assignee else None
     services.desk.mail_requester(
         ctx.session,
@@ -431,6 +480,7 @@ def acknowledge(ctx: Context, services: Services) -> None:
         reply_to_message=ctx.message,
         to=to,
         context={"assignee_name": assignee.technician.name if assignee else None},
+        answering=ctx.auth,
     )
 
 
@@ -454,6 +504,11 @@ STAGES: tuple[Stage, ...] = (
         bounce,
     ),
     Stage(
+        "authenticate",
+        "who the sender is proven to be: trusted Authentication-Results, optionally DKIM checked here",
+        authenticate,
+    ),
+    Stage(
         "thread",
         "find the ticket: In-Reply-To/References, token, subject tag; may its sender join it?",
         thread,
@@ -467,9 +522,16 @@ STAGES: tuple[Stage, ...] = (
         "route", "category and priority from rules, the classifier or the defaults (no auto-replies)", route
     ),
     Stage("open", "a mail that belongs to no ticket opens one, routed", open_ticket),
-    Stage("assign", "the best-skilled technician on shift, or the coordinators are told", assign),
     Stage(
-        "acknowledge", "an acknowledgment into the requester's thread (never to automatic mail)", acknowledge
+        "assign",
+        "the best-skilled technician on shift, or the coordinators are told (never for spam)",
+        assign,
+    ),
+    Stage(
+        "acknowledge",
+        "an acknowledgment into the requester's thread (RFC 3834: never to automatic mail, spam or a "
+        "forged sender; within the hourly budgets)",
+        acknowledge,
     ),
 )
 

@@ -8,7 +8,12 @@ running the check twice never sends anything twice. Every step is also an event 
 Besides the targets, the timer:
 * gives unassigned tickets to a technician as soon as one fits (someone came on shift);
 * moves a ticket whose assignee was deactivated, or is off shift while the ticket's next SLA
-  target falls before their next shift starts.
+  target falls before their next shift starts;
+* sends the digests of staff notices that the hourly budget held back, and prunes old budget
+  counters.
+
+Tickets an upstream filter marked as spam are left alone: they wait for the coordinator, and no
+timer mails anybody about them.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake.assignment import Assignment
+from intake.loops import MailKind
 from intake.roster import StaffMember, staff
 from models.base import utcnow
 from models.ticket import Ticket, TicketEvent, TicketStatus
@@ -32,6 +38,7 @@ from routing.sla import SlaAction, SlaConfig, SlaFacts, SlaStep, due_times, paus
 log = logging.getLogger("helpdesk.sla")
 
 OPEN_STATUSES = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.WAITING)
+SPAM_TAG = MailKind.SPAM.value
 
 
 @dataclass
@@ -42,6 +49,7 @@ class SlaReport:
     escalations: int = 0
     assigned: int = 0
     reassigned: int = 0
+    digests: int = 0
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
@@ -104,11 +112,22 @@ class SlaTimer:
                     session.rollback()
                     log.exception("SLA check of #%d failed", ticket_id)
                     report.errors.append(f"#{ticket_id}: {exc.__class__.__name__}: {exc}")
-        if report.warnings or report.breaches or report.assigned or report.reassigned:
+        with self._sessions() as session:
+            try:
+                report.digests = self._assignment.send_digests(session, now)
+                self._desk.budgets.prune(session, now)
+                session.commit()
+            except Exception as exc:
+                session.rollback()
+                log.exception("sending the digests of held notices failed")
+                report.errors.append(f"digests: {exc.__class__.__name__}: {exc}")
+        if report.digests or report.warnings or report.breaches or report.assigned or report.reassigned:
             log.info("SLA CHECKED %d tickets: %s", report.checked, report.as_dict())
         return report
 
     def _check_ticket(self, session: Session, ticket: Ticket, now: datetime, report: SlaReport) -> None:
+        if SPAM_TAG in ticket.tags:
+            return
         members = {m.email: m for m in staff(session)}
         for action in sla_state(ticket_facts(session, ticket), now, self._config):
             self._take(session, ticket, action, now, members, report)

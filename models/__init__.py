@@ -5,6 +5,7 @@ and receive an engine or session factory from the composition root.
 """
 
 from models.base import Base, utcnow
+from models.budget import HeldNotice, MailBudget
 from models.mailbox_state import MailboxConnState, MailboxState
 from models.message import Attachment, Message, MessageRef
 from models.outbox import OutboxMessage, OutboxStatus
@@ -16,6 +17,8 @@ __all__ = [
     "Attachment",
     "Base",
     "CoordinatorRow",
+    "HeldNotice",
+    "MailBudget",
     "MailboxConnState",
     "MailboxState",
     "Message",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -50,6 +51,8 @@ class RawMessage(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
     # Mail imported from a mailbox's history: becomes a ticket, never gets an acknowledgment.
     backfill: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who the sender is proven to be (intake.authentication.SenderAuth): result, domain, method, by.
+    sender_auth: Mapped[dict[str, Any] | None]
 
     status: Mapped[RawStatus] = mapped_column(
         Enum(RawStatus, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),

@@ -13,6 +13,8 @@ import models  # noqa: F401  (every mapped class registered on the metadata)
 from models.base import Base
 
 attachments: Table = Base.metadata.tables["attachments"]
+held_notices: Table = Base.metadata.tables["held_notices"]
+mail_budget: Table = Base.metadata.tables["mail_budget"]
 message_refs: Table = Base.metadata.tables["message_refs"]
 messages: Table = Base.metadata.tables["messages"]
 outbox: Table = Base.metadata.tables["outbox"]

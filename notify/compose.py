@@ -5,8 +5,9 @@ Every mail we write carries (RFC 5322 section 3.6.4, RFC 3834):
 * In-Reply-To and References pointing at the mail it answers, so clients thread it;
 * "[#N]" in the subject, the last resort of threading when headers get lost;
 * Reply-To with the signed token of the ticket, which survives clients that drop headers;
-* Auto-Submitted: auto-replied on automatic mail, so well-behaved responders stay quiet, and
-  X-Auto-Response-Suppress for Exchange, which ignores Auto-Submitted;
+* Auto-Submitted: auto-replied on automatic mail (auto-generated on notices to staff), so
+  well-behaved responders stay quiet, and X-Auto-Response-Suppress for Exchange, which ignores
+  Auto-Submitted;
 * X-Helpdesk-Loop naming this installation, so our own mail is recognised when it comes back.
 
 The subject and the display names repeat what a requester wrote. Before they go into a header
@@ -81,6 +82,7 @@ class Draft:
     ticket: int | None = None
     cc: tuple[tuple[str, str], ...] = ()
     from_name: str | None = None  # e.g. "Alicja Nowak via Helpdesk"
+    generated: bool = False  # made by the desk, answering nobody: notices and digests to staff
 
 
 def new_message_id(identity: MailIdentity, ticket: int | None) -> str:
@@ -160,8 +162,9 @@ def compose(identity: MailIdentity, draft: Draft, *, message_id: str, now: datet
         msg["References"] = " ".join(f"<{r}>" for r in references)
     if draft.reply_to:
         msg["Reply-To"] = _address(identity.name, draft.reply_to)
-    if draft.automatic:
-        msg["Auto-Submitted"] = "auto-replied"
+    if draft.automatic or draft.generated:
+        # RFC 3834 section 5: auto-replied answers a mail, auto-generated answers none.
+        msg["Auto-Submitted"] = "auto-replied" if draft.automatic else "auto-generated"
         msg["X-Auto-Response-Suppress"] = "All"
     msg["X-Helpdesk-Loop"] = identity.instance
     if draft.ticket is not None:

@@ -78,3 +78,23 @@ class OutgoingConfig:
     connections: int = 4
     # RFC 3834 section 2: never more automatic answers than this to one address per hour.
     auto_reply_limit_per_hour: int = 5
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Hourly budgets on the mail the desk writes on its own, counted in the database.
+
+    RFC 3834 asks an automatic responder not to become a tool for mailing third parties. The
+    per-address limit (`OutgoingConfig.auto_reply_limit_per_hour`) stops loops; these stop a flood
+    of forged senders from turning the desk into a spam cannon, and a flood of tickets from
+    turning into a flood of mail to the staff.
+    """
+
+    # Automatic mail to senders whose mail was not authenticated: all of it, and per domain.
+    automatic_per_hour: int = 300
+    automatic_per_domain_per_hour: int = 30
+    # An authenticated sender is answered out of no shared budget, only this per-address allowance.
+    authenticated_per_address_per_hour: int = 30
+    # Notices to one technician or coordinator (assignments, SLA warnings, ...); the rest are
+    # folded into one digest mail.
+    staff_notices_per_hour: int = 30

@@ -1,4 +1,4 @@
-"""Writing outgoing mail into the outbox, in the caller's transaction, and the automatic-mail limit.
+"""Writing outgoing mail into the outbox, in the caller's transaction, and counting automatic mail.
 
 The caller's transaction also holds the ticket change that caused the mail: either both are
 committed or neither is, so no acknowledgment is sent for a ticket that was rolled back and no
@@ -32,16 +32,12 @@ _COUNT_AUTOMATIC = (
 
 
 def automatic_sent_recently(session: Session, recipient: str, now: datetime) -> int:
-    """How many automatic mails went to `recipient` in the hour before `now`."""
+    """How many automatic mails went to `recipient` in the hour before `now` (RFC 3834 section 2:
+    the per-address limit that keeps two responders from looping; see `notify.budget`)."""
     count = session.execute(
         _COUNT_AUTOMATIC, {"recipient": recipient.lower(), "since": now - timedelta(hours=1)}
     ).scalar()
     return int(count or 0)
-
-
-def automatic_allowed(session: Session, recipient: str, now: datetime, config: OutgoingConfig) -> bool:
-    """RFC 3834 section 2: limit automatic answers to one address, so two responders cannot loop."""
-    return automatic_sent_recently(session, recipient, now) < config.auto_reply_limit_per_hour
 
 
 def enqueue(

@@ -33,6 +33,7 @@ def test_pipeline_reads_in_one_place() -> None:
         "parse",
         "classify",
         "bounce",
+        "authenticate",
         "thread",
         "append",
         "route",
@@ -88,9 +89,19 @@ def test_acknowledgment_speaks_the_requesters_language(
     assert phrase.replace("#", f"#{report.ticket_ids[0]}") in ack.get_content()
 
 
-def test_reply_to_header_is_honoured_for_the_acknowledgment(app: App) -> None:
-    deliver(app, make_mail(sender="noreply@forms.example", headers={"Reply-To": "Frank <frank@example.com>"}))
+def test_reply_to_header_is_honoured_for_the_acknowledgment(make_app: Any) -> None:
+    # A web form's mail, authenticated for its domain by the MTA we trust: its Reply-To is the person.
+    app = make_app(security={"trusted_authserv_ids": ["mx.example.test"]})
+    form = make_mail(sender="noreply@forms.example", headers={"Reply-To": "Frank <frank@example.com>"})
+    deliver(app, b"Authentication-Results: mx.example.test; dkim=pass header.d=forms.example\r\n" + form)
     assert the_ack(app)["To"].addresses[0].addr_spec == "frank@example.com"
+
+
+def test_reply_to_in_another_domain_than_an_unauthenticated_from_is_not_answered(app: App) -> None:
+    # Anyone can write any Reply-To: without proof of the From, the desk answers nobody it names.
+    deliver(app, make_mail(sender="noreply@forms.example", headers={"Reply-To": "Frank <frank@example.com>"}))
+    with app.sessions() as s:
+        assert s.scalars(select(OutboxMessage)).all() == []  # and no-reply addresses get nothing
 
 
 def test_attachments_over_the_caps_are_recorded_as_omitted(make_app: Any) -> None:

@@ -98,6 +98,33 @@ CONTEXT: dict[str, dict[str, Any]] = {
         "kind": "resolved",
         "queued_at": "2026-11-24 09:00 UTC",
     },
+    "staff_digest": {
+        "recipient_name": "Alicja Nowak",
+        "count": 243,
+        "tickets": 240,
+        "items": [
+            {
+                "ticket": 42,
+                "kind": "technician_assigned",
+                "subject": "Drukarka",
+                "requester": "zofia@example.pl",
+                "reply_to": "support+w42.1.x@example.test",
+                "at": "09:05",
+            },
+            {
+                "ticket": 43,
+                "kind": "something_new",
+                "subject": "",
+                "requester": "",
+                "reply_to": "r",
+                "at": "x",
+            },
+        ],
+        "more": 41,
+        "since": "2026-11-24 09:00 UTC",
+        "limit": 30,
+    },
+    "staff_digest_subject": {"count": 42},
 }
 
 
