@@ -31,9 +31,7 @@ connects again. Mail it could not store stays unflagged on the server, and so do
 from __future__ import annotations
 
 import logging
-import os
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -59,9 +57,10 @@ from intake.imap_fetch import Counts, Cursor, FetchReport, FolderFetcher
 from intake.imap_state import MailboxStateStore, MailboxStatus, StateRecorder, mailbox_statuses
 from intake.store import RawStore
 from models.base import utcnow
+from models.leases import backoff_delay, holder_name
 from models.mailbox_state import MailboxConnState
 
-__all__ = ["FetchReport", "MailboxPoller", "MailboxStatus", "backoff_delay", "mailbox_statuses"]
+__all__ = ["FetchReport", "MailboxPoller", "MailboxStatus", "mailbox_statuses"]
 
 log = logging.getLogger("helpdesk.intake.imap")
 
@@ -72,13 +71,6 @@ IDLE_SLICE = 1.0
 # Repeated wrong passwords get accounts locked: a refused login is retried no sooner than this
 # (or `backoff_max`, when that is smaller).
 AUTH_RETRY_FLOOR = 30.0
-
-
-def backoff_delay(failures: int, initial: float, maximum: float, rng: random.Random) -> float:
-    """Seconds to wait after the n-th failure in a row: doubling from `initial`, capped at `maximum`,
-    scaled by a random 50-100 % so that many pollers do not reconnect in step."""
-    base = min(maximum, initial * 2 ** min(max(failures, 1) - 1, 30))
-    return float(base * rng.uniform(0.5, 1.0))
 
 
 class MailboxPoller:
@@ -100,7 +92,7 @@ class MailboxPoller:
         self._recorder = StateRecorder(self._state, clock)
         self._clock = clock
         self._rng = rng or random.Random()
-        self._holder = holder or f"{socket.gethostname()}:{os.getpid()}"
+        self._holder = holder or holder_name()
         self._stop = threading.Event()
         self._client: Any = None  # the open IMAPClient, for the stop watcher
         self._cursor: Cursor | None = None

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, bindparam, or_, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from intake.config import IntakeConfig
@@ -32,8 +32,8 @@ from intake.parse import ParsedEmail
 from intake.pipeline import Pipeline
 from models import tables
 from models.base import utcnow
-from models.claims import holder_name
 from models.db import read_only, session_factory
+from models.leases import RAW_QUEUE, holder_name
 from models.raw_message import RawMessage, RawOutcome, RawStatus
 
 log = logging.getLogger("helpdesk.worker")
@@ -129,6 +129,7 @@ class Worker:
         bind = sessions.kw.get("bind")
         self._readers = session_factory(read_only(bind)) if isinstance(bind, Engine) else sessions
         self.name = holder_name()
+        self._lease = timedelta(seconds=config.claim_lease_seconds)
         self.wake = threading.Event()
 
     def close(self) -> None:
@@ -137,32 +138,10 @@ class Worker:
 
     def claim(self, limit: int) -> list[int]:
         now = self._clock()
-        lease = now + timedelta(seconds=self._config.claim_lease_seconds)
         with self._sessions() as session:
-            query = (
-                select(RawMessage.id)
-                .where(
-                    or_(
-                        RawMessage.status == RawStatus.RECEIVED,
-                        (RawMessage.status == RawStatus.PROCESSING) & (RawMessage.claimed_until < now),
-                    )
-                )
-                .order_by(RawMessage.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+            ids = RAW_QUEUE.claim(
+                session, holder=self.name, now=now, lease=self._lease, limit=limit, count_attempt=True
             )
-            ids = list(session.scalars(query))
-            if ids:
-                session.execute(
-                    update(RawMessage)
-                    .where(RawMessage.id.in_(ids))
-                    .values(
-                        status=RawStatus.PROCESSING,
-                        claimed_by=self.name,
-                        claimed_until=lease,
-                        attempts=RawMessage.attempts + 1,
-                    )
-                )
             session.commit()
         return ids
 
@@ -235,15 +214,7 @@ class Worker:
                 outcome, ticket_id = self._run_one(session, raw, item.mail)
                 report.add(outcome, ticket_id)
             if pending:
-                session.execute(
-                    update(RawMessage)
-                    .where(
-                        RawMessage.id.in_(pending),
-                        RawMessage.status == RawStatus.PROCESSING,
-                        RawMessage.claimed_by == self.name,
-                    )
-                    .values(claimed_until=self._clock() + timedelta(seconds=self._config.claim_lease_seconds))
-                )
+                RAW_QUEUE.renew(session, pending, holder=self.name, until=self._clock() + self._lease)
             self._commit(session)
 
     def _commit(self, session: Session) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import random
 import smtplib
 import socket
 import ssl
@@ -36,11 +35,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
-from models.claims import holder_name
+from models.leases import OUTBOX, STEADY_JITTER, backoff_delay, holder_name
 from models.outbox import OutboxMessage, OutboxStatus
 from notify.config import MailIdentity, OutgoingConfig, SmtpOutConfig
 from notify.tokens import bounce_token
@@ -345,22 +343,10 @@ class Sender:
 
     def _claim_next(self, session: Session, now: datetime) -> Claimed | None:
         """Claim the next due row in `session`'s transaction (a row whose lease ran out counts)."""
-        due = (
-            select(OutboxMessage)
-            .where(
-                ((OutboxMessage.status == OutboxStatus.PENDING) & (OutboxMessage.next_attempt_at <= now))
-                | ((OutboxMessage.status == OutboxStatus.SENDING) & (OutboxMessage.claimed_until < now))
-            )
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        row = session.scalars(due).first()
+        ids = OUTBOX.claim(session, holder=self._name, now=now, lease=self._lease, limit=1)
+        row = session.get(OutboxMessage, ids[0]) if ids else None
         if row is None:
             return None
-        row.status = OutboxStatus.SENDING
-        row.claimed_by = self._name
-        row.claimed_until = now + self._lease
         envelope_from = row.envelope_from
         if self._identity is not None and envelope_from == self._identity.address:
             # VERP (a signed plus-address per outgoing mail): a bounce names the row it is about.
@@ -452,8 +438,10 @@ class Sender:
                 "SEND FAILED outbox=%d ticket=#%s to=%s: %s", row.id, row.ticket_id, row.recipient, error
             )
             return self._tell_failed(session, row, now)
-        delay = min(self._config.backoff_initial * (2 ** (row.attempts - 1)), self._config.backoff_max)
-        delay *= random.uniform(0.8, 1.2)  # jitter, so a relay coming back is not hit all at once
+        # Jitter, so a relay coming back is not hit all at once; each wait still longer than the last.
+        delay = backoff_delay(
+            row.attempts, self._config.backoff_initial, self._config.backoff_max, jitter=STEADY_JITTER
+        )
         row.status = OutboxStatus.PENDING
         row.next_attempt_at = min(now + timedelta(seconds=delay), row.deadline)
         row.last_error = error

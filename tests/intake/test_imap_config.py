@@ -13,7 +13,7 @@ import pytest
 from helpdesk.settings import build_settings
 from intake.errors import MailboxAuthError
 from intake.imap_config import ImapConfigError, ImapMailboxConfig, load_mailboxes, resolve_credential
-from intake.imap_poller import backoff_delay
+from models.leases import backoff_delay
 
 EXAMPLE = """
 [[imap]]
