@@ -8,44 +8,74 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpdesk.files import PRIVATE_FILE, private_directory, secure_desk
-from helpdesk.settings import CONFIG_NAME, Settings, load_settings
+from helpdesk.settings import (
+    CONFIG_NAME,
+    DEFAULT_ADDRESS,
+    DEFAULT_DATABASE_URL,
+    DEFAULT_LISTEN,
+    DEFAULT_OUTGOING_URL,
+    ModelsConfig,
+    Settings,
+    load_settings,
+)
+from helpdesk.settings.reader import format_duration, format_size, toml_value
+from intake.config import IntakeConfig, SmtpListenConfig
 from models.db import create_db_engine, migrate
+from notify.config import MailIdentity, OutgoingConfig
+from routing.config import RoutingConfig
 from routing.model_store import ModelStore
 from routing.seed import STARTER_TARGETS
 
+# The values are the defaults of the settings (each written once, in its package's settings
+# dataclass), besides the secret and what `helpdesk init` is given; tests/settings checks both.
 DEFAULT_CONFIG = """\
 # Helpdesk configuration. Every key is described in deploy/helpdesk.example.toml.
 # Relative paths resolve against this file's directory. Any key can be overridden from the
 # environment: HELPDESK_<SECTION>_<KEY>, e.g. HELPDESK_DATABASE_URL or HELPDESK_SMTP_LISTEN.
 
 [mail]
-address = "{address}"          # the helpdesk's own address; its plus-addresses are ours too
-name = "Helpdesk"                         # display name on outgoing mail
-secret = "{secret}"   # signs reply tokens: keep it secret, keep it stable
-instance = "{instance}"                # recognises our own mail if it ever comes back
-auto_reply_limit = 5                      # automatic mails per address per hour (loop protection)
-default_language = "en"                   # when a mail's language cannot be told
+address = {address}          # the helpdesk's own address; its plus-addresses are ours too
+name = {name}                         # display name on outgoing mail
+secret = {secret}   # signs reply tokens: keep it secret, keep it stable
+instance = {instance}                # recognises our own mail if it ever comes back
+auto_reply_limit = {auto_reply_limit}                      # automatic mails per address per hour (loop protection)
+default_language = {default_language}                   # when a mail's language cannot be told
 
 [database]
-url = "{database_url}"        # or postgresql+psycopg://user:pass@host/dbname
+url = {database_url}        # or postgresql+psycopg://user:pass@host/dbname
 
 [smtp]
-listen = "{listen}"               # the SMTP listener for mail to the helpdesk
-max_message_size = "25MB"                 # larger mail is refused with 552
+listen = {listen}               # the SMTP listener for mail to the helpdesk
+max_message_size = {max_message_size}                 # larger mail is refused with 552
 # tls_cert = "certs/smtp.crt"             # enables STARTTLS (both keys or neither)
 # tls_key = "certs/smtp.key"
 
 [outgoing]
-url = "{outgoing_url}"               # a maildir to read, or smtp://user:pass@relay:587 / smtps://relay:465
-retry_for = "2d"                          # keep retrying temporary failures this long
+url = {outgoing_url}               # a maildir to read, or smtp://user:pass@relay:587 / smtps://relay:465
+retry_for = {retry_for}                          # keep retrying temporary failures this long
 
 [routing]
 # rules_path = "rules.toml"               # see deploy/rules.example.toml
-vip_senders = []
+vip_senders = {vip_senders}
 
 [models]
-dir = "var/models"                        # trained classifier versions
+dir = {models_dir}                        # trained classifier versions
 """
+
+
+def default_values() -> dict[str, str]:
+    """The defaults `DEFAULT_CONFIG` shows, as TOML values."""
+    identity, outgoing = MailIdentity(DEFAULT_ADDRESS), OutgoingConfig()
+    values: dict[str, object] = {
+        "name": identity.name,
+        "auto_reply_limit": outgoing.auto_reply_limit_per_hour,
+        "default_language": IntakeConfig().default_language,
+        "max_message_size": format_size(SmtpListenConfig().max_message_size),
+        "retry_for": format_duration(outgoing.retry_for),
+        "vip_senders": list(RoutingConfig().vip_senders),
+        "models_dir": str(ModelsConfig.dir),
+    }
+    return {key: toml_value(value) for key, value in values.items()}
 
 
 @dataclass(frozen=True)
@@ -61,18 +91,21 @@ class InitResult:
 def write_default_config(
     path: Path,
     *,
-    address: str = "support@example.test",
-    database_url: str = "sqlite:///var/helpdesk.db",
-    listen: str = "127.0.0.1:2525",
-    outgoing_url: str = "maildir:var/sent",
+    address: str = DEFAULT_ADDRESS,
+    database_url: str = DEFAULT_DATABASE_URL,
+    listen: str = DEFAULT_LISTEN,
+    outgoing_url: str = DEFAULT_OUTGOING_URL,
 ) -> None:
+    given = {
+        "address": address,
+        "secret": secrets.token_hex(24),
+        "instance": f"helpdesk-{secrets.token_hex(4)}",
+        "database_url": database_url,
+        "listen": listen,
+        "outgoing_url": outgoing_url,
+    }
     text = DEFAULT_CONFIG.format(
-        address=address,
-        secret=secrets.token_hex(24),
-        instance=f"helpdesk-{secrets.token_hex(4)}",
-        database_url=database_url,
-        listen=listen,
-        outgoing_url=outgoing_url,
+        **default_values(), **{key: toml_value(value) for key, value in given.items()}
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".toml.tmp")
@@ -97,10 +130,10 @@ def initialise(
     if not path.exists():
         write_default_config(
             path,
-            address=address or "support@example.test",
-            database_url=database_url or "sqlite:///var/helpdesk.db",
-            listen=listen or "127.0.0.1:2525",
-            outgoing_url=outgoing_url or "maildir:var/sent",
+            address=address or DEFAULT_ADDRESS,
+            database_url=database_url or DEFAULT_DATABASE_URL,
+            listen=listen or DEFAULT_LISTEN,
+            outgoing_url=outgoing_url or DEFAULT_OUTGOING_URL,
         )
         wrote = True
     settings = load_settings(path)

@@ -1,23 +1,21 @@
 """The settings of one IMAP mailbox (an `[[imap]]` section of helpdesk.toml), checked once, frozen.
 
-`ImapMailboxConfig.from_mapping` turns a TOML table into a config and says exactly which key is
-wrong; `load_mailboxes` does that for the whole list and rejects two mailboxes with one name.
-The secret itself (password, password file or OAuth2 token command) is only resolved when the
-poller logs in (`resolve_credential`), so a rotated password file or a fresh token is picked up
-without a restart.
+The composition root reads the section's values (helpdesk/settings/imap.py); the config checks
+what each may hold and says exactly which key is wrong. The secret itself (password, password
+file or OAuth2 token command) is only resolved when the poller logs in (`resolve_credential`),
+so a rotated password file or a fresh token is picked up without a restart.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-import shlex
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from intake.errors import MailboxAuthError
 
@@ -184,128 +182,6 @@ class ImapMailboxConfig:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
-
-    # -- from TOML -------------------------------------------------------------------------------
-
-    @classmethod
-    def from_mapping(
-        cls,
-        data: Mapping[str, Any],
-        *,
-        base_dir: Path | None = None,
-        max_message_size: int | None = None,
-    ) -> ImapMailboxConfig:
-        """A config from one `[[imap]]` table; relative file names are taken from `base_dir`.
-
-        `max_message_size` is not a key of the table: the desk has one cap for every intake path.
-        """
-        fields = {f.name for f in dataclasses.fields(cls)} - NOT_KEYS
-        label = str(data.get("name") or data.get("user") or "?")
-        unknown = sorted(set(data) - fields)
-        if unknown:
-            raise ImapConfigError(f"[[imap]] {label}: unknown key(s) {', '.join(unknown)}")
-        values: dict[str, Any] = dict(data)
-        if max_message_size is not None:
-            values["max_message_size"] = max_message_size
-        try:
-            if "name" not in values and isinstance(values.get("user"), str):
-                values["name"] = values["user"].split("@", 1)[0]
-            for key in ("password_file", "tls_ca_file"):
-                if values.get(key) is not None:
-                    path = Path(str(values[key])).expanduser()
-                    values[key] = base_dir / path if base_dir is not None and not path.is_absolute() else path
-            command = values.get("oauth2_token_command")
-            if isinstance(command, str):
-                values["oauth2_token_command"] = tuple(shlex.split(command))
-            elif command is not None:
-                values["oauth2_token_command"] = tuple(str(part) for part in command)
-            if "since" in values:
-                values["since"] = _as_date(values["since"])
-            processed = values.get("processed")
-            if isinstance(processed, str) and processed.strip().lstrip("\\").lower() == "seen":
-                values["processed"] = SEEN
-            if isinstance(values.get("tls"), str):
-                values["tls"] = values["tls"].lower()
-            _check_types(values)
-        except ImapConfigError:
-            raise
-        except (TypeError, ValueError) as exc:
-            raise ImapConfigError(f"[[imap]] {label}: {exc}") from exc
-        for key in ("name", "host", "user"):
-            if key not in values:
-                raise ImapConfigError(f"[[imap]] {label}: {key}: missing")
-        return cls(**values)
-
-
-_TYPES: Mapping[str, tuple[type, ...]] = {
-    "name": (str,),
-    "host": (str,),
-    "user": (str,),
-    "port": (int,),
-    "tls": (str,),
-    "password": (str,),
-    "folder": (str,),
-    "processed": (str,),
-    "use_idle": (bool,),
-    "poll_interval": (int, float),
-    "idle_timeout": (int, float),
-    "noop_interval": (int, float),
-    "batch_size": (int,),
-    "batch_bytes": (int,),
-    "connect_timeout": (int, float),
-    "read_timeout": (int, float),
-    "command_timeout": (int, float),
-    "max_response_bytes": (int,),
-    "max_response_lines": (int,),
-    "tls_verify": (bool,),
-    "backoff_initial": (int, float),
-    "backoff_max": (int, float),
-}
-
-
-def _check_types(values: Mapping[str, Any]) -> None:
-    for key, value in values.items():
-        expected = _TYPES.get(key)
-        if expected is None or value is None:
-            continue
-        # bool is an int in Python; a port of `true` is still a mistake.
-        if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
-            names = " or ".join(t.__name__ for t in expected)
-            raise ImapConfigError(
-                f"[[imap]] {values.get('name', '?')}: {key}: expected {names}, got {value!r}"
-            )
-
-
-def _as_date(value: object) -> date | None:
-    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
-        return value
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).date() if value.tzinfo else value.date()
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError(f"since: {value!r} is not a date (YYYY-MM-DD)") from None
-    raise ValueError(f"since: {value!r} is not a date (YYYY-MM-DD)")
-
-
-def load_mailboxes(
-    sections: Iterable[Mapping[str, Any]],
-    *,
-    base_dir: Path | None = None,
-    max_message_size: int | None = None,
-) -> tuple[ImapMailboxConfig, ...]:
-    """Every `[[imap]]` section, checked; two mailboxes may not share a name."""
-    configs = tuple(
-        ImapMailboxConfig.from_mapping(section, base_dir=base_dir, max_message_size=max_message_size)
-        for section in sections
-    )
-    seen: set[str] = set()
-    for config in configs:
-        if config.name in seen:
-            raise ImapConfigError(f"[[imap]] {config.name}: name: used twice; give each mailbox its own name")
-        seen.add(config.name)
-    return configs
 
 
 def resolve_credential(config: ImapMailboxConfig) -> Credential:

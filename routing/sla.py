@@ -19,44 +19,39 @@ status changes); the due time moves later by the clock time they took. The first
 never pauses: waiting for an answer means someone already asked.
 
 Steps stay done when the priority changes or the ticket reopens: the coordinators heard once.
+
+The defaults are here (`DEFAULT_TARGETS`, `DEFAULT_HOURS`, ...); the composition root reads the
+`[sla]` table into `SlaConfig` with the grammar of every other setting (helpdesk/settings/sla.py).
 """
 
 from __future__ import annotations
 
 import enum
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from models.ticket import Priority, TicketStatus
 from routing.calendar import (
     NO_HOLIDAYS,
     BusinessHours,
-    CalendarError,
     HolidayCalendar,
     add_business_time,
     business_time_between,
 )
-from routing.shifts import Schedule, ShiftSpecError, check_timezone, parse_schedule, require_aware
-
-T = TypeVar("T")
+from routing.shifts import require_aware
 
 __all__ = [
     "DEFAULT_TARGETS",
     "SlaAction",
     "SlaConfig",
-    "SlaConfigError",
     "SlaFacts",
     "SlaOutcome",
     "SlaStep",
     "SlaTarget",
     "add_business_time",
-    "default_sla_config",
     "due_times",
-    "parse_duration",
-    "parse_sla_config",
     "paused_spans",
     "sla_outcome",
     "sla_state",
@@ -78,19 +73,6 @@ CALENDAR_DAY = timedelta(days=1)
 # The statuses in which the resolution clock stands still, and those that end the SLA.
 PAUSED_STATUSES = frozenset({TicketStatus.WAITING, TicketStatus.RESOLVED, TicketStatus.CLOSED})
 FINISHED_STATUSES = frozenset({TicketStatus.RESOLVED, TicketStatus.CLOSED})
-
-SLA_KEYS = ("enabled", "timezone", "hours", "holidays", "country", "subdivision", "business_day", "warn_at")
-TARGET_KEYS = ("first_response", "resolution", "business_hours")
-
-_DURATION_RE = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?$")
-
-
-class SlaConfigError(ValueError):
-    """The `[sla]` settings are invalid; `problems` names the key of each problem."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("\n".join(self.problems))
 
 
 class SlaStep(enum.StrEnum):
@@ -182,11 +164,6 @@ class SlaAction:
 
     def as_dict(self) -> dict[str, Any]:
         return {"step": self.step.value, "target": self.step.target, "due_at": self.due_at.isoformat()}
-
-
-def default_sla_config() -> SlaConfig:
-    """The defaults of `DEFAULT_TARGETS` on `DEFAULT_HOURS` in UTC, with no holidays."""
-    return parse_sla_config({})
 
 
 def paused_spans(
@@ -317,142 +294,3 @@ def _due_steps(
     if now >= warn_at and warning not in done:
         return [SlaAction(warning, due_at)]
     return []
-
-
-# The `[sla]` table of helpdesk.toml.
-
-
-def parse_duration(text: Any, *, day: timedelta) -> timedelta:
-    """Read "30m", "4h", "2d", "1h30m"; a day is `day` long (a business day, or 24 hours)."""
-    if not isinstance(text, str):
-        raise ValueError(f'must be a duration like "30m", "4h" or "2d", got {text!r}')
-    match = _DURATION_RE.match("".join(text.split()).lower())
-    if match is None or not any(match.groupdict().values()):
-        raise ValueError(f'"{text}" is not a duration (write e.g. "30m", "4h", "2d" or "1h30m")')
-    days, hours, minutes = (int(match[unit] or 0) for unit in ("d", "h", "m"))
-    duration = days * day + timedelta(hours=hours, minutes=minutes)
-    if duration <= timedelta(0):
-        raise ValueError(f'"{text}" must be longer than zero')
-    return duration
-
-
-def parse_sla_config(table: Mapping[str, Any]) -> SlaConfig:
-    """Build the SLA settings from the `[sla]` table; raise `SlaConfigError` naming each bad key."""
-    problems: list[str] = []
-    priorities = {priority.value: priority for priority in Priority}
-    for key in table:
-        if key not in SLA_KEYS and key not in priorities:
-            known = ", ".join((*SLA_KEYS, *(f"[sla.{p}]" for p in priorities)))
-            problems.append(f"sla.{key}: unknown key (known: {known})")
-
-    def check(key: str, default: T, checker: Callable[[Any], T]) -> T:
-        if key not in table:
-            return default
-        try:
-            return checker(table[key])
-        except (ValueError, ShiftSpecError, CalendarError) as exc:
-            problems.append(f"sla.{key}: {exc}")
-            return default
-
-    enabled = check("enabled", True, _check_bool)
-    timezone = check("timezone", DEFAULT_TIMEZONE, check_timezone)
-    schedule = check("hours", parse_schedule(DEFAULT_HOURS), _check_hours)
-    hours = BusinessHours(schedule, timezone)
-    dates: frozenset[date] = check("holidays", frozenset(), _check_dates)
-    country = check("country", None, _check_country)
-    subdivision = check("subdivision", None, _check_text)
-    warn_at = check("warn_at", WARN_AT, _check_fraction)
-    business_day = check("business_day", hours.business_day, lambda v: parse_duration(v, day=CALENDAR_DAY))
-    try:
-        holidays = HolidayCalendar(dates=dates, country=country, subdivision=subdivision)
-    except CalendarError as exc:
-        problems.append(f"sla.{'subdivision' if subdivision else 'country'}: {exc}")
-        holidays = HolidayCalendar(dates=dates)
-
-    targets: dict[Priority, SlaTarget] = {}
-    for priority in Priority:
-        targets[priority] = _target(priority, table.get(priority.value, {}), business_day, problems)
-    if problems:
-        raise SlaConfigError(problems)
-    return SlaConfig(targets=targets, hours=hours, holidays=holidays, warn_at=warn_at, enabled=enabled)
-
-
-def _target(priority: Priority, table: Any, business_day: timedelta, problems: list[str]) -> SlaTarget:
-    prefix = f"sla.{priority.value}"
-    first_text, resolution_text, business = DEFAULT_TARGETS[priority]
-    if not isinstance(table, Mapping):
-        problems.append(f"{prefix}: must be a table with {', '.join(TARGET_KEYS)}")
-        table = {}
-    for key in table:
-        if key not in TARGET_KEYS:
-            problems.append(f"{prefix}.{key}: unknown key (known: {', '.join(TARGET_KEYS)})")
-    if "business_hours" in table:
-        try:
-            business = _check_bool(table["business_hours"])
-        except ValueError as exc:
-            problems.append(f"{prefix}.business_hours: {exc}")
-    day = business_day if business else CALENDAR_DAY
-    values: dict[str, timedelta] = {}
-    for key, default in (("first_response", first_text), ("resolution", resolution_text)):
-        try:
-            values[key] = parse_duration(table.get(key, default), day=day)
-        except ValueError as exc:
-            problems.append(f"{prefix}.{key}: {exc}")
-            values[key] = parse_duration(default, day=day)
-    if values["first_response"] > values["resolution"]:
-        problems.append(
-            f"{prefix}: first_response ({values['first_response']}) is longer than "
-            f"resolution ({values['resolution']})"
-        )
-    return SlaTarget(values["first_response"], values["resolution"], business)
-
-
-def _check_bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {value!r}")
-    return value
-
-
-def _check_text(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("must be a non-empty string")
-    return value.strip()
-
-
-def _check_country(value: Any) -> str:
-    text = _check_text(value).upper()
-    if not re.fullmatch(r"[A-Z]{2}", text):
-        raise ValueError(f'"{value}" is not a country code (ISO 3166-1 alpha-2, e.g. "PL")')
-    return text
-
-
-def _check_hours(value: Any) -> Schedule:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list):
-        raise ValueError('must be a shift spec or a list of them, e.g. "mon-fri 08:00-17:00"')
-    return parse_schedule(value)
-
-
-def _check_dates(value: Any) -> frozenset[date]:
-    if not isinstance(value, list):
-        raise ValueError('must be a list of dates, e.g. ["2026-12-24", 2026-12-31]')
-    dates: set[date] = set()
-    for item in value:
-        # TOML gives a date literal as a date, a quoted one as a string; a datetime is not a day.
-        if isinstance(item, date) and not isinstance(item, datetime):
-            dates.add(item)
-            continue
-        try:
-            if not isinstance(item, str):
-                raise ValueError
-            dates.add(date.fromisoformat(item.strip()))
-        except ValueError:
-            raise ValueError(f"{item!r} is not a date (write YYYY-MM-DD)") from None
-    return frozenset(dates)
-
-
-def _check_fraction(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-        raise ValueError(f"must be a fraction between 0 and 1 (0.75 warns at 75%), got {value!r}")
-    return float(value)

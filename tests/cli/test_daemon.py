@@ -34,7 +34,7 @@ def test_claims_of_a_killed_sibling_on_this_host_are_released_without_waiting_ou
 ) -> None:
     # Two `helpdesk serve` on one database and host: when one is killed, the other gives its
     # claimed mail back at its next supervision round, not when the five-minute lease runs out.
-    app = make_app(intake={"claim_lease_seconds": 3600})
+    app = make_app(intake={"claim_lease": "1h"})
     app.store.store(make_mail(message_id="<held@example.com>"), source="smtp")
     with app.sessions() as session:
         raw = session.scalars(select(RawMessage)).one()

@@ -15,7 +15,7 @@ import threading
 import time
 from types import FrameType
 
-from intake.imap_config import ImapMailboxConfig
+from helpdesk.settings import read_mailbox
 from intake.imap_poller import MailboxPoller
 from intake.store import RawStore
 from models.db import DatabaseConfig, create_db_engine, session_factory
@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     engine = create_db_engine(DatabaseConfig(url=db_url))  # synchronous=FULL, as in production
     sessions = session_factory(engine)
     store = RawStore(sessions, on_stored=(lambda: time.sleep(pause)) if pause else None)
-    poller = MailboxPoller(ImapMailboxConfig.from_mapping(json.loads(config_json)), store, sessions)
+    poller = MailboxPoller(read_mailbox(json.loads(config_json)), store, sessions)
     stop = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:

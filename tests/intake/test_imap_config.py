@@ -1,4 +1,7 @@
-"""The [[imap]] settings: defaults, TOML values, clear errors, credentials, and the backoff schedule."""
+"""The [[imap]] settings: defaults, TOML values, clear errors, credentials, and the backoff schedule.
+
+The sections are read by the one settings reader (helpdesk/settings/imap.py).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk.settings import build_settings
+from helpdesk.settings import SettingsError, build_settings, read_mailbox, read_mailboxes
 from intake.errors import MailboxAuthError
-from intake.imap_config import ImapConfigError, ImapMailboxConfig, load_mailboxes, resolve_credential
+from intake.imap_config import ImapMailboxConfig, resolve_credential
 from models.leases import backoff_delay
 
 EXAMPLE = """
@@ -45,7 +48,7 @@ processed = "seen"
 
 
 def test_sections_from_toml(tmp_path: Path) -> None:
-    support, sales, gmail = load_mailboxes(tomllib.loads(EXAMPLE)["imap"], base_dir=tmp_path)
+    support, sales, gmail = read_mailboxes(tomllib.loads(EXAMPLE)["imap"], base_dir=tmp_path)
     assert (support.name, support.port, support.tls, support.folder) == ("support", 993, "ssl", "INBOX")
     assert support.processed == "\\Seen" and support.move_to is None
     assert support.since == date(2026, 1, 1)
@@ -67,7 +70,7 @@ def test_sections_from_toml(tmp_path: Path) -> None:
         ({"pasword": "x"}, "unknown key"),
         ({"tls": "tls"}, "tls: 'tls': use one of ssl, starttls, none"),
         ({"port": 70000}, "port: 70000 is not a TCP port"),
-        ({"port": "993"}, "port: expected int"),
+        ({"port": "993"}, "port: must be a whole number, got '993'"),
         ({"password": None}, "set exactly one of"),
         ({"password_file": "/x"}, "not password and password_file"),
         ({"processed": "\\Flagged"}, "processed"),
@@ -77,14 +80,14 @@ def test_sections_from_toml(tmp_path: Path) -> None:
         ({"batch_size": 0}, "batch_size"),
         ({"since": "last year"}, "since: 'last year' is not a date"),
         ({"name": "a:b"}, "name: 1-60 letters"),
-        ({"use_idle": "yes"}, "use_idle: expected bool"),
+        ({"use_idle": "yes"}, "use_idle: must be true or false, got 'yes'"),
         ({"backoff_max": 0.5}, "backoff_max: must be at least backoff_initial"),
         ({"host": ""}, "host: missing"),
         ({"noop_interval": 0}, "noop_interval: must be more than 0"),
         ({"command_timeout": -1}, "command_timeout: must be more than 0"),
         ({"max_response_bytes": 1000}, "max_response_bytes: must be at least 65536"),
         ({"max_response_lines": 399}, "max_response_lines: must be at least 4 times batch_size"),
-        ({"max_response_lines": "many"}, "max_response_lines: expected int"),
+        ({"max_response_lines": "many"}, "max_response_lines: must be a whole number, got 'many'"),
         # One size cap for every intake path: [smtp] max_message_size, not a key of a mailbox.
         ({"max_message_size": 1}, "unknown key(s) max_message_size"),
     ],
@@ -93,8 +96,8 @@ def test_mistakes_are_named(change: dict[str, object], message: str) -> None:
     section: dict[str, object] = {"name": "support", "host": "imap.test", "user": "s", "password": "p"}
     section.update(change)
     section = {key: value for key, value in section.items() if value is not None}
-    with pytest.raises(ImapConfigError, match=r"^\[\[imap\]\] ") as caught:
-        ImapMailboxConfig.from_mapping(section)
+    with pytest.raises(SettingsError, match=r"^\[\[imap\]\] ") as caught:
+        read_mailbox(section)
     assert message in str(caught.value)
 
 
@@ -112,7 +115,7 @@ def test_the_commented_mailbox_of_the_example_configuration_is_valid(tmp_path: P
     text = (Path(__file__).resolve().parents[2] / "deploy" / "helpdesk.example.toml").read_text()
     lines = text[text.index("# [[imap]]") :].split("\n\n", 1)[0].splitlines()
     section = "\n".join(line[2:] for line in lines if line.startswith("# ") and not line.startswith("#  "))
-    (mailbox,) = load_mailboxes(tomllib.loads(section)["imap"], base_dir=tmp_path)
+    (mailbox,) = read_mailboxes(tomllib.loads(section)["imap"], base_dir=tmp_path)
     defaults = ImapMailboxConfig(name="d", host="h", user="u", password="p")
     # The example shows the defaults (only the address, the account and the files are examples).
     for key in (
@@ -127,27 +130,27 @@ def test_the_commented_mailbox_of_the_example_configuration_is_valid(tmp_path: P
 
 def test_names_must_differ() -> None:
     section = {"host": "h", "user": "support@a.test", "password": "p"}
-    with pytest.raises(ImapConfigError, match="used twice"):
-        load_mailboxes([section, {**section, "user": "support@b.test"}])
+    with pytest.raises(SettingsError, match="used twice"):
+        read_mailboxes([section, {**section, "user": "support@b.test"}])
 
 
 def test_credentials(tmp_path: Path) -> None:
     base = {"name": "m", "host": "h", "user": "u"}
-    assert resolve_credential(ImapMailboxConfig.from_mapping({**base, "password": "p"})).secret == "p"
+    assert resolve_credential(read_mailbox({**base, "password": "p"})).secret == "p"
     secret = tmp_path / "pw"
     secret.write_text("from-file\nsecond line ignored\n")
-    by_file = ImapMailboxConfig.from_mapping({**base, "password_file": str(secret)})
+    by_file = read_mailbox({**base, "password_file": str(secret)})
     assert resolve_credential(by_file).secret == "from-file"
     secret.write_text("")
     with pytest.raises(MailboxAuthError, match="is empty"):
         resolve_credential(by_file)
     command = [sys.executable, "-c", "print(' token-123 ')"]
-    token = resolve_credential(ImapMailboxConfig.from_mapping({**base, "oauth2_token_command": command}))
+    token = resolve_credential(read_mailbox({**base, "oauth2_token_command": command}))
     assert (token.mechanism, token.secret) == ("xoauth2", "token-123")
-    silent = ImapMailboxConfig.from_mapping({**base, "oauth2_token_command": [sys.executable, "-c", "pass"]})
+    silent = read_mailbox({**base, "oauth2_token_command": [sys.executable, "-c", "pass"]})
     with pytest.raises(MailboxAuthError, match="no token"):
         resolve_credential(silent)
-    missing = ImapMailboxConfig.from_mapping({**base, "oauth2_token_command": "/nonexistent/get-token"})
+    missing = read_mailbox({**base, "oauth2_token_command": "/nonexistent/get-token"})
     with pytest.raises(MailboxAuthError, match="get-token"):
         resolve_credential(missing)
 

@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from helpdesk.settings import read_mailbox
 from intake.imap_client import connect
-from intake.imap_config import ImapMailboxConfig
 from intake.imap_poller import MailboxPoller
 from intake.store import RawStore
 from models.db import DatabaseConfig, create_db_engine, migrate, session_factory
@@ -198,7 +198,7 @@ def test_a_server_silent_during_idle_is_noticed_within_the_noop_interval(
 ) -> None:
     behaviour = Behaviour(mails={1: mail(1)}, silent_in_idle=True)
     with HostileImapServer(behaviour) as server:
-        config = ImapMailboxConfig.from_mapping(
+        config = read_mailbox(
             mailbox(server, noop_interval=2.0, read_timeout=1.0, backoff_initial=0.1, backoff_max=0.2)
         )
         poller = MailboxPoller(config, RawStore(sessions), sessions)
@@ -215,7 +215,7 @@ def test_a_server_silent_during_idle_is_noticed_within_the_noop_interval(
 
 def test_the_imap_socket_has_tcp_keepalive() -> None:
     with HostileImapServer(Behaviour()) as server:
-        client = connect(ImapMailboxConfig.from_mapping(mailbox(server)))
+        client = connect(read_mailbox(mailbox(server)))
         try:
             sock = client.socket()
             assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1

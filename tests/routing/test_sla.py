@@ -1,4 +1,7 @@
-"""SLA: due times over weekends, holidays and DST; warnings and breaches once; pauses; the settings."""
+"""SLA: due times over weekends, holidays and DST; warnings and breaches once; pauses; the settings.
+
+The `[sla]` table is read by the one settings reader (helpdesk/settings/sla.py).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +11,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from helpdesk.settings import SettingsError, default_sla, read_sla, sla_duration
 from models.ticket import Priority, TicketStatus
 from routing.sla import (
     SlaAction,
     SlaConfig,
-    SlaConfigError,
     SlaFacts,
     SlaStep,
-    default_sla_config,
     due_times,
-    parse_duration,
-    parse_sla_config,
     paused_spans,
     sla_outcome,
     sla_state,
@@ -46,7 +46,7 @@ def warsaw(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> d
 
 @pytest.fixture(scope="module")
 def config() -> SlaConfig:
-    return parse_sla_config(tomllib.loads(SETTINGS)["sla"])
+    return read_sla(tomllib.loads(SETTINGS)["sla"])
 
 
 def facts(
@@ -67,7 +67,7 @@ def steps(actions: list[SlaAction]) -> list[SlaStep]:
 
 
 def test_default_targets() -> None:
-    defaults = default_sla_config()
+    defaults = default_sla()
     assert defaults.target(Priority.URGENT).business_hours is False
     assert defaults.target(Priority.URGENT).first_response == HOUR
     assert defaults.target(Priority.URGENT).resolution == 4 * HOUR
@@ -168,7 +168,7 @@ def test_finished_tickets_have_no_actions(config: SlaConfig) -> None:
 
 
 def test_disabled(config: SlaConfig) -> None:
-    disabled = parse_sla_config({"enabled": False})
+    disabled = read_sla({"enabled": False})
     assert sla_state(facts(warsaw(2026, 1, 12, 9)), warsaw(2026, 2, 1), disabled) == []
 
 
@@ -238,7 +238,7 @@ def test_paused_spans_with_an_open_end() -> None:
     ],
 )
 def test_parse_duration(text: str, business: bool, expected: timedelta) -> None:
-    assert parse_duration(text, day=8 * HOUR if business else 24 * HOUR) == expected
+    assert sla_duration(text, day=8 * HOUR if business else 24 * HOUR) == expected
 
 
 @pytest.mark.parametrize(
@@ -246,24 +246,24 @@ def test_parse_duration(text: str, business: bool, expected: timedelta) -> None:
 )
 def test_bad_durations(value: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        parse_duration(value, day=8 * HOUR)
+        sla_duration(value, day=8 * HOUR)
 
 
 def test_days_follow_the_business_hours_and_can_be_set() -> None:
-    nine_hours = parse_sla_config({"hours": ["mon-fri 08:00-17:00"], "normal": {"resolution": "1d"}})
+    nine_hours = read_sla({"hours": ["mon-fri 08:00-17:00"], "normal": {"resolution": "1d"}})
     assert nine_hours.target(Priority.NORMAL).resolution == 9 * HOUR
-    set_day = parse_sla_config(
+    set_day = read_sla(
         {"hours": "mon-fri 08:00-17:00", "business_day": "8h", "low": {"first_response": "1d"}}
     )
     assert set_day.target(Priority.LOW).first_response == 8 * HOUR
-    calendar = parse_sla_config({"high": {"resolution": "2d", "business_hours": False}})
+    calendar = read_sla({"high": {"resolution": "2d", "business_hours": False}})
     assert calendar.target(Priority.HIGH).resolution == 48 * HOUR
 
 
 def test_settings_are_read(config: SlaConfig) -> None:
     assert config.hours.timezone == "Europe/Warsaw"
     assert config.holidays.dates == frozenset({date(2026, 12, 24), date(2026, 12, 25)})
-    with_country = parse_sla_config({"country": "pl", "warn_at": 0.5})
+    with_country = read_sla({"country": "pl", "warn_at": 0.5})
     assert with_country.holidays.country == "PL"
     assert with_country.holidays.is_holiday(date(2026, 5, 3))
     assert with_country.warn_at == 0.5
@@ -280,8 +280,8 @@ def test_every_bad_key_is_named() -> None:
         "high": {"first_response": "2d", "resolution": "1d", "business_hour": True},
         "low": {"business_hours": "yes", "resolution": "ten days"},
     }
-    with pytest.raises(SlaConfigError) as info:
-        parse_sla_config(table)
+    with pytest.raises(SettingsError) as info:
+        read_sla(table)
     problems = "\n".join(info.value.problems)
     for expected in (
         'sla.timezone: unknown time zone "Europe/Warsw"',
@@ -299,10 +299,10 @@ def test_every_bad_key_is_named() -> None:
 
 
 def test_unknown_country_and_subdivision() -> None:
-    with pytest.raises(SlaConfigError, match=r"sla\.country: no public holidays known for XX"):
-        parse_sla_config({"country": "XX"})
-    with pytest.raises(SlaConfigError, match=r"sla\.subdivision: no public holidays known for DE/ZZ"):
-        parse_sla_config({"country": "DE", "subdivision": "ZZ"})
+    with pytest.raises(SettingsError, match=r"sla\.country: no public holidays known for XX"):
+        read_sla({"country": "XX"})
+    with pytest.raises(SettingsError, match=r"sla\.subdivision: no public holidays known for DE/ZZ"):
+        read_sla({"country": "DE", "subdivision": "ZZ"})
 
 
 def test_naive_now_is_refused(config: SlaConfig) -> None:
