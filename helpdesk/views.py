@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, object_session
-
 from helpdesk.terminal import cell
 from intake.authentication import SenderAuth
 from models.message import Message
-from models.outbox import OutboxMessage, OutboxStatus
+from models.outbox import OutboxStatus
 from models.raw_message import RawMessage
 from models.ticket import Ticket
+from tickets.queries import Delivery, TicketRecord
 
 # What became of an outgoing mail, in the words `tickets show` uses.
 DELIVERY_STATUS = {
@@ -31,20 +28,6 @@ DELIVERY_STATUS = {
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
-def message_ids_by_ticket(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[str]]:
-    result: dict[int, list[str]] = defaultdict(list)
-    if not ticket_ids:
-        return result
-    rows = session.execute(
-        select(Message.ticket_id, Message.message_id)
-        .where(Message.ticket_id.in_(ticket_ids))
-        .order_by(Message.id)
-    )
-    for ticket_id, message_id in rows:
-        result[ticket_id].append(message_id)
-    return result
 
 
 def ticket_summary(ticket: Ticket, message_ids: list[str]) -> dict[str, Any]:
@@ -68,27 +51,13 @@ def ticket_summary(ticket: Ticket, message_ids: list[str]) -> dict[str, Any]:
     }
 
 
-def deliveries(session: Session, outbox_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """The delivery of each outgoing mail (by outbox row): queued, sent, failed or bounced, and why."""
-    if not outbox_ids:
-        return {}
-    rows = session.execute(
-        select(
-            OutboxMessage.id,
-            OutboxMessage.status,
-            OutboxMessage.attempts,
-            OutboxMessage.last_error,
-            OutboxMessage.sent_at,
-        ).where(OutboxMessage.id.in_(outbox_ids))
-    )
+def delivery_view(delivery: Delivery) -> dict[str, Any]:
+    """What became of an outgoing mail: queued, sent, failed or bounced, and why."""
     return {
-        row.id: {
-            "status": DELIVERY_STATUS[row.status],
-            "attempts": row.attempts,
-            "error": row.last_error,
-            "sent_at": iso(row.sent_at),
-        }
-        for row in rows
+        "status": DELIVERY_STATUS[delivery.status],
+        "attempts": delivery.attempts,
+        "error": delivery.error,
+        "sent_at": iso(delivery.sent_at),
     }
 
 
@@ -131,25 +100,19 @@ def message_view(
     }
 
 
-def ticket_detail(ticket: Ticket) -> dict[str, Any]:
+def ticket_detail(record: TicketRecord) -> dict[str, Any]:
+    ticket = record.ticket
     view = ticket_summary(ticket, [m.message_id for m in ticket.messages])
     view["routing"] = dict(ticket.routing)
     view["participants"] = [
         {"address": p.address, "name": p.name, "role": p.role, "notify": p.notify}
         for p in ticket.participants
     ]
-    session = object_session(ticket)
-    sent = [m.outbox_id for m in ticket.messages if m.outbox_id is not None]
-    delivery = deliveries(session, sent) if session is not None else {}
-    verdicts = sender_auth_by_raw(ticket)
-    view["messages"] = [
-        message_view(
-            m,
-            delivery.get(m.outbox_id) if m.outbox_id is not None else None,
-            verdicts.get(m.raw_id) if m.raw_id is not None else None,
-        )
-        for m in ticket.messages
-    ]
+    view["messages"] = []
+    for m in ticket.messages:
+        delivery = record.deliveries.get(m.outbox_id) if m.outbox_id is not None else None
+        verdict = record.sender_auth.get(m.raw_id) if m.raw_id is not None else None
+        view["messages"].append(message_view(m, delivery_view(delivery) if delivery else None, verdict))
     view["events"] = [
         {
             "at": iso(e.at),
@@ -163,20 +126,6 @@ def ticket_detail(ticket: Ticket) -> dict[str, Any]:
         for e in ticket.events
     ]
     return view
-
-
-def sender_auth_by_raw(ticket: Ticket) -> dict[int, dict[str, Any]]:
-    """The sender authentication verdicts of the ticket's inbound mail, by stored mail id."""
-    session = object_session(ticket)
-    raw_ids = [m.raw_id for m in ticket.messages if m.raw_id is not None]
-    if session is None or not raw_ids:
-        return {}
-    rows = session.execute(
-        select(RawMessage.id, RawMessage.sender_auth).where(
-            RawMessage.id.in_(raw_ids), RawMessage.sender_auth.is_not(None)
-        )
-    )
-    return {raw_id: dict(auth) for raw_id, auth in rows if auth}
 
 
 def quarantine_view(raw: RawMessage, *, full: bool = False) -> dict[str, Any]:

@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import select, update
 
 from helpdesk.app import build_app
-from helpdesk.cli import main, setup_logging
+from helpdesk.cli import main
+from helpdesk.cli.common import setup_logging
 from helpdesk.settings import load_settings
 from models.mailbox_state import MailboxConnState, MailboxState
 from models.message import Attachment, Message

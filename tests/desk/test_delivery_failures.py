@@ -20,6 +20,7 @@ from routing.people import parse_people_toml
 from tests.conftest import Clock, deliver
 from tests.mail import make_mail, parse
 from tests.notify.fake_relay import FakeRelay, Misbehaviour
+from tickets.queries import record_of
 
 TECHNICIAN = """
 [[technician]]
@@ -67,7 +68,7 @@ def shown(app: App, number: int) -> tuple[dict[str, Any], str]:
     with app.readers() as session:
         ticket = session.get(Ticket, number)
         assert ticket is not None
-        view = ticket_detail(ticket)
+        view = ticket_detail(record_of(session, ticket))
     return view, render_ticket(view)
 
 

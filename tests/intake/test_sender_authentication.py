@@ -31,6 +31,7 @@ from models.raw_message import RawMessage
 from models.ticket import Ticket
 from tests.conftest import Clock, deliver
 from tests.mail import make_mail
+from tickets.queries import record_of
 
 MX = "mx.example.test"
 
@@ -258,7 +259,7 @@ def test_dkim_verdict_is_stored_and_shown_by_tickets_show(
         assert raw.sender_auth["result"] == "pass"
         ticket = s.get(Ticket, report.ticket_ids[0])
         assert ticket is not None
-        view = ticket_detail(ticket)
+        view = ticket_detail(record_of(s, ticket))
     assert view["messages"][0]["authentication"]["domain"] == "example.com"
     assert "sender authentication: pass example.com (dkim by helpdesk)" in render_ticket(view)
 

@@ -1,0 +1,7 @@
+"""`python -m helpdesk.cli`: the `helpdesk` command."""
+
+import sys
+
+from helpdesk.cli import main
+
+sys.exit(main())

@@ -1,0 +1,40 @@
+"""What every command shares: logging that no mail can steer, JSON output, the sysexits.h codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from helpdesk.files import private_directory, private_file
+from helpdesk.terminal import SafeFormatter, json_text
+from intake.ingest import EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_USAGE
+
+__all__ = ["EX_DATAERR", "EX_NOINPUT", "EX_TEMPFAIL", "EX_USAGE", "emit_json", "setup_logging"]
+
+
+def setup_logging(level: str, file: Path | None = None, *, quiet: bool = False) -> None:
+    handlers: list[logging.Handler] = []
+    if file is not None:
+        # The log names requesters and tickets: it is as private as the database.
+        private_directory(file.parent)
+        private_file(file)
+        handlers.append(logging.FileHandler(file, encoding="utf-8"))
+    handlers.append(logging.StreamHandler(sys.stderr))
+    formatter = SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in handlers:
+        handler.setFormatter(formatter)  # mail-derived text in a log line reaches a terminal too
+    logging.basicConfig(
+        level=logging.WARNING if quiet else getattr(logging, level.upper(), logging.INFO),
+        handlers=handlers,
+        force=True,
+    )
+    # mail-parser reports every MIME part it does not render at WARNING; that is noise for us.
+    logging.getLogger("mailparser").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command trace
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json_text(data) + "\n")

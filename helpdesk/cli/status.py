@@ -1,0 +1,117 @@
+"""`helpdesk status [--json]`: queue, outbox, tickets, suppressed automatic mail, IMAP mailboxes."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from helpdesk.app import build_app
+from helpdesk.cli.common import emit_json
+from helpdesk.settings import Settings, redact_url
+from helpdesk.terminal import cell, echo
+from helpdesk.views import iso
+from intake.imap_state import MailboxStatus, mailbox_statuses
+from intake.quarantine import oldest_waiting, queue_counts
+from models.base import utcnow
+from tickets.queries import status_counts
+
+
+def add_parser(sub: argparse._SubParsersAction[Any], name: str, help_text: str) -> None:
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    with build_app(settings) as app:
+        with app.readers() as session:
+            queue = queue_counts(session)
+            oldest = oldest_waiting(session)
+            counts = status_counts(session)
+            automatic = app.desk.budgets.report(session, utcnow()).as_dict()
+            automatic["held_notices_pending"] = counts.held_notices_pending
+        mailboxes = {m.name: m for m in mailbox_statuses(app.readers)}
+        status: dict[str, Any] = {
+            "address": settings.identity.address,
+            "database": redact_url(settings.database.url),
+            "queue": {s.value: n for s, n in queue.items()},
+            "oldest_waiting": iso(oldest),
+            "outbox": {s.value: n for s, n in counts.outbox.items()},
+            "tickets": {s.value: n for s, n in counts.tickets.items()},
+            "automatic_mail_last_hour": automatic,
+            "mailboxes": [_mailbox_view(cfg.name, mailboxes.get(cfg.name)) for cfg in settings.mailboxes],
+        }
+        if args.json:
+            emit_json(status)
+            return 0
+        echo(f"helpdesk {status['address']}  database {status['database']}")
+        echo("queue:   " + "  ".join(f"{k} {v}" for k, v in status["queue"].items()))
+        echo("outbox:  " + "  ".join(f"{k} {v}" for k, v in status["outbox"].items()))
+        echo("tickets: " + "  ".join(f"{k} {v}" for k, v in status["tickets"].items()))
+        if oldest is not None:
+            echo(f"oldest mail waiting since {status['oldest_waiting']}")
+        echo(_automatic_line(automatic))
+        for box in status["mailboxes"]:
+            line = f"imap {box['name']}: {box['state']}"
+            if box["since"]:
+                line += f" since {box['since']}"
+            if box["last_success_at"]:
+                line += f", last fetch {box['last_success_at']}"
+            line += f", stored {box['stored']}"
+            if box["last_error"]:
+                line += f"; last error: {box['last_error']}"
+            echo(cell(line))
+        return 0
+
+
+def _automatic_line(auto: dict[str, Any]) -> str:
+    """What the budgets on automatic mail did in the last hour, in one line for `helpdesk status`."""
+    line = (
+        f"automatic mail, last hour: {auto['automatic_sent']} of {auto['automatic_limit']} to "
+        f"unauthenticated senders, {auto['authenticated_sent']} to authenticated ones; "
+        f"suppressed {auto['suppressed']} (budget {auto['suppressed_global']}, per domain "
+        f"{auto['suppressed_domain']}, per address {auto['suppressed_address']})"
+    )
+    if auto["suppressed_domains"]:
+        line += "; most in " + ", ".join(f"{d} {n}" for d, n in auto["suppressed_domains"].items())
+    if auto["staff_notices_held"] or auto["held_notices_pending"]:
+        line += (
+            f"; staff notices held {auto['staff_notices_held']}, "
+            f"waiting for a digest {auto['held_notices_pending']}"
+        )
+    return line
+
+
+def _mailbox_view(name: str, status: MailboxStatus | None) -> dict[str, Any]:
+    if status is None:
+        return {
+            "name": name,
+            "state": "not started",
+            "since": None,
+            "last_error": None,
+            "last_success_at": None,
+            "stored": 0,
+            "duplicates": 0,
+            "backfilled": 0,
+            "uidvalidity": None,
+            "last_uid": 0,
+            "holder": None,
+        }
+    return {
+        "name": name,
+        "state": status.state.value,
+        "since": iso(status.state_since),
+        "server": status.server,
+        "folder": status.folder,
+        "holder": status.holder,
+        "idle": status.idle_supported,
+        "uidvalidity": status.uidvalidity,
+        "last_uid": status.last_uid,
+        "last_error": status.last_error,
+        "last_error_at": iso(status.last_error_at),
+        "last_success_at": iso(status.last_success_at),
+        "next_attempt_at": iso(status.next_attempt_at),
+        "stored": status.stored_count,
+        "duplicates": status.duplicate_count,
+        "backfilled": status.backfill_count,
+    }
