@@ -39,8 +39,8 @@ from intake.imap_state import mailbox_statuses
 from intake.store import Incoming, RawStore, StoreResult, header_message_id, split_message
 from models.db import DatabaseConfig, create_db_engine, migrate, session_factory
 from models.mailbox_state import MailboxConnState
+from tests.loopback import wait_until
 from tests.servers import DovecotServer, PostgresCluster, ServerUnavailable
-from tests.servers.common import wait_until
 
 USER = "alice"
 _WORD_TEXT = (

@@ -32,6 +32,8 @@ from pathlib import Path
 import mailparser
 
 from bench.corpus import SUPPORT, Corpus, generate
+from tests.loopback import free_port
+from tests.mail import wait_for_listener
 
 HELPDESK = [sys.executable, "-m", "helpdesk.cli"]
 
@@ -121,11 +123,7 @@ def bench_ingest(corpus: Corpus, work: Path, *, models: bool = True) -> dict[str
 
 
 def bench_smtp(corpus: Corpus, work: Path, connections: int) -> dict[str, float]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     desk = work / "smtp"
     desk.mkdir()
     config = write_config(desk, port)
@@ -134,14 +132,7 @@ def bench_smtp(corpus: Corpus, work: Path, connections: int) -> dict[str, float]
         [*HELPDESK, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with smtplib.SMTP("127.0.0.1", port, timeout=2) as client:
-                    client.noop()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_listener(port, server)
         chunks = [corpus.mails[i::connections] for i in range(connections)]
 
         def send(chunk: list[bytes]) -> None:

@@ -1,27 +1,25 @@
-"""Building test mail and talking SMTP in tests: a message factory, free ports, an outgoing sink."""
+"""Building test mail and talking SMTP in tests: a message factory, sending, an outgoing sink, and
+waiting for a `helpdesk serve` child to listen."""
 
 from __future__ import annotations
 
-import socket
-import time
-from collections.abc import Callable
+import smtplib
+import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default
 from email.utils import format_datetime, make_msgid
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from tests.loopback import LOOPBACK, free_port, wait_until
+
 SUPPORT = "support@example.test"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_mail(
@@ -99,7 +97,7 @@ class SmtpSink:
         self.handler = SinkHandler()
         self.port = free_port()
         self.controller = Controller(
-            self.handler, hostname="127.0.0.1", port=self.port, server_hostname="sink.test", decode_data=False
+            self.handler, hostname=LOOPBACK, port=self.port, server_hostname="sink.test", decode_data=False
         )
 
     def __enter__(self) -> SmtpSink:
@@ -114,16 +112,44 @@ class SmtpSink:
         return self.handler.received
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: len(self.received) >= count, timeout)
         return list(self.received)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+def send_mail(
+    port: int,
+    data: bytes,
+    *,
+    to: Sequence[str] = (SUPPORT,),
+    sender: str = "someone@example.com",
+    timeout: float = 60.0,
+) -> None:
+    """Deliver one mail to a listener on loopback as an MTA would; every recipient must be taken."""
+    with smtplib.SMTP(LOOPBACK, port, timeout=timeout) as client:
+        refused = client.sendmail(sender, list(to), data)
+    assert refused == {}, refused
+
+
+def smtp_answers(port: int, timeout: float = 2.0) -> bool:
+    """Whether an SMTP listener greets us and answers NOOP on `port`."""
+    try:
+        with smtplib.SMTP(LOOPBACK, port, timeout=timeout) as client:
+            client.noop()
+    except OSError:
+        return False
+    return True
+
+
+def wait_for_listener(
+    port: int, proc: subprocess.Popen[bytes], log: Path | None = None, timeout: float = 60.0
+) -> None:
+    """Until the SMTP listener of a `helpdesk serve` child answers; it must not exit meanwhile."""
+
+    def said() -> str:
+        return log.read_text(errors="replace") if log is not None and log.exists() else ""
+
+    def ready() -> bool:
+        assert proc.poll() is None, f"helpdesk serve exited early:\n{said()}"
+        return smtp_answers(port)
+
+    assert wait_until(ready, timeout, 0.1), f"helpdesk serve did not start listening:\n{said()}"

@@ -1,17 +1,23 @@
-"""What every command shares: logging that no mail can steer, JSON output, the sysexits.h codes."""
+"""What every command shares: logging that no mail can steer, reading the database, JSON output, and
+the sysexits.h codes."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from helpdesk.files import private_directory, private_file
+from helpdesk.settings import Settings
 from helpdesk.terminal import SafeFormatter, json_text
 from intake.ingest import EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_USAGE
 
-__all__ = ["EX_DATAERR", "EX_NOINPUT", "EX_TEMPFAIL", "EX_USAGE", "emit_json", "setup_logging"]
+__all__ = ["EX_DATAERR", "EX_NOINPUT", "EX_TEMPFAIL", "EX_USAGE", "emit_json", "reading", "setup_logging"]
 
 
 def setup_logging(level: str, file: Path | None = None, *, quiet: bool = False) -> None:
@@ -34,6 +40,16 @@ def setup_logging(level: str, file: Path | None = None, *, quiet: bool = False) 
     logging.getLogger("mailparser").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command trace
+
+
+@contextmanager
+def reading(settings: Settings) -> Iterator[Session]:
+    """A read-only session on the desk's database, for listings. The desk is opened as for every
+    command, so a database that is not initialised, or broken rules, are reported the same way."""
+    from helpdesk.app import build_app
+
+    with build_app(settings) as app, app.readers() as session:
+        yield session
 
 
 def emit_json(data: Any) -> None:

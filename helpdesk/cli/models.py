@@ -11,8 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from helpdesk.app import build_app
-from helpdesk.cli.common import EX_DATAERR, EX_USAGE, emit_json
+from helpdesk.cli.common import EX_DATAERR, EX_USAGE, emit_json, reading
 from helpdesk.settings import Settings
 from helpdesk.terminal import echo
 from intake.training_data import examples_from_db
@@ -106,7 +105,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
         examples = list(data.examples)
         source = f"csv:{Path(args.csv).name}"
     else:
-        with build_app(settings) as app, app.readers() as session:
+        with reading(settings) as session:
             examples = examples_from_db(session, args.target)
         source = "database"
     if len({e.label for e in examples}) < 2:

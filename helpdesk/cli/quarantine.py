@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from helpdesk.app import build_app
-from helpdesk.cli.common import EX_USAGE, emit_json
+from helpdesk.cli.common import EX_USAGE, emit_json, reading
 from helpdesk.settings import Settings
 from helpdesk.terminal import cell, echo
 from helpdesk.views import quarantine_view, table
@@ -33,59 +33,44 @@ def add_parser(sub: argparse._SubParsersAction[Any], name: str, help_text: str) 
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    with build_app(settings) as app:
-        with app.readers() as session:
-            views = [quarantine_view(r) for r in quarantined(session)]
-        if args.json:
-            emit_json(views)
-        elif not views:
-            echo("quarantine is empty")
-        else:
-            echo(
-                table(
-                    ["id", "received", "source", "from", "error"],
-                    [
-                        [
-                            v["id"],
-                            (v["received_at"] or "")[:16],
-                            v["source"],
-                            v["envelope_from"] or "",
-                            v["error"],
-                        ]
-                        for v in views
-                    ],
-                )
-            )
-        return 0
+    with reading(settings) as session:
+        views = [quarantine_view(r) for r in quarantined(session)]
+    if args.json:
+        emit_json(views)
+    elif not views:
+        echo("quarantine is empty")
+    else:
+        rows = [
+            [v["id"], (v["received_at"] or "")[:16], v["source"], v["envelope_from"] or "", v["error"]]
+            for v in views
+        ]
+        echo(table(["id", "received", "source", "from", "error"], rows))
+    return 0
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    with build_app(settings) as app:
-        with app.readers() as session:
-            raw = stored_mail(session, args.id)
-            if raw is None:
-                echo(f"no stored mail {args.id}", file=sys.stderr)
-                return 1
-            if args.raw:
-                sys.stdout.buffer.write(raw.data)
-                return 0
-            view = quarantine_view(raw, full=True)
-            view["status"] = raw.status.value
-        if args.json:
-            emit_json(view)
-        else:
-            echo(
-                f"stored mail {view['id']} ({view['status']}), received {view['received_at']} via {view['source']}"
-            )
-            echo(
-                f"envelope from {cell(view['envelope_from'])} to {cell(', '.join(view['envelope_to']))}; "
-                f"{view['size']} bytes"
-            )
-            echo(f"attempts {view['attempts']}")
-            echo(f"error: {view['error']}")
-            echo()
-            echo(view["headers"])
+    with reading(settings) as session:
+        raw = stored_mail(session, args.id)
+        if raw is not None and args.raw:
+            sys.stdout.buffer.write(raw.data)
+            return 0
+        view = {**quarantine_view(raw, full=True), "status": raw.status.value} if raw is not None else None
+    if view is None:
+        echo(f"no stored mail {args.id}", file=sys.stderr)
+        return 1
+    if args.json:
+        emit_json(view)
         return 0
+    echo(f"stored mail {view['id']} ({view['status']}), received {view['received_at']} via {view['source']}")
+    echo(
+        f"envelope from {cell(view['envelope_from'])} to {cell(', '.join(view['envelope_to']))}; "
+        f"{view['size']} bytes"
+    )
+    echo(f"attempts {view['attempts']}")
+    echo(f"error: {view['error']}")
+    echo()
+    echo(view["headers"])
+    return 0
 
 
 def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from helpdesk.app import build_app
-from helpdesk.cli.common import emit_json
+from helpdesk.cli.common import emit_json, reading
 from helpdesk.report import build_report, render_report
 from helpdesk.settings import Settings
 from helpdesk.terminal import echo
@@ -21,11 +20,7 @@ def add_parser(sub: argparse._SubParsersAction[Any], name: str, help_text: str) 
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    with build_app(settings) as app:
-        with app.readers() as session:
-            report = build_report(session, now=utcnow(), days=args.days, sla=settings.sla)
-        if args.json:
-            emit_json(report)
-        else:
-            echo(render_report(report))
-        return 0
+    with reading(settings) as session:
+        report = build_report(session, now=utcnow(), days=args.days, sla=settings.sla)
+    emit_json(report) if args.json else echo(render_report(report))
+    return 0

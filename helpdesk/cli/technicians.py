@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from helpdesk.app import build_app
-from helpdesk.cli.common import EX_DATAERR, EX_NOINPUT, emit_json
+from helpdesk.cli.common import EX_DATAERR, EX_NOINPUT, emit_json, reading
 from helpdesk.settings import Settings
 from helpdesk.terminal import cell, echo, json_text
 from helpdesk.views import iso, table
@@ -60,45 +60,44 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    with build_app(settings) as app:
-        with app.readers() as session:
-            members = staff(session)
-            coords = [c for _, c in coordinators(session)]
-            loads = open_loads(session)
-        now = utcnow()
-        views = [
-            {
-                **m.technician.as_dict(),
-                "on_shift": is_on_shift(m.technician, now),
-                "open_tickets": len(loads.get(m.email, [])),
-                "last_assigned_at": iso(m.last_assigned_at),
-            }
-            for m in members
-        ]
-        if args.json:
-            emit_json({"technicians": views, "coordinators": [c.as_dict() for c in coords]})
-            return 0
-        if not views:
-            echo("no technicians; add them with `helpdesk technicians import FILE`")
-        else:
-            rows = [
-                [
-                    v["email"],
-                    v["name"],
-                    v["tier"],
-                    ",".join(v["languages"]),
-                    "yes" if v["active"] else "no",
-                    "on" if v["on_shift"] else "off",
-                    f"{v['open_tickets']}/{v['max_open']}",
-                    " ".join(f"{k}={n}" for k, n in v["skills"].items()),
-                ]
-                for v in views
-            ]
-            echo(table(["email", "name", "tier", "languages", "active", "shift", "open", "skills"], rows))
-        if coords:
-            echo()
-            echo(cell("coordinators: " + ", ".join(f"{c.name} <{c.email}>" for c in coords)))
+    with reading(settings) as session:
+        members = staff(session)
+        coords = [c for _, c in coordinators(session)]
+        loads = open_loads(session)
+    now = utcnow()
+    views = [
+        {
+            **m.technician.as_dict(),
+            "on_shift": is_on_shift(m.technician, now),
+            "open_tickets": len(loads.get(m.email, [])),
+            "last_assigned_at": iso(m.last_assigned_at),
+        }
+        for m in members
+    ]
+    if args.json:
+        emit_json({"technicians": views, "coordinators": [c.as_dict() for c in coords]})
         return 0
+    if not views:
+        echo("no technicians; add them with `helpdesk technicians import FILE`")
+    else:
+        rows = [
+            [
+                v["email"],
+                v["name"],
+                v["tier"],
+                ",".join(v["languages"]),
+                "yes" if v["active"] else "no",
+                "on" if v["on_shift"] else "off",
+                f"{v['open_tickets']}/{v['max_open']}",
+                " ".join(f"{k}={n}" for k, n in v["skills"].items()),
+            ]
+            for v in views
+        ]
+        echo(table(["email", "name", "tier", "languages", "active", "shift", "open", "skills"], rows))
+    if coords:
+        echo()
+        echo(cell("coordinators: " + ", ".join(f"{c.name} <{c.email}>" for c in coords)))
+    return 0
 
 
 def cmd_set(args: argparse.Namespace, settings: Settings) -> int:

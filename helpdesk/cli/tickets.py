@@ -6,8 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from helpdesk.app import build_app
-from helpdesk.cli.common import emit_json
+from helpdesk.cli.common import emit_json, reading
 from helpdesk.settings import Settings
 from helpdesk.terminal import echo
 from helpdesk.views import render_ticket, table, ticket_detail, ticket_summary
@@ -41,48 +40,39 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         limit=args.limit,
         newest_first=args.newest_first,
     )
-    with build_app(settings) as app:
-        with app.readers() as session:
-            tickets = list_tickets(session, which)
-            ids = message_ids_by_ticket(session, [t.id for t in tickets])
-            views = [ticket_summary(t, ids.get(t.id, [])) for t in tickets]
-        if args.json:
-            emit_json(views)
-            return 0
-        if not views:
-            echo("no tickets")
-            return 0
-        rows = [
-            [
-                f"#{v['number']}",
-                v["status"],
-                v["priority"],
-                v["category"],
-                v["requester"],
-                v["assignee"] or "-",
-                v["created_at"][:16].replace("T", " "),
-                v["subject"],
-            ]
-            for v in views
-        ]
-        echo(
-            table(
-                ["#", "status", "priority", "category", "requester", "assignee", "created", "subject"], rows
-            )
-        )
+    with reading(settings) as session:
+        tickets = list_tickets(session, which)
+        ids = message_ids_by_ticket(session, [t.id for t in tickets])
+        views = [ticket_summary(t, ids.get(t.id, [])) for t in tickets]
+    if args.json:
+        emit_json(views)
         return 0
+    if not views:
+        echo("no tickets")
+        return 0
+    rows = [
+        [
+            f"#{v['number']}",
+            v["status"],
+            v["priority"],
+            v["category"],
+            v["requester"],
+            v["assignee"] or "-",
+            v["created_at"][:16].replace("T", " "),
+            v["subject"],
+        ]
+        for v in views
+    ]
+    echo(table(["#", "status", "priority", "category", "requester", "assignee", "created", "subject"], rows))
+    return 0
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    with build_app(settings) as app:
-        with app.readers() as session:
-            record = ticket_record(session, args.number)
-            if record is None:
-                echo(f"no ticket #{args.number}", file=sys.stderr)
-                return 1
-            view = ticket_detail(record)
-        if args.json:
-            emit_json(view)
-        else:
-            echo(render_ticket(view))
-        return 0
+    with reading(settings) as session:
+        record = ticket_record(session, args.number)
+        view = ticket_detail(record) if record is not None else None
+    if view is None:
+        echo(f"no ticket #{args.number}", file=sys.stderr)
+        return 1
+    emit_json(view) if args.json else echo(render_ticket(view))
+    return 0

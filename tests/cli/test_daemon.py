@@ -19,7 +19,8 @@ from models.db import DatabaseConfig, create_db_engine
 from models.election import elected
 from models.raw_message import RawMessage, RawStatus
 from tests.conftest import deliver
-from tests.mail import make_mail, wait_until
+from tests.loopback import wait_until
+from tests.mail import make_mail
 
 
 def dead_pid() -> int:

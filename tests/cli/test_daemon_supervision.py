@@ -13,7 +13,7 @@ import pytest
 import helpdesk.daemon
 from helpdesk.app import App
 from helpdesk.daemon import Daemon, Part
-from tests.mail import free_port, wait_until
+from tests.loopback import free_port, wait_until
 
 
 def daemon_without_parts(make_app: Callable[..., App]) -> Daemon:

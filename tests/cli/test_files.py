@@ -24,7 +24,8 @@ from models.db import DatabaseConfig, create_db_engine, migrate
 from notify.sender import MaildirTransport
 from routing.model_store import ModelStore, atomic_write
 from tests.conftest import REPO_ROOT
-from tests.mail import free_port, make_mail, wait_until
+from tests.loopback import free_port, wait_until
+from tests.mail import make_mail
 
 OTHER_USER = "nobody"
 

@@ -6,9 +6,7 @@ Authentication-Results under its own authserv-id.
 
 from __future__ import annotations
 
-import smtplib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
@@ -22,39 +20,19 @@ from models.ticket import Ticket, TicketStatus
 from routing.people import parse_people_toml
 from tests.conftest import Clock
 from tests.desk.test_backscatter import ROSTER, TUESDAY_MORNING
-from tests.mail import SUPPORT, Received, SmtpSink, free_port, make_mail
+from tests.desk.test_technicians import Desk
+from tests.loopback import free_port
+from tests.mail import SmtpSink, make_mail
 
 MX = "mx.example.test"
 
 
-@dataclass
-class StaffedDesk:
-    app: App
-    sink: SmtpSink
-    port: int
-
-    def send(self, data: bytes, to: str = SUPPORT) -> None:
-        with smtplib.SMTP("127.0.0.1", self.port) as client:
-            client.sendmail("someone@example.com", [to], data)
-        self.app.worker.process_available()
-        self.app.sender.deliver_due()
-
-    def mails_to(self, address: str) -> list[Received]:
-        return [r for r in self.sink.received if address in r.rcpt_tos]
-
-    def ticket(self, number: int) -> Ticket:
-        with self.app.sessions() as s:
-            ticket = s.get(Ticket, number)
-            assert ticket is not None
-            return ticket
-
-
 @pytest.fixture
-def open_desk(make_app: Callable[..., App], clock: Clock) -> Iterator[Callable[..., StaffedDesk]]:
+def open_desk(make_app: Callable[..., App], clock: Clock) -> Iterator[Callable[..., Desk]]:
     running: list[SmtpListener] = []
     with SmtpSink() as sink:
 
-        def factory(**security: Any) -> StaffedDesk:
+        def factory(**security: Any) -> Desk:
             clock.now = TUESDAY_MORNING
             port = free_port()
             app = make_app(
@@ -68,14 +46,14 @@ def open_desk(make_app: Callable[..., App], clock: Clock) -> Iterator[Callable[.
             listener = SmtpListener(app.settings.smtp, app.store, app.settings.identity)
             listener.start()
             running.append(listener)
-            return StaffedDesk(app, sink, port)
+            return Desk(app, sink, port, clock)
 
         yield factory
         for listener in running:
             listener.stop()
 
 
-def a_ticket(desk: StaffedDesk) -> tuple[int, EmailMessage]:
+def a_ticket(desk: Desk) -> tuple[int, EmailMessage]:
     desk.send(make_mail(sender="Zofia <zofia@klient.example.pl>", subject="Printer is dead"))
     with desk.app.sessions() as s:
         number = s.scalars(select(Ticket.id)).one()
@@ -83,7 +61,7 @@ def a_ticket(desk: StaffedDesk) -> tuple[int, EmailMessage]:
     return number, assignment.message
 
 
-def resolve(desk: StaffedDesk, assignment: EmailMessage, *, authenticated: bool) -> None:
+def resolve(desk: Desk, assignment: EmailMessage, *, authenticated: bool) -> None:
     reply_to = assignment["Reply-To"].addresses[0].addr_spec
     mail = make_mail(
         sender="Alicja Nowak <alicja@example.test>",
@@ -98,7 +76,7 @@ def resolve(desk: StaffedDesk, assignment: EmailMessage, *, authenticated: bool)
 
 
 def test_unauthenticated_staff_commands_are_refused_when_required(
-    open_desk: Callable[..., StaffedDesk],
+    open_desk: Callable[..., Desk],
 ) -> None:
     desk = open_desk(require_authenticated_staff=True)
     number, assignment = a_ticket(desk)
@@ -110,7 +88,7 @@ def test_unauthenticated_staff_commands_are_refused_when_required(
 
 
 def test_authenticated_staff_commands_are_applied_when_required(
-    open_desk: Callable[..., StaffedDesk],
+    open_desk: Callable[..., Desk],
 ) -> None:
     desk = open_desk(require_authenticated_staff=True)
     number, assignment = a_ticket(desk)
@@ -120,7 +98,7 @@ def test_authenticated_staff_commands_are_applied_when_required(
     assert ticket.resolution == "replaced the fuser"
 
 
-def test_by_default_staff_mail_needs_no_authentication(open_desk: Callable[..., StaffedDesk]) -> None:
+def test_by_default_staff_mail_needs_no_authentication(open_desk: Callable[..., Desk]) -> None:
     desk = open_desk()
     number, assignment = a_ticket(desk)
     resolve(desk, assignment, authenticated=False)
@@ -128,7 +106,7 @@ def test_by_default_staff_mail_needs_no_authentication(open_desk: Callable[..., 
 
 
 def test_a_technicians_out_of_office_is_not_relayed_to_the_requester(
-    open_desk: Callable[..., StaffedDesk],
+    open_desk: Callable[..., Desk],
 ) -> None:
     desk = open_desk()
     number, assignment = a_ticket(desk)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import smtplib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +17,8 @@ from intake.smtp_server import SmtpListener
 from models.ticket import Ticket, TicketStatus
 from routing.people import parse_people_toml
 from tests.conftest import Clock
-from tests.mail import SUPPORT, Received, SmtpSink, free_port, make_mail
+from tests.loopback import free_port
+from tests.mail import SUPPORT, Received, SmtpSink, make_mail, send_mail
 
 # Tuesday 24 November 2026, 10:00 in Warsaw (09:00 UTC).
 TUESDAY_MORNING = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -85,8 +85,7 @@ class Desk:
     clock: Clock
 
     def send(self, data: bytes, to: str = SUPPORT) -> None:
-        with smtplib.SMTP("127.0.0.1", self.port) as client:
-            client.sendmail("someone@example.com", [to], data)
+        send_mail(self.port, data, to=[to])
         self.app.worker.process_available()
         self.app.sender.deliver_due()
 

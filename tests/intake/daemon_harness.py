@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import smtplib
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import IO, Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from helpdesk.settings.reader import toml_value
 from intake.imap_state import MailboxStatus, mailbox_statuses
 from intake.store import extract_message_id
 from models.db import DatabaseConfig, create_db_engine, migrate, read_only, session_factory
@@ -35,7 +35,9 @@ from models.outbox import OutboxMessage
 from models.raw_message import RawMessage, RawOutcome
 from models.ticket import Ticket
 from tests.conftest import REPO_ROOT
-from tests.mail import SUPPORT, free_port, wait_until
+from tests.intake.imap_helpers import dovecot_mailbox
+from tests.loopback import free_port, wait_until
+from tests.mail import SUPPORT, send_mail, wait_for_listener
 from tests.servers.dovecot import DovecotServer
 
 # What the daemon gets to start (imports, migrations check, listener) on a busy 2-core machine.
@@ -44,37 +46,10 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
 
-def toml_value(value: object) -> str:
-    """A value as TOML: the few types our sections use."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, date):
-        return json.dumps(value.isoformat())
-    if isinstance(value, str | Path):
-        return json.dumps(str(value))  # JSON string escapes are valid TOML basic-string escapes
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    raise TypeError(f"no TOML for {value!r}")
-
-
 def imap_section(server: DovecotServer, user: str, **overrides: Any) -> dict[str, Any]:
     """An [[imap]] section for a user of the private Dovecot: plain IMAP, quick reconnects."""
-    values: dict[str, Any] = {
-        "name": user,
-        "host": server.host,
-        "port": server.imap_port,
-        "tls": "none",
-        "user": user,
-        "password": server.users[user],
-        "backoff_initial": 0.2,
-        "backoff_max": 1.0,
-        "connect_timeout": 10.0,
-        "read_timeout": 30.0,
-    }
-    values.update(overrides)
-    return values
+    quick = {"backoff_initial": 0.2, "backoff_max": 1.0, "connect_timeout": 10.0, "read_timeout": 30.0}
+    return dovecot_mailbox(server, user, **{**quick, **overrides})
 
 
 def idle_past(uid: int) -> Callable[[MailboxStatus], bool]:
@@ -143,17 +118,7 @@ class Served:
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         """Until the SMTP listener answers (the daemon starts its parts right before it)."""
-
-        def ready() -> bool:
-            assert self.alive(), f"helpdesk serve exited early:\n{self.log_text()}"
-            try:
-                with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=2) as client:
-                    client.noop()
-            except OSError:
-                return False
-            return True
-
-        assert wait_until(ready, timeout, 0.1), f"helpdesk serve did not start:\n{self.log_text()}"
+        wait_for_listener(self.smtp_port, self.proc, self.log, timeout)
 
     def kill(self) -> None:
         """SIGKILL: no graceful anything."""
@@ -176,9 +141,7 @@ class Served:
         return code
 
     def send_mail(self, data: bytes, sender: str = "walkin@example.com") -> None:
-        with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=30) as client:
-            refused = client.sendmail(sender, [SUPPORT], data)
-        assert refused == {}
+        send_mail(self.smtp_port, data, sender=sender, timeout=30)
 
 
 class Desk:

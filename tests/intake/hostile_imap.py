@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from tests.loopback import wait_until
+
 CAPABILITIES = b"IMAP4rev1 IDLE UIDPLUS"
 UIDVALIDITY = 7
 FILLER = b"x" * 65536
@@ -99,13 +101,10 @@ class HostileImapServer:
         return [r for r in list(self.log) if name is None or r.command == name]
 
     def wait_for(self, name: str, count: int = 1, timeout: float = 30.0) -> Record | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.commands(name)
-            if len(found) >= count:
-                return found[count - 1]
-            time.sleep(0.01)
-        return None
+        """The `count`-th `name` command the client sent, once it has (None if not within `timeout`)."""
+        if not wait_until(lambda: len(self.commands(name)) >= count, timeout):
+            return None
+        return self.commands(name)[count - 1]
 
     # -- one connection --------------------------------------------------------------------------
 

@@ -1,11 +1,15 @@
-"""What the IMAP poller tests share: mails, a config for the private Dovecot, a running poller, counting."""
+"""What the IMAP poller tests share: mails, a config for the private Dovecot, a running poller (in a
+thread or a process of its own), counting."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -17,6 +21,7 @@ from intake.imap_state import MailboxStatus, mailbox_statuses
 from intake.store import RawStore
 from models.mailbox_state import MailboxConnState
 from models.raw_message import RawMessage
+from tests.conftest import REPO_ROOT
 from tests.servers.dovecot import DovecotServer
 
 SEEN = b"\\Seen"
@@ -32,23 +37,50 @@ def mail(n: int, tag: str = "m", size: int = 0) -> bytes:
     ).encode()
 
 
+def dovecot_mailbox(server: DovecotServer, user: str = "alice", **values: Any) -> dict[str, Any]:
+    """The keys of an [[imap]] section for a user of the private Dovecot (plain IMAP), and `values`."""
+    account = {"name": user, "host": server.host, "port": server.imap_port, "tls": "none", "user": user}
+    return {**account, "password": server.users[user], **values}
+
+
 def config_for(server: DovecotServer, user: str = "alice", **overrides: Any) -> ImapMailboxConfig:
     """Plain IMAP on the private server, quick retries, small polls."""
-    values: dict[str, Any] = {
-        "name": user,
-        "host": server.host,
-        "port": server.imap_port,
-        "tls": "none",
-        "user": user,
-        "password": server.users[user],
-        "backoff_initial": 0.05,
-        "backoff_max": 0.5,
-        "poll_interval": 0.2,
-        "connect_timeout": 5.0,
-        "read_timeout": 10.0,
-    }
-    values.update(overrides)
-    return ImapMailboxConfig(**values)
+    quick = {"backoff_initial": 0.05, "backoff_max": 0.5, "poll_interval": 0.2}
+    timeouts = {"connect_timeout": 5.0, "read_timeout": 10.0}
+    return ImapMailboxConfig(**dovecot_mailbox(server, user, **{**quick, **timeouts, **overrides}))
+
+
+@contextmanager
+def poller_process(
+    db_url: str, config: dict[str, Any], log: Path, *, pause_after_commit: float = 0.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A poller in a process of its own (tests/intake/imap_child.py), for tests that kill it or
+    measure it; stopped with SIGTERM (then SIGKILL) on exit."""
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.intake.imap_child",
+                db_url,
+                json.dumps(config),
+                str(pause_after_commit),
+            ],
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def poller_for(server: DovecotServer, sessions: sessionmaker[Session], **overrides: Any) -> MailboxPoller:
@@ -67,15 +99,6 @@ def running(poller: MailboxPoller, *, stop_within: float = 3.0) -> Iterator[thre
         stop.set()
         thread.join(stop_within)
         assert not thread.is_alive(), "the poller did not stop in time"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-    return True
 
 
 def raw_count(sessions: sessionmaker[Session], source: str | None = None) -> int:

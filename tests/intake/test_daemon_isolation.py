@@ -20,7 +20,8 @@ import pytest
 from models.mailbox_state import MailboxConnState
 from tests.intake.daemon_harness import DeskFactory, Served, idle_past, imap_section
 from tests.intake.imap_helpers import mail
-from tests.mail import SUPPORT, make_mail, wait_until
+from tests.loopback import wait_until
+from tests.mail import SUPPORT, make_mail
 from tests.servers.dovecot import DovecotServer
 
 DATA = Path(__file__).resolve().parent.parent / "data"

@@ -20,7 +20,8 @@ from models.mailbox_state import MailboxConnState
 from models.ticket import TicketEvent
 from tests.intake.daemon_harness import DeskFactory, as_utc, idle_past, imap_section
 from tests.intake.imap_helpers import SEEN, mail
-from tests.mail import make_mail, wait_until
+from tests.loopback import wait_until
+from tests.mail import make_mail
 from tests.servers.dovecot import DovecotServer
 
 IDLE = MailboxConnState.IDLE

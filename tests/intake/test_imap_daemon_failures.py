@@ -15,7 +15,8 @@ import pytest
 from models.mailbox_state import MailboxConnState
 from tests.intake.daemon_harness import DeskFactory, as_utc, idle_past, imap_section
 from tests.intake.imap_helpers import mail, seen_count
-from tests.mail import free_port, make_mail, wait_until
+from tests.loopback import free_port, wait_until
+from tests.mail import make_mail
 from tests.servers.dovecot import DovecotServer
 
 IDLE = MailboxConnState.IDLE

@@ -8,13 +8,8 @@ that its resident memory can be measured (`VmHWM`, the peak, against `VmRSS` onc
 
 from __future__ import annotations
 
-import json
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +23,9 @@ from intake.imap_poller import MailboxPoller
 from intake.store import RawStore
 from models.db import DatabaseConfig, create_db_engine, migrate, session_factory
 from models.raw_message import RawMessage, RawStatus
-from tests.conftest import REPO_ROOT
 from tests.intake.hostile_imap import Behaviour, HostileImapServer, rss_kib
-from tests.intake.imap_helpers import mail, running, status_of, wait_for
+from tests.intake.imap_helpers import mail, poller_process, running, status_of
+from tests.loopback import wait_until
 
 GIB = 1024**3
 MIB = 1024**2
@@ -69,28 +64,6 @@ def mailbox(server: HostileImapServer, **overrides: Any) -> dict[str, Any]:
     return values
 
 
-@contextmanager
-def poller_process(db_url: str, config: dict[str, Any], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.intake.imap_child", db_url, json.dumps(config)],
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 class Growth:
     """The peak resident memory of a process above what it held once logged in, in KiB."""
 
@@ -104,14 +77,14 @@ class Growth:
 
     def stays_small_until(self, condition: Any, timeout: float) -> bool:
         """Waits for `condition`; False as soon as the process has grown past the limit."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.kib > RSS_GROWTH_LIMIT_KIB:
-                return False
-            if condition():
-                return self.kib <= RSS_GROWTH_LIMIT_KIB
-            time.sleep(0.05)
-        return False
+        grown = False
+
+        def over_or_met() -> bool:
+            nonlocal grown
+            grown = self.kib > RSS_GROWTH_LIMIT_KIB
+            return grown or bool(condition())
+
+        return wait_until(over_or_met, timeout, 0.05) and not grown and self.kib <= RSS_GROWTH_LIMIT_KIB
 
 
 def last_error(sessions: sessionmaker[Session]) -> str:
@@ -210,7 +183,7 @@ def test_a_server_silent_during_idle_is_noticed_within_the_noop_interval(
         noticed = again.at - idle.at
     # IDLE is ended after noop_interval; DONE goes unanswered for read_timeout; then a reconnect.
     assert noticed < 2.0 + 1.0 + 2.0, f"noticed after {noticed:.1f} s"
-    assert wait_for(lambda: "timed out" in last_error(sessions), timeout=1) or server.connections >= 2
+    assert wait_until(lambda: "timed out" in last_error(sessions), timeout=1) or server.connections >= 2
 
 
 def test_the_imap_socket_has_tcp_keepalive() -> None:

@@ -22,7 +22,8 @@ from intake.imap_fetch import Counts, Cursor, FolderFetcher
 from intake.imap_poller import MailboxPoller
 from intake.store import RawStore
 from models.mailbox_state import MailboxConnState
-from tests.intake.imap_helpers import config_for, mail, raw_count, running, state_of, wait_for
+from tests.intake.imap_helpers import config_for, mail, raw_count, running, state_of
+from tests.loopback import wait_until
 from tests.servers.dovecot import DovecotServer
 
 Sessions = sessionmaker[Session]
@@ -78,11 +79,11 @@ def test_mail_arriving_just_before_idle_is_fetched_within_two_seconds(
 ) -> None:
     poller = _MailAfterTheLastSearch(dovecot, sessions)
     with running(poller):
-        assert wait_for(lambda: poller.appended_at is not None, timeout=30)
-        assert wait_for(lambda: raw_count(sessions) == 1, timeout=30)
+        assert wait_until(lambda: poller.appended_at is not None, timeout=30)
+        assert wait_until(lambda: raw_count(sessions) == 1, timeout=30)
         assert poller.appended_at is not None
         elapsed = time.monotonic() - poller.appended_at
-        assert wait_for(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE)
+        assert wait_until(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE)
     assert elapsed < 2.0, f"stored {elapsed:.1f} s after it arrived"
 
 

@@ -28,8 +28,8 @@ from tests.intake.imap_helpers import (
     seen_count,
     state_of,
     status_of,
-    wait_for,
 )
+from tests.loopback import wait_until
 from tests.servers.dovecot import DovecotServer
 from tests.servers.fixtures import DovecotFactory
 
@@ -41,12 +41,12 @@ def test_mail_appended_while_idling_is_stored_within_two_seconds(
 ) -> None:
     poller = poller_for(dovecot, sessions)
     with running(poller):
-        assert wait_for(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE)
+        assert wait_until(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE)
         started = time.monotonic()
         uid = dovecot.append("alice", "INBOX", mail(1))
-        assert wait_for(lambda: raw_count(sessions) == 1, timeout=2.0), "not stored within 2 s"
+        assert wait_until(lambda: raw_count(sessions) == 1, timeout=2.0), "not stored within 2 s"
         elapsed = time.monotonic() - started
-        assert wait_for(lambda: seen_count(dovecot, "alice") == 1, timeout=2.0)
+        assert wait_until(lambda: seen_count(dovecot, "alice") == 1, timeout=2.0)
     (row,) = raw_rows(sessions)
     uidvalidity = dovecot.uidvalidity("alice")
     assert row.source == "imap:alice"
@@ -70,8 +70,8 @@ def test_a_thousand_waiting_mails_are_stored_exactly_once(
     poller.fetch_once()  # the mailbox is added empty; what arrives from now on is new mail
     dovecot.append_many("alice", "INBOX", (mail(n, size=(n % 7) * 900) for n in range(1000)))
     with running(poller):
-        assert wait_for(lambda: raw_count(sessions) >= 1000, timeout=60)
-        assert wait_for(lambda: seen_count(dovecot, "alice") == 1000, timeout=10)
+        assert wait_until(lambda: raw_count(sessions) >= 1000, timeout=60)
+        assert wait_until(lambda: seen_count(dovecot, "alice") == 1000, timeout=10)
     rows = raw_rows(sessions)
     assert len(rows) == 1000
     assert len({row.source_key for row in rows}) == 1000
@@ -89,9 +89,9 @@ def test_polls_a_server_without_idle(
     server = dovecot_factory(capabilities=["IMAP4rev1", "LITERAL+", "UIDPLUS", "MOVE"])
     poller = poller_for(server, sessions, poll_interval=0.3)
     with running(poller):
-        assert wait_for(lambda: state_of(sessions, "alice") is MailboxConnState.POLLING)
+        assert wait_until(lambda: state_of(sessions, "alice") is MailboxConnState.POLLING)
         server.append("alice", "INBOX", mail(1))
-        assert wait_for(lambda: raw_count(sessions) == 1, timeout=3)
+        assert wait_until(lambda: raw_count(sessions) == 1, timeout=3)
     status = status_of(sessions, "alice")
     assert status is not None and status.idle_supported is False
 
@@ -99,7 +99,7 @@ def test_polls_a_server_without_idle(
 def test_stop_returns_promptly_while_idling(dovecot: DovecotServer, sessions: Sessions) -> None:
     poller = poller_for(dovecot, sessions, idle_timeout=600)
     with running(poller, stop_within=2.0) as stop:
-        assert wait_for(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE)
+        assert wait_until(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE)
         stop.set()
 
 
@@ -293,9 +293,9 @@ def test_on_postgresql_with_a_uidvalidity_above_two_to_the_31(
     dovecot.recreate_mailbox("alice", uidvalidity=big)
     dovecot.append_many("alice", "INBOX", (mail(n) for n in range(50)))
     with running(poller):
-        assert wait_for(lambda: raw_count(pg_sessions) == 50, timeout=20)
+        assert wait_until(lambda: raw_count(pg_sessions) == 50, timeout=20)
         dovecot.append("alice", "INBOX", mail(50))
-        assert wait_for(lambda: raw_count(pg_sessions) == 51, timeout=3)
+        assert wait_until(lambda: raw_count(pg_sessions) == 51, timeout=3)
     status = status_of(pg_sessions, "alice")
     assert status is not None and (status.uidvalidity, status.stored_count) == (big, 51)
     assert raw_rows(pg_sessions)[0].source_key == f"imap:alice:{big}:1"
@@ -307,14 +307,14 @@ def test_a_poller_run_again_resumes_where_another_process_left_the_mailbox(
     # Two daemons share the mailbox: `a` reads it, loses the election, `b` reads on, `a` wins again.
     a, b = (MailboxPoller(config_for(dovecot), RawStore(sessions), sessions, holder=h) for h in "ab")
     with running(a):
-        assert wait_for(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE)
+        assert wait_until(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE)
     with running(b):
-        assert wait_for(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE)
+        assert wait_until(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE)
         dovecot.append_many("alice", "INBOX", (mail(n) for n in range(3)))
-        assert wait_for(lambda: getattr(status_of(sessions, "alice"), "last_uid", 0) == 3)
+        assert wait_until(lambda: getattr(status_of(sessions, "alice"), "last_uid", 0) == 3)
     with running(a):
-        assert wait_for(lambda: getattr(status_of(sessions, "alice"), "holder", None) == "a")
-        assert wait_for(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE)
+        assert wait_until(lambda: getattr(status_of(sessions, "alice"), "holder", None) == "a")
+        assert wait_until(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE)
     status = status_of(sessions, "alice")
     assert status is not None
     # It started from the record, not from what it knew before: nothing was read twice.

@@ -7,15 +7,10 @@ a new UIDVALIDITY, a refused login next to a healthy mailbox, a raw queue that c
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,19 +19,19 @@ from intake.errors import StoreError
 from intake.imap_poller import MailboxPoller
 from intake.store import Incoming, RawStore, StoreResult
 from models.mailbox_state import MailboxConnState
-from tests.conftest import REPO_ROOT
 from tests.intake.imap_helpers import (
     config_for,
     mail,
     poller_for,
+    poller_process,
     raw_count,
     raw_rows,
     running,
     seen_count,
     state_of,
     status_of,
-    wait_for,
 )
+from tests.loopback import wait_until
 from tests.servers.dovecot import DovecotServer
 
 Sessions = sessionmaker[Session]
@@ -71,7 +66,7 @@ def test_server_gone_in_the_middle_of_a_batch(
     poller.fetch_once()
     dovecot.append_many("alice", "INBOX", (mail(n, size=(n % 5) * 2000) for n in range(total)))
     with running(poller):
-        assert wait_for(lambda: state_of(sessions, "alice") is MailboxConnState.BACKOFF, timeout=30)
+        assert wait_until(lambda: state_of(sessions, "alice") is MailboxConnState.BACKOFF, timeout=30)
         status = status_of(sessions, "alice")
         assert status is not None and status.last_error and status.failures >= 1
         # The batch 51-100 is stored, but not flagged: the cursor stays below it.
@@ -79,43 +74,12 @@ def test_server_gone_in_the_middle_of_a_batch(
         assert raw_count(sessions) == 2 * batch
         dovecot.start()
         assert seen_count(dovecot, "alice") == batch
-        assert wait_for(lambda: raw_count(sessions) >= total, timeout=60)
-        assert wait_for(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE, timeout=10)
+        assert wait_until(lambda: raw_count(sessions) >= total, timeout=60)
+        assert wait_until(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE, timeout=10)
     assert_each_once(sessions, total)
     assert seen_count(dovecot, "alice") == total
     status = status_of(sessions, "alice")
     assert status is not None and status.duplicate_count == batch  # 51-100, fetched again
-
-
-@contextmanager
-def poller_process(
-    db_url: str, config: dict[str, Any], log: Path, *, pause_after_commit: float = 0.0
-) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.intake.imap_child",
-                db_url,
-                json.dumps(config),
-                str(pause_after_commit),
-            ],
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.mark.slow
@@ -139,7 +103,7 @@ def test_poller_killed_in_the_middle_of_a_batch(
     log = tmp_path / "poller.log"
     # The first process dawdles after each commit, so the kill falls between a commit and its flag.
     with poller_process(db_url, config, log, pause_after_commit=5.0) as first:
-        assert wait_for(lambda: raw_count(sessions) >= 50, timeout=30), log.read_text()
+        assert wait_until(lambda: raw_count(sessions) >= 50, timeout=30), log.read_text()
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
     stored_at_kill = raw_count(sessions)
@@ -147,8 +111,8 @@ def test_poller_killed_in_the_middle_of_a_batch(
     assert stored_at_kill < total
     assert flagged_at_kill < stored_at_kill, "the kill did not fall between a commit and its flag"
     with poller_process(db_url, config, log):
-        assert wait_for(lambda: raw_count(sessions) >= total, timeout=60), log.read_text()
-        assert wait_for(lambda: seen_count(dovecot, "alice") == total, timeout=10)
+        assert wait_until(lambda: raw_count(sessions) >= total, timeout=60), log.read_text()
+        assert wait_until(lambda: seen_count(dovecot, "alice") == total, timeout=10)
     assert_each_once(sessions, total)
     status = status_of(sessions, "alice")
     assert status is not None and status.state is MailboxConnState.STOPPED
@@ -164,12 +128,12 @@ def test_new_uidvalidity_reads_the_folder_again_without_duplicates(
     poller.fetch_once()
     dovecot.append_many("alice", "INBOX", (mail(n) for n in range(5)))
     with running(poller):
-        assert wait_for(lambda: raw_count(sessions) == 5)
+        assert wait_until(lambda: raw_count(sessions) == 5)
         new = dovecot.recreate_mailbox("alice")
-        assert wait_for(lambda: getattr(status_of(sessions, "alice"), "uidvalidity", None) == new)
-        assert wait_for(lambda: getattr(status_of(sessions, "alice"), "duplicate_count", 0) == 5)
+        assert wait_until(lambda: getattr(status_of(sessions, "alice"), "uidvalidity", None) == new)
+        assert wait_until(lambda: getattr(status_of(sessions, "alice"), "duplicate_count", 0) == 5)
         dovecot.append("alice", "INBOX", mail(99))
-        assert wait_for(lambda: raw_count(sessions) == 6)
+        assert wait_until(lambda: raw_count(sessions) == 6)
     assert_each_once(sessions, 6)
     assert any("UIDVALIDITY CHANGED" in record.getMessage() for record in caplog.records)
 
@@ -183,15 +147,15 @@ def test_refused_login_is_reported_retried_and_the_other_mailbox_works(
     healthy = poller_for(dovecot, sessions, user="bob")
     with running(refused), running(healthy):
         # Dovecot slows down repeated failures from one address (about 4.5 s each).
-        assert wait_for(lambda: getattr(status_of(sessions, "alice"), "failures", 0) >= 2, timeout=30)
+        assert wait_until(lambda: getattr(status_of(sessions, "alice"), "failures", 0) >= 2, timeout=30)
         status = status_of(sessions, "alice")
         assert status is not None and status.state is MailboxConnState.AUTH_FAILED
         assert status.last_error == "login refused: [AUTHENTICATIONFAILED] Authentication failed."
-        assert wait_for(lambda: state_of(sessions, "bob") is MailboxConnState.IDLE)
+        assert wait_until(lambda: state_of(sessions, "bob") is MailboxConnState.IDLE)
         dovecot.append("bob", "INBOX", mail(1))
-        assert wait_for(lambda: raw_count(sessions, "imap:bob") == 1, timeout=3)
+        assert wait_until(lambda: raw_count(sessions, "imap:bob") == 1, timeout=3)
         dovecot.set_password("alice", "not-the-password")  # the admin fixes it on the server
-        assert wait_for(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE, timeout=30)
+        assert wait_until(lambda: state_of(sessions, "alice") is MailboxConnState.IDLE, timeout=30)
     messages = [record.getMessage() for record in caplog.records]
     refusals = [m for m in messages if m.startswith("IMAP alice LOGIN FAILED")]
     assert len(refusals) == 1, "a refused login is logged once, not once per retry"
@@ -216,11 +180,11 @@ def test_mail_that_cannot_be_stored_stays_on_the_server(dovecot: DovecotServer, 
     poller.fetch_once()
     dovecot.append_many("alice", "INBOX", (mail(n) for n in range(3)))
     with running(poller):
-        assert wait_for(lambda: state_of(sessions, "alice") is MailboxConnState.BACKOFF)
+        assert wait_until(lambda: state_of(sessions, "alice") is MailboxConnState.BACKOFF)
         status = status_of(sessions, "alice")
         assert status is not None and status.last_error and "cannot store mail" in status.last_error
         assert seen_count(dovecot, "alice") == 0
         store.down = False
-        assert wait_for(lambda: raw_count(sessions) == 3)
-        assert wait_for(lambda: seen_count(dovecot, "alice") == 3)
+        assert wait_until(lambda: raw_count(sessions) == 3)
+        assert wait_until(lambda: seen_count(dovecot, "alice") == 3)
     assert_each_once(sessions, 3)

@@ -29,7 +29,8 @@ from intake.smtp_server import SmtpListener
 from models.raw_message import RawMessage
 from tests.conftest import REPO_ROOT
 from tests.intake.daemon_harness import START_TIMEOUT, Desk
-from tests.mail import SUPPORT, free_port, make_mail, wait_until
+from tests.loopback import free_port, wait_until
+from tests.mail import SUPPORT, make_mail, wait_for_listener
 
 Start = Callable[..., tuple[App, SmtpListener]]
 
@@ -369,16 +370,7 @@ def _serve(desk: Desk, log: Path, nofile: int | None = None, **smtp: object) -> 
 
 
 def _wait_ready(desk: Desk, proc: subprocess.Popen[bytes], log: Path) -> None:
-    def ready() -> bool:
-        assert proc.poll() is None, f"helpdesk serve exited early:\n{log.read_text()}"
-        try:
-            with smtplib.SMTP("127.0.0.1", desk.smtp_port, timeout=2) as client:
-                client.noop()
-        except OSError:
-            return False
-        return True
-
-    assert wait_until(ready, START_TIMEOUT, 0.1), f"helpdesk serve did not start:\n{log.read_text()}"
+    wait_for_listener(desk.smtp_port, proc, log, START_TIMEOUT)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -20,7 +20,8 @@ from intake.smtp_server import SmtpListener
 from models.db import create_db_engine, migrate
 from models.raw_message import RawMessage
 from tests.conftest import Clock, desk_settings
-from tests.mail import SUPPORT, free_port, make_mail, wait_until
+from tests.loopback import free_port, wait_until
+from tests.mail import SUPPORT, make_mail, send_mail, wait_for_listener
 from tests.servers.postgres import PostgresCluster
 
 
@@ -97,8 +98,7 @@ def test_temporary_failure_451_when_the_database_cannot_store(
         blocker.rollback()
         blocker.close()
     # The client retries later, as MTAs do after a 4xx, and this time the mail is kept.
-    with smtplib.SMTP("127.0.0.1", port) as client:
-        assert client.sendmail("alice@example.com", [SUPPORT], make_mail()) == {}
+    send_mail(port, make_mail(), sender="alice@example.com")
     assert raw_count(app) == 1
 
 
@@ -160,19 +160,6 @@ def _serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    def ready() -> bool:
-        assert proc.poll() is None, "helpdesk serve exited early"
-        try:
-            with smtplib.SMTP("127.0.0.1", port, timeout=1) as client:
-                client.noop()
-            return True
-        except OSError:
-            return False
-
-    assert wait_until(ready, timeout, 0.1), "the listener did not come up"
-
-
 def test_250_means_committed_even_if_the_daemon_is_killed_right_after(tmp_path: Path) -> None:
     port = free_port()
     config = _write_config(tmp_path, port)
@@ -185,7 +172,7 @@ def test_250_means_committed_even_if_the_daemon_is_killed_right_after(tmp_path: 
     assert init.returncode == 0, init.stderr
     proc = _serve(config, log)
     try:
-        _wait_listening(port, proc)
+        wait_for_listener(port, proc)
         with smtplib.SMTP("127.0.0.1", port) as client:
             client.sendmail("alice@example.com", [SUPPORT], make_mail(message_id="<kill-test@example.com>"))
             proc.send_signal(signal.SIGKILL)  # the instant the 250 is in: no graceful anything
@@ -202,7 +189,7 @@ def test_250_means_committed_even_if_the_daemon_is_killed_right_after(tmp_path: 
     # Started again, the daemon finishes the job: a ticket and an acknowledgment.
     proc = _serve(config, log)
     try:
-        _wait_listening(port, proc)
+        wait_for_listener(port, proc)
         sent = tmp_path / "var" / "sent" / "new"
         assert wait_until(lambda: sent.is_dir() and len(list(sent.iterdir())) == 1, 60), log.read_text()
     finally:

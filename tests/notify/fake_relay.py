@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
+from tests.loopback import wait_until
+
 
 @dataclass
 class Misbehaviour:
@@ -90,9 +92,7 @@ class FakeRelay:
             await asyncio.wait(tasks, timeout=2)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Taken]:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: len(self.received) >= count, timeout)
         return list(self.received)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

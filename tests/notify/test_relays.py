@@ -18,7 +18,8 @@ from sqlalchemy import select
 from helpdesk.app import App
 from models.outbox import OutboxMessage, OutboxStatus
 from tests.conftest import Clock, deliver
-from tests.mail import make_mail, wait_until
+from tests.loopback import wait_until
+from tests.mail import make_mail
 from tests.notify.fake_relay import FakeRelay, Misbehaviour
 
 

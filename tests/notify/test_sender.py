@@ -76,7 +76,7 @@ def test_5xx_fails_at_once(smtp_app: App, sink: SmtpSink) -> None:
 
 
 def test_connection_refused_is_retried_until_the_deadline(make_app: Callable[..., App], clock: Clock) -> None:
-    from tests.mail import free_port
+    from tests.loopback import free_port
 
     app = make_app(outgoing={"url": f"smtp://127.0.0.1:{free_port()}?tls=none", "retry_for": "10m"})
     deliver(app, make_mail())

@@ -1,4 +1,4 @@
-"""What both private servers need: free loopback ports, short temp dirs, privilege handling, waiting.
+"""What both private servers need: short temp dirs, privilege handling, their logs.
 
 Dovecot and PostgreSQL both refuse to run their workers as root, and both put unix sockets
 under their run directory; a socket path must fit in `sun_path` (108 bytes on Linux), so temp
@@ -10,13 +10,8 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-
-LOOPBACK = "127.0.0.1"
 
 # Room for a base dir plus e.g. "/run/login/imap-login" or "/.s.PGSQL.54321" inside sun_path.
 _MAX_TEMP_PREFIX = 40
@@ -53,35 +48,6 @@ def short_tempdir(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     path.chmod(0o755)
     return path
-
-
-def free_port() -> int:
-    """A TCP port on the loopback that nothing listens on right now.
-
-    There is a window between closing this probe and the server binding the port; the harnesses
-    retry a start that failed because someone else took it.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
-
-
-def port_open(port: int, host: str = LOOPBACK) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 def chown(path: Path, user: pwd.struct_passwd) -> None:

@@ -31,19 +31,16 @@ from typing import IO
 
 from imapclient import IMAPClient
 
+from tests.loopback import LOOPBACK, free_port, port_open, wait_until
 from tests.servers.common import (
-    LOOPBACK,
     ServerUnavailable,
     account,
     chown,
     current_account,
-    free_port,
     is_root,
-    port_open,
     remove_tree,
     short_tempdir,
     tail,
-    wait_until,
 )
 
 DEFAULT_USERS: Mapping[str, str] = {

@@ -23,13 +23,12 @@ from types import TracebackType
 import psycopg
 from psycopg import sql
 
+from tests.loopback import LOOPBACK, free_port
 from tests.servers.common import (
-    LOOPBACK,
     ServerUnavailable,
     account,
     chown,
     current_account,
-    free_port,
     is_root,
     remove_tree,
     short_tempdir,
