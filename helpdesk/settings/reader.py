@@ -7,7 +7,7 @@ One grammar for every section, `[sla]` and `[[imap]]` included:
   time, a day is a business day and weeks are not counted (`parse_duration`);
 - a size is a number of bytes or a text with a binary unit: `"512KB"`, `"25MB"`, `"1GiB"`;
 - a boolean is `true` or `false`. The environment can carry only text, so there (`EnvText`) the
-  words true/yes/on/1 and false/no/off/0 count too;
+  words true/yes/on and false/no/off count too;
 - a date is a TOML date or its text, `2026-12-24`;
 - a path is text, relative to the directory of the configuration file.
 
@@ -32,8 +32,8 @@ SECOND, MINUTE, HOUR, DAY, WEEK = 1.0, 60.0, 3600.0, 86400.0, 604800.0
 KIB = 1024
 SIZE_UNITS = {"": 1, "b": 1, "k": KIB, "kb": KIB, "kib": KIB, "m": KIB**2, "mb": KIB**2, "mib": KIB**2}
 SIZE_UNITS |= {"g": KIB**3, "gb": KIB**3, "gib": KIB**3}
-TRUE_WORDS = ("true", "yes", "on", "1")
-FALSE_WORDS = ("false", "no", "off", "0")
+TRUE_WORDS = ("true", "yes", "on")
+FALSE_WORDS = ("false", "no", "off")
 
 _NUMBER = r"\d+(?:\.\d+)?"
 _DURATION = re.compile("".join(f"(?:(?P<{unit}>{_NUMBER}){unit})?" for unit in "wdhms"))
@@ -96,9 +96,9 @@ def parse_texts(value: Any) -> tuple[str, ...]:
 
 
 def parse_size(value: Any) -> int:
-    """Bytes: a whole number, or a text with a binary unit ("512KB", "25MB", "1 GiB")."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
+    """Bytes: a number, or a text with a binary unit ("512KB", "25MB", "1 GiB")."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return int(value)
     match = _SIZE.fullmatch("".join(str(value).split()).lower()) if isinstance(value, str) else None
     if match is None or match.group(2) not in SIZE_UNITS:
         raise ValueError(f'must be a size like 26214400, "25MB" or "512KB", got {value!r}')
