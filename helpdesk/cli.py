@@ -31,7 +31,6 @@ from helpdesk.views import (
     ticket_detail,
     ticket_summary,
 )
-from intake.assignment import open_loads
 from intake.errors import MailboxError, StoreError
 from intake.imap_state import MailboxStatus, mailbox_statuses
 from intake.ingest import (
@@ -45,8 +44,6 @@ from intake.ingest import (
     from_stream,
     store_all,
 )
-from intake.roster import change_technician, coordinators, import_people, staff
-from intake.training_data import examples_from_db
 from intake.worker import WorkReport, requeue
 from models.base import utcnow
 from models.budget import HeldNotice
@@ -59,6 +56,9 @@ from routing.model_store import ModelStore
 from routing.people import PeopleError, parse_people_toml
 from routing.rule_errors import RulesError
 from routing.shifts import is_on_shift
+from tickets.assignment import open_loads
+from tickets.roster import change_technician, coordinators, import_people, staff
+from tickets.training_data import examples_from_db
 
 EX_CONFIG = 78
 EX_SOFTWARE = 70
@@ -358,7 +358,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             oldest = session.scalar(
                 select(func.min(RawMessage.received_at)).where(RawMessage.status == RawStatus.RECEIVED)
             )
-            automatic = app.desk.budgets.report(session, utcnow()).as_dict()
+            automatic = app.mailer.budgets.report(session, utcnow()).as_dict()
             automatic["held_notices_pending"] = int(
                 session.scalar(
                     select(func.count()).select_from(HeldNotice).where(HeldNotice.digested_at.is_(None))

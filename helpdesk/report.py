@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from helpdesk.terminal import cell
-from intake.sla_timer import OPEN_STATUSES, ticket_facts
 from models.raw_message import RawMessage, RawStatus
-from models.ticket import Ticket
+from models.ticket import OPEN_STATUSES, Ticket
 from routing.sla import SlaConfig, sla_outcome
+from tickets.sla_timer import ticket_facts
 
 
 def _hours(values: list[float]) -> dict[str, float | None]:

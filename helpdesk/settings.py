@@ -26,7 +26,8 @@ from sqlalchemy.engine import make_url
 
 from intake.authentication import SenderAuthConfig
 from intake.config import IntakeConfig, SessionLimits, SmtpListenConfig
-from intake.imap_config import ImapConfigError, ImapMailboxConfig, load_mailboxes
+from intake.errors import ImapConfigError
+from intake.imap_config import ImapMailboxConfig, load_mailboxes
 from models.db import DatabaseConfig
 from notify.config import LimitsConfig, MailIdentity, OutgoingConfig, SmtpOutConfig, TokenConfig
 from routing.config import DEFAULT_CATEGORIES, RoutingConfig

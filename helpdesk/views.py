@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from helpdesk.terminal import cell
-from intake.authentication import SenderAuth
 from models.message import Message
 from models.outbox import OutboxMessage, OutboxStatus
 from models.raw_message import RawMessage
+from models.sender_auth import SenderAuth
 from models.ticket import Ticket
 
 # What became of an outgoing mail, in the words `tickets show` uses.

@@ -43,6 +43,7 @@ from models.base import utcnow
 from models.claims import holder_name
 from models.outbox import OutboxMessage, OutboxStatus
 from notify.config import MailIdentity, OutgoingConfig, SmtpOutConfig
+from notify.errors import OutgoingConfigError, PermanentError, TransactionTimeout, TransientError
 from notify.tokens import bounce_token
 
 if TYPE_CHECKING:
@@ -59,14 +60,6 @@ QUIT_TIMEOUT = 5.0
 STOP_GRACE = 5.0
 # Of a relay's reply, this much is kept in the row's last_error.
 RELAY_WORDS_MAX = 1000
-
-
-class TransientError(Exception):
-    """Try again later (4yz reply, connection trouble)."""
-
-
-class PermanentError(Exception):
-    """Do not try again (5yz reply)."""
 
 
 class Transport(Protocol):
@@ -126,10 +119,6 @@ def relay_words(text: bytes | str) -> str:
         text = text.decode("utf-8", "replace")
     lines = ("".join(c if c.isprintable() else "?" for c in line) for line in text.splitlines())
     return " / ".join(lines)[:RELAY_WORDS_MAX]
-
-
-class TransactionTimeout(TimeoutError):
-    """The transaction's deadline passed (smtplib reports it as a lost connection)."""
 
 
 class _Deadline:
@@ -293,7 +282,7 @@ def make_transport(config: OutgoingConfig) -> Transport:
         return SmtpTransport(config.smtp)
     if config.maildir is not None:
         return MaildirTransport(config.maildir)
-    raise ValueError("outgoing mail has neither a maildir nor an SMTP relay configured")
+    raise OutgoingConfigError("outgoing mail has neither a maildir nor an SMTP relay configured")
 
 
 @dataclass

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from routing.errors import RoutingError
 from routing.facts import DEFAULT_CATEGORY
 from routing.shifts import Schedule, ShiftSpecError, check_timezone, parse_schedule
 
@@ -53,7 +54,7 @@ SETTING_KEYS = (
 )
 
 
-class PeopleError(ValueError):
+class PeopleError(RoutingError, ValueError):
     """The roster or a setting is invalid; `problems` lists every problem, one line each."""
 
     def __init__(self, problems: Iterable[str]) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from models.ticket import Priority, TicketStatus
+from models.ticket import DONE_STATUSES, PAUSED_STATUSES, Priority, TicketStatus
 from routing.calendar import (
     NO_HOLIDAYS,
     BusinessHours,
@@ -39,6 +39,7 @@ from routing.calendar import (
     add_business_time,
     business_time_between,
 )
+from routing.errors import RoutingError
 from routing.shifts import Schedule, ShiftSpecError, check_timezone, parse_schedule, require_aware
 
 T = TypeVar("T")
@@ -75,9 +76,6 @@ DEFAULT_TARGETS: Mapping[Priority, tuple[str, str, bool]] = {
     Priority.LOW: ("2d", "10d", True),
 }
 CALENDAR_DAY = timedelta(days=1)
-# The statuses in which the resolution clock stands still, and those that end the SLA.
-PAUSED_STATUSES = frozenset({TicketStatus.WAITING, TicketStatus.RESOLVED, TicketStatus.CLOSED})
-FINISHED_STATUSES = frozenset({TicketStatus.RESOLVED, TicketStatus.CLOSED})
 
 SLA_KEYS = ("enabled", "timezone", "hours", "holidays", "country", "subdivision", "business_day", "warn_at")
 TARGET_KEYS = ("first_response", "resolution", "business_hours")
@@ -85,7 +83,7 @@ TARGET_KEYS = ("first_response", "resolution", "business_hours")
 _DURATION_RE = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?$")
 
 
-class SlaConfigError(ValueError):
+class SlaConfigError(RoutingError, ValueError):
     """The `[sla]` settings are invalid; `problems` names the key of each problem."""
 
     def __init__(self, problems: Sequence[str]) -> None:
@@ -219,7 +217,7 @@ def due_times(
 def sla_state(facts: SlaFacts, now: datetime, config: SlaConfig) -> list[SlaAction]:
     """The SLA steps due for this ticket at `now` that are not in `facts.steps_done`."""
     require_aware(now)
-    if not config.enabled or facts.status in FINISHED_STATUSES:
+    if not config.enabled or facts.status in DONE_STATUSES:
         return []
     target = config.target(facts.priority)
     actions: list[SlaAction] = []
@@ -284,7 +282,7 @@ def sla_outcome(facts: SlaFacts, now: datetime, config: SlaConfig) -> SlaOutcome
     """
     require_aware(now)
     target = config.target(facts.priority)
-    finished = facts.status in FINISHED_STATUSES and facts.resolved_at is not None
+    finished = facts.status in DONE_STATUSES and facts.resolved_at is not None
     until = facts.resolved_at if finished and facts.resolved_at is not None else now
     first_due, resolution_due = due_times(
         facts.created_at, facts.priority, config, paused=_paused_time(facts, until, target, config)

@@ -16,13 +16,13 @@ import pytest
 from sqlalchemy import select
 
 from helpdesk.app import App
-from intake.roster import import_people
-from intake.smtp_server import SmtpListener
+from intake.smtp_listener import SmtpListener
 from models.ticket import Ticket, TicketStatus
 from routing.people import parse_people_toml
 from tests.conftest import Clock
 from tests.desk.test_backscatter import ROSTER, TUESDAY_MORNING
 from tests.mail import SUPPORT, Received, SmtpSink, free_port, make_mail
+from tickets.roster import import_people
 
 MX = "mx.example.test"
 

@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import select
 
 from helpdesk.app import App
-from intake.roster import import_people
-from intake.smtp_server import SmtpListener
+from intake.smtp_listener import SmtpListener
 from models.ticket import Ticket, TicketStatus
 from routing.people import parse_people_toml
 from tests.conftest import Clock
 from tests.mail import SUPPORT, Received, SmtpSink, free_port, make_mail
+from tickets.roster import import_people
 
 # Tuesday 24 November 2026, 10:00 in Warsaw (09:00 UTC).
 TUESDAY_MORNING = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

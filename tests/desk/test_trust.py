@@ -17,17 +17,17 @@ from sqlalchemy import select, update
 
 from helpdesk.app import App
 from helpdesk.settings import SettingsError, build_settings, env_overrides
-from intake.roster import change_technician, import_people
 from models.message import Message, MessageKind
 from models.outbox import OutboxMessage
 from models.people import CoordinatorRow, TechnicianRow
 from models.ticket import Participant, Ticket, TicketStatus
-from notify.tokens import Token, verify
+from notify.tokens import Token, TokenKind, verify
 from routing.people import parse_people_toml
 from tests.conftest import REPO_ROOT, Clock, deliver
 from tests.desk import test_technicians as conversation
 from tests.desk.test_technicians import Desk, polish_printer_ticket, reply
 from tests.mail import SUPPORT, make_mail, parse
+from tickets.roster import change_technician, import_people
 
 desk = conversation.desk  # the same desk: roster, rules, SMTP listener and sink
 
@@ -121,7 +121,7 @@ def test_a_work_token_without_an_issue_day_lives_from_our_newest_mail_to_its_hol
     secret = desk.app.settings.identity.secret
     current = verify(secret, reply_address(assignment).split("+", 1)[1].split("@")[0])
     assert current is not None and current.issued is not None
-    legacy = Token("w", number, current.who).text(secret)
+    legacy = Token(TokenKind.WORK, number, current.who).text(secret)
     address = f"support+{legacy}@example.test"
     with desk.app.sessions() as s:  # the assignment mail as a version without token days wrote it
         row = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "assignment")).one()

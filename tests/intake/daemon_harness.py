@@ -28,7 +28,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake.imap_state import MailboxStatus, mailbox_statuses
-from intake.store import extract_message_id
+from intake.raw_queue import extract_message_id
 from models.db import DatabaseConfig, create_db_engine, migrate, read_only, session_factory
 from models.mailbox_state import MailboxConnState
 from models.outbox import OutboxMessage

@@ -17,7 +17,7 @@ from types import FrameType
 
 from intake.imap_config import ImapMailboxConfig
 from intake.imap_poller import MailboxPoller
-from intake.store import RawStore
+from intake.raw_queue import RawStore
 from models.db import DatabaseConfig, create_db_engine, session_factory
 
 

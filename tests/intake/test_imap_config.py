@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from helpdesk.settings import build_settings
-from intake.errors import MailboxAuthError
-from intake.imap_config import ImapConfigError, ImapMailboxConfig, load_mailboxes, resolve_credential
+from intake.errors import ImapConfigError, MailboxAuthError
+from intake.imap_config import ImapMailboxConfig, load_mailboxes, resolve_credential
 from intake.imap_poller import backoff_delay
 
 EXAMPLE = """

@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import func, select
 
 from helpdesk.app import App
-from intake.smtp_server import SmtpListener
+from intake.smtp_listener import SmtpListener
 from models.raw_message import RawMessage
 from tests.conftest import REPO_ROOT
 from tests.intake.daemon_harness import START_TIMEOUT, Desk
