@@ -16,8 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.people import CoordinatorRow, TechnicianRow
-from routing.people import Coordinator, People, Technician, apply_settings
+from routing.people import Coordinator, People, Technician
 from routing.shifts import parse_schedule
+from routing.technician_settings import apply_settings
 from tickets.errors import UnknownPerson
 
 

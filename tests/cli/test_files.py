@@ -22,7 +22,8 @@ import pytest
 from helpdesk.cli import main
 from models.db import DatabaseConfig, create_db_engine, migrate
 from notify.sender import MaildirTransport
-from routing.model_store import ModelStore, atomic_write
+from routing.model_files import atomic_write
+from routing.model_store import ModelStore
 from tests.conftest import REPO_ROOT
 from tests.mail import free_port, make_mail, wait_until
 

@@ -78,7 +78,7 @@ category = "printing"
 
 
 @dataclass
-class Desk:
+class TechnicianDesk:
     app: App
     sink: SmtpSink
     port: int
@@ -107,7 +107,7 @@ class Desk:
 
 
 @pytest.fixture
-def desk(make_app: Callable[..., App], tmp_path: Path, clock: Clock) -> Iterator[Desk]:
+def desk(make_app: Callable[..., App], tmp_path: Path, clock: Clock) -> Iterator[TechnicianDesk]:
     clock.now = TUESDAY_MORNING
     rules = tmp_path / "rules.toml"
     rules.write_text(RULES)
@@ -125,12 +125,12 @@ def desk(make_app: Callable[..., App], tmp_path: Path, clock: Clock) -> Iterator
         listener = SmtpListener(app.settings.smtp, app.store, app.settings.identity)
         listener.start()
         try:
-            yield Desk(app, sink, port, clock)
+            yield TechnicianDesk(app, sink, port, clock)
         finally:
             listener.stop()
 
 
-def polish_printer_ticket(desk: Desk) -> tuple[int, EmailMessage]:
+def polish_printer_ticket(desk: TechnicianDesk) -> tuple[int, EmailMessage]:
     desk.send(
         make_mail(
             sender="Zofia Kowalska <zofia@klient.example.pl>",
@@ -159,7 +159,7 @@ def reply(
     )
 
 
-def test_polish_printer_ticket_goes_to_the_polish_printing_expert_on_shift(desk: Desk) -> None:
+def test_polish_printer_ticket_goes_to_the_polish_printing_expert_on_shift(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     ticket = desk.ticket(number)
     assert ticket.category == "printing"
@@ -184,7 +184,7 @@ def test_polish_printer_ticket_goes_to_the_polish_printing_expert_on_shift(desk:
     assert desk.mails_to("piotr@example.test") == []
 
 
-def test_status_command_and_reply_reach_the_requester_in_her_thread_in_polish(desk: Desk) -> None:
+def test_status_command_and_reply_reach_the_requester_in_her_thread_in_polish(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     reply_to = assignment["Reply-To"].addresses[0].addr_spec
     desk.send(
@@ -213,7 +213,7 @@ def test_status_command_and_reply_reach_the_requester_in_her_thread_in_polish(de
     assert relay["Reply-To"].addresses[0].addr_spec.startswith(f"support+t{number}-")
 
 
-def test_forged_from_with_a_valid_token_changes_nothing(desk: Desk) -> None:
+def test_forged_from_with_a_valid_token_changes_nothing(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     reply_to = assignment["Reply-To"].addresses[0].addr_spec
     before = len(desk.mails_to("zofia@klient.example.pl"))
@@ -231,7 +231,7 @@ def test_forged_from_with_a_valid_token_changes_nothing(desk: Desk) -> None:
     assert "refused" in desk.events(number)
 
 
-def test_valid_from_without_the_token_changes_nothing(desk: Desk) -> None:
+def test_valid_from_without_the_token_changes_nothing(desk: TechnicianDesk) -> None:
     number, _ = polish_printer_ticket(desk)
     before = len(desk.mails_to("zofia@klient.example.pl"))
     desk.send(
@@ -243,7 +243,7 @@ def test_valid_from_without_the_token_changes_nothing(desk: Desk) -> None:
     assert len(refusals) == 1
 
 
-def test_resolve_without_a_note_is_refused(desk: Desk) -> None:
+def test_resolve_without_a_note_is_refused(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     reply_to = assignment["Reply-To"].addresses[0].addr_spec
     before = len(desk.mails_to("zofia@klient.example.pl"))
@@ -261,7 +261,7 @@ def test_resolve_without_a_note_is_refused(desk: Desk) -> None:
     assert "#resolve" in text
 
 
-def test_resolution_then_the_requesters_reply_reopens(desk: Desk) -> None:
+def test_resolution_then_the_requesters_reply_reopens(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     reply_to = assignment["Reply-To"].addresses[0].addr_spec
     desk.send(
@@ -289,7 +289,7 @@ def test_resolution_then_the_requesters_reply_reopens(desk: Desk) -> None:
     assert "Niestety nadal nie drukuje" in desk.mails_to("alicja@example.test")[-1].message.get_content()
 
 
-def test_note_stays_internal_and_category_correction_is_recorded(desk: Desk) -> None:
+def test_note_stays_internal_and_category_correction_is_recorded(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     reply_to = assignment["Reply-To"].addresses[0].addr_spec
     before = len(desk.mails_to("zofia@klient.example.pl"))
@@ -316,7 +316,7 @@ def test_note_stays_internal_and_category_correction_is_recorded(desk: Desk) -> 
         )
 
 
-def test_sla_breach_escalates_to_tier_two_and_tells_the_coordinator_once(desk: Desk) -> None:
+def test_sla_breach_escalates_to_tier_two_and_tells_the_coordinator_once(desk: TechnicianDesk) -> None:
     number, _ = polish_printer_ticket(desk)
     # Normal priority: first response due 8 business hours later; the clock jumps well past it.
     desk.clock.advance(days=2)
@@ -338,7 +338,7 @@ def test_sla_breach_escalates_to_tier_two_and_tells_the_coordinator_once(desk: D
     assert "escalated" in desk.events(number)
 
 
-def test_sla_warning_reminds_the_assignee_once(desk: Desk) -> None:
+def test_sla_warning_reminds_the_assignee_once(desk: TechnicianDesk) -> None:
     number, _ = polish_printer_ticket(desk)
     # 75% of 8 business hours (first response) is 6 hours: 10:00 + 6h = 16:00 Warsaw, end of business.
     desk.clock.advance(hours=6, minutes=30)
@@ -350,7 +350,7 @@ def test_sla_warning_reminds_the_assignee_once(desk: Desk) -> None:
     assert desk.ticket(number).assignee == "alicja@example.test"
 
 
-def test_nobody_fits_tells_the_coordinator_why(desk: Desk) -> None:
+def test_nobody_fits_tells_the_coordinator_why(desk: TechnicianDesk) -> None:
     desk.send(
         make_mail(
             sender="Hans <hans@kunde.example.de>",
@@ -374,7 +374,7 @@ def test_nobody_fits_tells_the_coordinator_why(desk: Desk) -> None:
     assert "inactive" in text or "not active" in text
 
 
-def test_report_counts_what_happened(desk: Desk) -> None:
+def test_report_counts_what_happened(desk: TechnicianDesk) -> None:
     from helpdesk.report import build_report, render_report
 
     number, assignment = polish_printer_ticket(desk)
@@ -394,7 +394,7 @@ def test_report_counts_what_happened(desk: Desk) -> None:
     assert number == 1
 
 
-def test_a_technician_can_reopen_a_closed_ticket_with_a_command(desk: Desk) -> None:
+def test_a_technician_can_reopen_a_closed_ticket_with_a_command(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     reply_to = assignment["Reply-To"].addresses[0].addr_spec
     desk.send(reply("alicja@example.test", reply_to, "Re: x", "#close"), to=reply_to)

@@ -78,7 +78,7 @@ def imap_section(server: DovecotServer, user: str, **overrides: Any) -> dict[str
 
 
 def idle_past(uid: int) -> Callable[[MailboxStatus], bool]:
-    """A condition for `Desk.wait_mailbox`: everything up to `uid` handled, waiting for mail again."""
+    """A condition for `DaemonDesk.wait_mailbox`: everything up to `uid` handled, waiting for mail again."""
     return lambda status: status.last_uid >= uid and status.state is MailboxConnState.IDLE
 
 
@@ -113,7 +113,7 @@ class Outcome:
 class Served:
     """One `helpdesk serve` child process, its log file and its SMTP port."""
 
-    def __init__(self, desk: Desk, log: Path, smtp_port: int) -> None:
+    def __init__(self, desk: DaemonDesk, log: Path, smtp_port: int) -> None:
         self.desk = desk
         self.log = log
         self.smtp_port = smtp_port
@@ -181,7 +181,7 @@ class Served:
         assert refused == {}
 
 
-class Desk:
+class DaemonDesk:
     """A helpdesk installation in a directory: config, schema, and helpers to run and inspect it."""
 
     def __init__(self, root: Path, db_url: str, mailboxes: Sequence[Mapping[str, Any]]) -> None:
@@ -354,4 +354,4 @@ class Desk:
         return self.outcome()
 
 
-DeskFactory = Callable[..., Desk]
+DeskFactory = Callable[..., DaemonDesk]
