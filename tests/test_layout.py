@@ -96,3 +96,18 @@ def test_no_source_module_is_longer_than_the_limit() -> None:
             if lines > MAX_LINES and name not in NOT_COUNTED:
                 long[name] = lines
     assert long == {}
+
+
+def test_routing_decides_and_writes_nothing() -> None:
+    """Routing takes facts and returns decisions: no module of it touches the database."""
+    touching = {}
+    for path in sorted((REPO_ROOT / "routing").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        modules = {alias.name for n in ast.walk(tree) if isinstance(n, ast.Import) for alias in n.names}
+        modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        database = sorted(
+            m for m in modules if m.split(".")[0] == "sqlalchemy" or m in ("models.db", "models.tables")
+        )
+        if database:
+            touching[str(path.relative_to(REPO_ROOT))] = database
+    assert touching == {}
