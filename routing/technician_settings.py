@@ -15,15 +15,15 @@ from routing.people import (
     SHIFT_SEPARATOR,
     PeopleError,
     Technician,
-    _check_bool,
-    _check_category,
-    _check_languages,
-    _check_max_open,
-    _check_name,
-    _check_shifts,
-    _check_skill_level,
-    _check_tier,
-    _suggest,
+    check_bool,
+    check_category,
+    check_languages,
+    check_max_open,
+    check_name,
+    check_shifts,
+    check_skill_level,
+    check_tier,
+    suggest,
 )
 from routing.shifts import check_timezone
 
@@ -70,34 +70,34 @@ def apply_settings(
 
 def _apply(tech: Technician, key: str, value: str, categories: Collection[str] | None) -> Technician:
     if key.startswith("skills."):
-        category = _check_category(key.removeprefix("skills."), categories)
+        category = check_category(key.removeprefix("skills."), categories)
         skills = dict(tech.skills)
         if value.lower() in ("0", "none", ""):
             skills.pop(category, None)
         else:
-            skills[category] = _check_skill_level(category, _int_word(value))
+            skills[category] = check_skill_level(category, _int_word(value))
         return replace(tech, skills=MappingProxyType(skills))
     match key:
         case "active":
-            return replace(tech, active=_check_bool(value))
+            return replace(tech, active=check_bool(value))
         case "tier":
-            return replace(tech, tier=_check_tier(_int_word(value)))
+            return replace(tech, tier=check_tier(_int_word(value)))
         case "max_open":
-            return replace(tech, max_open=_check_max_open(_int_word(value)))
+            return replace(tech, max_open=check_max_open(_int_word(value)))
         case "name":
-            return replace(tech, name=_check_name(value))
+            return replace(tech, name=check_name(value))
         case "timezone":
             return replace(tech, timezone=check_timezone(value))
         case "languages":
-            return replace(tech, languages=_check_languages([v for v in value.split(",") if v.strip()]))
+            return replace(tech, languages=check_languages([v for v in value.split(",") if v.strip()]))
         case "shifts":
             specs = [spec for spec in value.split(SHIFT_SEPARATOR) if spec.strip()]
-            return replace(tech, schedule=_check_shifts(specs))
+            return replace(tech, schedule=check_shifts(specs))
         case "skills":
             return replace(tech, skills=MappingProxyType(_parse_skill_list(value, categories)))
         case "email":
             raise ValueError("cannot be changed: the email is the technician's identity (add a new one)")
-    raise ValueError(f"unknown setting (one of: {', '.join(SETTING_KEYS)}){_suggest(key, SETTING_KEYS)}")
+    raise ValueError(f"unknown setting (one of: {', '.join(SETTING_KEYS)}){suggest(key, SETTING_KEYS)}")
 
 
 def _parse_skill_list(value: str, categories: Collection[str] | None) -> dict[str, int]:
@@ -108,6 +108,6 @@ def _parse_skill_list(value: str, categories: Collection[str] | None) -> dict[st
         category, sep, level = item.partition(":")
         if not sep:
             raise ValueError(f'"{item}": write CATEGORY:LEVEL, e.g. network:5')
-        category = _check_category(category, categories)
-        skills[category] = _check_skill_level(category, _int_word(level))
+        category = check_category(category, categories)
+        skills[category] = check_skill_level(category, _int_word(level))
     return skills
