@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from intake.imap_config import ImapMailboxConfig
 from intake.imap_poller import MailboxPoller
 from intake.imap_state import mailbox_statuses
-from intake.store import Incoming, RawStore, StoreResult, header_message_id, split_message
+from intake.raw_queue import Incoming, RawStore, StoreResult, header_message_id, split_message
 from models.db import DatabaseConfig, create_db_engine, migrate, session_factory
 from models.mailbox_state import MailboxConnState
 from tests.loopback import wait_until

@@ -12,14 +12,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from helpdesk.settings import Settings, redact_url
-from intake.assignment import Assignment
 from intake.authentication import SenderAuthenticator
-from intake.commands import TechnicianReplies
-from intake.delivery import DeliveryFailures
-from intake.desk import Desk
 from intake.pipeline import Pipeline, Services
-from intake.sla_timer import SlaTimer
-from intake.store import RawStore
+from intake.raw_queue import RawStore
 from intake.worker import Worker
 from models.base import utcnow
 from models.db import create_db_engine, read_only, schema_is_current, session_factory
@@ -29,6 +24,11 @@ from routing.engine import Predictor, RoutingEngine
 from routing.errors import ModelError
 from routing.model_store import ModelStore
 from routing.rules_loader import RulesHolder
+from tickets.assignment import Assignment
+from tickets.delivery import DeliveryFailures
+from tickets.mailer import Mailer
+from tickets.sla_timer import SlaTimer
+from tickets.staff_replies import StaffReplies
 
 if TYPE_CHECKING:
     from intake.imap_poller import MailboxPoller
@@ -88,7 +88,7 @@ class App:
     sessions: sessionmaker[Session]
     readers: sessionmaker[Session]
     store: RawStore
-    desk: Desk
+    mailer: Mailer
     rules: RulesHolder
     pipeline: Pipeline
     models: ModelStore
@@ -129,28 +129,20 @@ def build_app(
     sessions = session_factory(engine)
     readers = session_factory(read_only(engine))
     sender = Sender(sessions, settings.outgoing, clock=clock, identity=settings.identity)
-    desk = Desk(
-        settings.identity,
-        settings.intake,
-        settings.outgoing,
-        Renderer(),
-        on_outbox=sender.wake.set,
-        limits=settings.limits,
-    )
+    mailer = Mailer(settings.identity, settings.outgoing, Renderer(), limits=settings.limits)
     rules = RulesHolder.from_config(settings.routing)
     models = ModelStore(settings.models.dir)
     router = RoutingEngine(rules, ActiveModels(models), settings.routing.thresholds)
-    assignment = Assignment(desk)
+    assignment = Assignment(mailer)
     delivery = DeliveryFailures(assignment)
     sender.on_failed = delivery.failed  # a mail that finally fails: an event and a notice, with it
     pipeline = Pipeline(
         Services(
-            desk=desk,
+            config=settings.intake,
+            mailer=mailer,
             router=router,
             assigner=assignment,
-            technician_replies=TechnicianReplies(
-                assignment, settings.routing.categories, tokens=settings.tokens
-            ),
+            staff_replies=StaffReplies(assignment, settings.routing.categories, tokens=settings.tokens),
             delivery=delivery,
             authenticator=SenderAuthenticator(settings.sender_auth),
         )
@@ -163,7 +155,7 @@ def build_app(
         sessions=sessions,
         readers=readers,
         store=store,
-        desk=desk,
+        mailer=mailer,
         rules=rules,
         pipeline=pipeline,
         models=models,

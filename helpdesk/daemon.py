@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from helpdesk.app import App
-from intake.smtp_server import SmtpListener
+from intake.smtp_listener import SmtpListener
 from models.claims import release_dead_claims
 from models.election import elected
 

@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from helpdesk.terminal import cell
-from intake.authentication import SenderAuth
 from models.message import Message
 from models.outbox import OutboxStatus
 from models.raw_message import RawMessage
+from models.sender_auth import SenderAuth
 from models.ticket import Ticket
 from tickets.queries import Delivery, TicketRecord
 

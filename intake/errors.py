@@ -1,6 +1,7 @@
 """Outcomes of intake, as exceptions caught in one place (the SMTP handler, `ingest`, the worker).
 
 IntakeError
+├── ImapConfigError       an [[imap]] mailbox is configured wrongly (also a ValueError)
 ├── StoreError            the raw queue could not store a mail: SMTP 451, `ingest` exits 75
 ├── MailboxError          an IMAP mailbox could not be read (server gone, timeout, BYE, refused SELECT)
 │   └── MailboxAuthError  the server refused our login, or no credential could be obtained
@@ -8,7 +9,11 @@ IntakeError
     ├── ParseError        the bytes could not be turned into a ParsedEmail
     ├── TooSlow           parsing took longer than the processing budget; the parser was stopped
     ├── ParserDied        the parser process died on the mail (a crash, out of memory)
-    └── CommandError      a technician's command line was malformed (reported back, not quarantined)
+    └── IsolatedFailure   the parser's process raised something else: its name and message
+
+`Finished` (pipeline) is no failure: a stage ends the run early with its outcome, and only
+`Pipeline.run` catches it. What `tickets` raises while a stage runs (`tickets.errors`), or the
+database, quarantines the mail like a PipelineError.
 """
 
 from __future__ import annotations
@@ -46,11 +51,9 @@ class ParserDied(PipelineError):
     """The child process parsing a mail ended without an answer."""
 
 
-class CommandError(PipelineError):
-    """A technician command was unknown or malformed."""
+class IsolatedFailure(PipelineError):
+    """The child's parser raised something else than ParseError; the message says what and where."""
 
-    def __init__(self, line_number: int, line: str, why: str) -> None:
-        super().__init__(f"line {line_number}: {line!r}: {why}")
-        self.line_number = line_number
-        self.line = line
-        self.why = why
+
+class ImapConfigError(IntakeError, ValueError):
+    """An [[imap]] section is wrong; the message names the mailbox and the key."""

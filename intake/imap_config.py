@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Literal
 
-from intake.errors import MailboxAuthError
+from intake.errors import ImapConfigError, MailboxAuthError
 
 TlsMode = Literal["ssl", "starttls", "none"]
 TLS_MODES: tuple[TlsMode, ...] = ("ssl", "starttls", "none")
@@ -32,10 +32,6 @@ MIN_RESPONSE_BYTES = 64 * 1024
 # Fields of the config that are not keys of an [[imap]] section.
 NOT_KEYS = frozenset({"max_message_size"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,59}$")
-
-
-class ImapConfigError(ValueError):
-    """An [[imap]] section is wrong; the message names the mailbox and the key."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from intake.errors import StoreError
 from intake.imap_bounds import ResponseBudget
 from intake.imap_client import MailNotices, expect, mark_processed
 from intake.imap_config import ImapMailboxConfig
-from intake.store import Incoming, RawStore, split_message
+from intake.raw_queue import Incoming, RawStore, split_message
 
 log = logging.getLogger("helpdesk.intake.imap")
 

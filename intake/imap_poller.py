@@ -55,7 +55,7 @@ from intake.imap_client import (
 from intake.imap_config import ImapMailboxConfig
 from intake.imap_fetch import Counts, Cursor, FetchReport, FolderFetcher
 from intake.imap_state import MailboxStateStore, MailboxStatus, StateRecorder, mailbox_statuses
-from intake.store import RawStore
+from intake.raw_queue import RawStore
 from models.base import utcnow
 from models.leases import backoff_delay, holder_name
 from models.mailbox_state import MailboxConnState

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from intake.store import Incoming, RawStore
+from intake.raw_queue import Incoming, RawStore
 
 log = logging.getLogger("helpdesk.ingest")
 

@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from intake.config import IntakeConfig
-from intake.errors import ParseError, ParserDied, PipelineError, TooSlow
-from intake.parse import ParsedEmail
+from intake.errors import IsolatedFailure, ParseError, ParserDied, TooSlow
+from models.mail import ParsedEmail
 
 log = logging.getLogger("helpdesk.isolation")
 
@@ -271,10 +271,6 @@ class ParsePool:
         if reply[1] == "parse":
             raise ParseError(reply[2])
         raise IsolatedFailure(reply[2])
-
-
-class IsolatedFailure(PipelineError):
-    """The child's parser raised something else than ParseError; the message says what and where."""
 
 
 class InProcessParser:

@@ -2,9 +2,8 @@
 
 mail-parser does the MIME walk and the header decoding. On top of it we:
 
-* turn HTML-only mail into text (inscriptis: keeps the layout of tables and lists readable);
-* re-decode text parts whose declared charset was missing or wrong (common in real mail:
-  8-bit bodies labelled us-ascii, or not labelled at all) by trying UTF-8 and then detecting;
+* turn HTML-only mail into text, and re-decode text parts whose declared charset was missing or
+  wrong (`intake.mime_text`);
 * separate the new part of a reply from quoted history and signature (`intake.quotes`);
 * cap attachments by size, count and total, recording the ones we do not keep (never silently);
 * read RFC 3464 delivery status reports so a bounce can find the mail it is about;
@@ -21,207 +20,40 @@ import hashlib
 import mimetypes
 import re
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.errors import MessageError
-from email.header import decode_header, make_header
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
-from html.parser import HTMLParser
 from typing import Any
 
-import charset_normalizer
 import mailparser
 
 from intake.config import IntakeConfig
 from intake.errors import ParseError
 from intake.language import detect_language
+from intake.mime_text import (
+    LINE_CONTROLS,
+    clean_line,
+    clean_text,
+    decode_text,
+    raw_header,
+    redecode_text_parts,
+    text_parts,
+    valid_unicode,
+)
 from intake.quotes import new_content
-from intake.store import extract_message_id
+from intake.raw_queue import extract_message_id
+from models.mail import Address, DeliveryReport, ParsedAttachment, ParsedEmail
 
 MAX_TEXT_CHARS = 1_000_000  # a body beyond this is truncated for storage and routing (the raw mail keeps it)
-MAX_HTML_CHARS = 5_000_000  # HTML converted to text; markup is a few times the text it carries
-# inscriptis keeps tables and lists readable, but within one long line its time grows with the
-# square of the line (4 s for 1.7 MB of inline markup); larger HTML is read by the plain reader.
-MAX_LAYOUT_HTML_CHARS = 1_000_000
 MAX_SUBJECT_CHARS = 1000  # RFC 5322 section 2.1.1: a line is at most 998 characters
 MAX_HEADER_CHARS = 1000  # each kept header value (routing rules and automatic-mail detection read them)
 MAX_HEADER_VALUES = 20  # values kept per header name
-MAX_RAW_HEADER_CHARS = 64_000  # a header is decoded from at most this much of its raw value
 MAX_MESSAGE_ID = 998  # RFC 5322 line length; longer ids are not ids
 MAX_REFERENCE_CHARS = 1_000_000  # of an In-Reply-To or References header (about 25,000 ids)
 MAX_ADDRESS = 254  # RFC 5321 section 4.5.3.1.3: the longest path is 256 octets with its brackets
 _MSGIDS = re.compile(r"<([^<>\s]+)>")
 _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*]+')
-# Control characters (C0, DEL, C1). Text bodies keep tab and newline; one-line fields keep none.
-_BODY_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]+")
-_LINE_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
-
-
-def clean_text(text: str) -> str:
-    """A body as it may be stored: CRLF and CR as LF, no control characters but tab and newline,
-    no lone surrogates (which no database encoding holds)."""
-    text = _BODY_CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    return _valid_unicode(text)
-
-
-def clean_line(text: str) -> str:
-    """A one-line field as it may be stored and shown: every control character a space."""
-    return _valid_unicode(_LINE_CONTROLS.sub(" ", text))
-
-
-def _valid_unicode(text: str) -> str:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates, from bytes decoded with surrogateescape
-        return text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
-@dataclass(frozen=True)
-class Address:
-    name: str
-    addr: str  # lower-cased
-
-    def __str__(self) -> str:
-        return f"{self.name} <{self.addr}>" if self.name else self.addr
-
-
-@dataclass(frozen=True)
-class ParsedAttachment:
-    filename: str  # sanitised: no path, no control characters
-    content_type: str
-    size: int
-    sha256: str
-    content: bytes | None  # None when omitted
-    omitted: str | None = None  # why the content was not kept
-
-
-@dataclass(frozen=True)
-class DeliveryReport:
-    """The parts of an RFC 3464 delivery status notification that matter to a ticket."""
-
-    original_message_id: str | None
-    recipients: tuple[str, ...]
-    action: str  # failed, delayed, delivered, relayed, expanded
-    status: str  # e.g. 5.1.1
-    diagnostic: str
-
-
-@dataclass(frozen=True)
-class ParsedEmail:
-    message_id: str | None
-    in_reply_to: tuple[str, ...]
-    references: tuple[str, ...]
-    from_: Address | None
-    reply_to: tuple[Address, ...]
-    to: tuple[Address, ...]
-    cc: tuple[Address, ...]
-    subject: str
-    date: datetime | None
-    text: str  # the whole text body
-    new_text: str  # quoted history and signature removed
-    html_only: bool
-    attachments: tuple[ParsedAttachment, ...]
-    language: str
-    content_type: str
-    headers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    report: DeliveryReport | None = None
-    defects: tuple[str, ...] = ()
-    # What was left out by the per-mail caps, counted: {"attachments": 49900, "references": ...}.
-    omitted: Mapping[str, int] = field(default_factory=dict)
-
-    @property
-    def sender(self) -> str:
-        return self.from_.addr if self.from_ else ""
-
-    @property
-    def references_all(self) -> tuple[str, ...]:
-        """In-Reply-To first, then References from the newest to the oldest, without repeats."""
-        seen: dict[str, None] = {}
-        for ref in (*self.in_reply_to, *reversed(self.references)):
-            seen.setdefault(ref, None)
-        return tuple(seen)
-
-    def header(self, name: str) -> str:
-        values = self.headers.get(name.lower())
-        return values[0] if values else ""
-
-
-def decode_text(value: Any, limit: int | None = MAX_RAW_HEADER_CHARS) -> str:
-    """A header value as text: RFC 2047 words decoded, raw 8-bit bytes rescued, whitespace folded.
-
-    Pass raw values (`raw_header`): the standard library hides raw 8-bit header bytes (RFC 6532
-    UTF-8, or a legacy charset sent unencoded) behind surrogate escapes that decode to U+FFFD.
-    """
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        value = str(value)
-    value = value[:limit]
-    if any("\udc80" <= ch <= "\udcff" for ch in value):
-        value = _decode_bytes(value.encode("utf-8", "surrogateescape"), None)
-    if "=?" not in value:
-        return " ".join(clean_line(value).split())
-    try:
-        text = str(make_header(decode_header(value)))
-    except (LookupError, UnicodeError, ValueError, TypeError, AssertionError, MessageError):
-        # MessageError: HeaderParseError, or CharsetError for a charset name that is not ASCII.
-        parts = []
-        try:
-            chunks = decode_header(value)
-        except Exception:
-            chunks = [(value, None)]
-        for chunk, charset in chunks:
-            parts.append(chunk if isinstance(chunk, str) else _decode_bytes(chunk, charset))
-        text = "".join(parts)
-    return " ".join(clean_line(text).split())
-
-
-def raw_header(message: Message, name: str) -> str | None:
-    """The first value of header `name` exactly as received (surrogate-escaped where 8-bit)."""
-    wanted = name.lower()
-    for key, value in message.raw_items():
-        if key.lower() == wanted:
-            return str(value)
-    return None
-
-
-# The legacy charsets undeclared 8-bit mail is actually written in; letting the detector consider
-# every codec it knows picks look-alikes (cp1257 for Polish) that garble the text.
-_MAIL_CHARSETS = (
-    "cp1250",
-    "iso8859_2",
-    "cp1252",
-    "iso8859_15",
-    "cp1251",
-    "koi8_r",
-    "iso8859_7",
-    "shift_jis",
-    "euc_jp",
-    "iso2022_jp",
-    "gb18030",
-    "big5",
-    "euc_kr",
-)
-
-
-def _decode_bytes(data: bytes, charset: str | None) -> str:
-    if charset and charset.lower() not in ("unknown-8bit", "x-unknown"):
-        try:
-            return data.decode(charset)
-        except (LookupError, UnicodeError, ValueError):  # ValueError: a NUL in the charset's name
-            pass
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    best = charset_normalizer.from_bytes(data, cp_isolation=list(_MAIL_CHARSETS)).best()
-    if best is not None:
-        return str(best)
-    return data.decode("latin-1")
 
 
 def _addresses(pairs: Any) -> tuple[Address, ...]:
@@ -234,9 +66,9 @@ def _addresses(pairs: Any) -> tuple[Address, ...]:
             continue
         display, addr = pair
         addr = str(addr).strip().strip("<>").lower()
-        if not addr or "@" not in addr or len(addr) > MAX_ADDRESS or _LINE_CONTROLS.search(addr):
+        if not addr or "@" not in addr or len(addr) > MAX_ADDRESS or LINE_CONTROLS.search(addr):
             continue  # not an address anyone can be written to
-        result.append(Address(decode_text(str(display)), _valid_unicode(addr)))
+        result.append(Address(decode_text(str(display)), valid_unicode(addr)))
     return tuple(result)
 
 
@@ -318,96 +150,6 @@ def _attachments(parser: Any, config: IntakeConfig) -> tuple[tuple[ParsedAttachm
             )
         )
     return tuple(result), len(items) - len(result)
-
-
-_BLANK_RUNS = re.compile(r"\n{3,}")  # on right-stripped lines: blank lines are empty
-
-
-def _html_to_text(html: str) -> str:
-    from inscriptis import get_text  # lxml underneath: loaded with the first HTML-only mail
-
-    html = html[:MAX_HTML_CHARS]
-    converted = ""
-    if len(html) <= MAX_LAYOUT_HTML_CHARS:
-        try:
-            converted = str(get_text(html))
-        except (RecursionError, ValueError, TypeError):
-            converted = ""
-    if not converted.strip():
-        # libxml2 stops at 255 levels of nesting and gives an empty tree: read the text anyway.
-        converted = _HtmlText.text_of(html)
-    text = "\n".join(line.rstrip() for line in converted.splitlines())
-    return _BLANK_RUNS.sub("\n\n", text).strip("\n")
-
-
-class _HtmlText(HTMLParser):
-    """The text of HTML however deeply it nests: the standard library's tokenizer keeps no tree."""
-
-    _BLOCKS = frozenset(
-        "address article aside blockquote br dd div dl dt fieldset figcaption figure footer form h1 h2 h3 "
-        "h4 h5 h6 header hr li main nav ol p pre section table td th tr ul".split()
-    )
-    _HIDDEN = frozenset(("script", "style", "head", "title", "template"))
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.hidden = 0
-
-    @classmethod
-    def text_of(cls, html: str) -> str:
-        reader = cls()
-        reader.feed(html)
-        reader.close()
-        lines = ("".join(reader.parts)).split("\n")
-        return "\n".join(" ".join(line.split()) for line in lines)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._HIDDEN:
-            self.hidden += 1
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._HIDDEN:
-            self.hidden = max(0, self.hidden - 1)
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.hidden:
-            self.parts.append(data)
-
-
-def _text_parts(parser: Any) -> tuple[str, bool]:
-    """(text, html_only): plain text parts joined, or the HTML parts converted when there is no plain text."""
-    charset_trouble = any("CharsetDecodeDefect" in str(d) for d in (parser.defects or []))
-    plain: list[str] = list(parser.text_plain)
-    html: list[str] = list(parser.text_html)
-    if charset_trouble:
-        plain, html = _redecode_text_parts(parser.message)
-    if any(p.strip() for p in plain):
-        return "\n".join(plain), False
-    if html:
-        return "\n".join(_html_to_text(h) for h in html), True
-    return "", False
-
-
-def _redecode_text_parts(message: Message) -> tuple[list[str], list[str]]:
-    """Decode text parts ourselves when the declared charset was missing or wrong."""
-    plain: list[str] = []
-    html: list[str] = []
-    for part in message.walk():
-        if part.is_multipart() or part.get_content_maintype() != "text":
-            continue
-        if part.get_content_disposition() == "attachment" or part.get_filename():
-            continue
-        data = part.get_payload(decode=True)
-        if not isinstance(data, bytes):
-            continue
-        text = _decode_bytes(data, part.get_content_charset())
-        (html if part.get_content_subtype() == "html" else plain).append(text)
-    return plain, html
 
 
 _ORIGINAL_PARTS = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers")
@@ -518,7 +260,7 @@ class _StdlibParse:
     def __init__(self, data: bytes, why: str) -> None:
         self.message: Message = email.message_from_bytes(data, policy=compat32)
         self.defects = [f"mail-parser failed ({why}); read with the standard library"]
-        self.text_plain, self.text_html = _redecode_text_parts(self.message)
+        self.text_plain, self.text_html = redecode_text_parts(self.message)
         self.attachments: list[dict[str, Any]] = []
         for part in self.message.walk():
             if part.is_multipart():
@@ -558,7 +300,7 @@ def parse_email(data: bytes, config: IntakeConfig) -> ParsedEmail:
     if message is None:
         raise ParseError("the message has no headers and no body")
     try:
-        text, html_only = _text_parts(parser)
+        text, html_only = text_parts(parser)
     except Exception as exc:
         raise ParseError(f"could not decode the text of the message: {exc}") from exc
     text = clean_text(text[: MAX_TEXT_CHARS * 2])[:MAX_TEXT_CHARS]

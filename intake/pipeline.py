@@ -1,6 +1,8 @@
 """The pipeline one stored mail goes through, stage by stage, in one transaction.
 
-The whole order is in `STAGES` below: a reader sees the pipeline in one place. A stage may end
+The whole order is in `STAGES` below: a reader sees the pipeline in one place. Intake's own
+stages read the mail (parse, automatic, authenticate, thread); from there on each stage hands
+the mail to `tickets`, which changes the ticket and writes the mail it causes. A stage may end
 the run early by raising `Finished` with the outcome (caught only by `Pipeline.run`); anything
 else it raises rolls the transaction back and quarantines the mail with the reason.
 """
@@ -10,31 +12,38 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import NoReturn, Protocol
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from intake.authentication import NOT_CHECKED, SenderAuth, SenderAuthenticator, domain_of
+from intake.authentication import SenderAuthenticator, staff_refusal
+from intake.automatic import Automation, MailKind, detect_automatic
 from intake.config import IntakeConfig
-from intake.conversation import ThreadMatch, bounce_ticket, find_ticket
-from intake.delivery import DeliveryFailures
-from intake.desk import Desk, StoredMessage
 from intake.errors import PipelineError
-from intake.loops import Automation, MailKind, classify
-from intake.parse import Address, ParsedEmail, parse_email
-from intake.roster import technician_by_email
-from models.message import MessageKind
-from models.outbox import OutboxMessage, OutboxStatus
+from intake.parse import parse_email
+from intake.threads import ThreadMatch, bounce_ticket, find_ticket
+from models.mail import Address, ParsedEmail
+from models.outbox import OutboxMessage
 from models.raw_message import RawMessage, RawOutcome
-from models.ticket import Ticket, TicketEvent, TicketStatus
+from models.sender_auth import NOT_CHECKED, SenderAuth
+from models.ticket import EventKind, Ticket
+from notify.config import MailIdentity
 from routing.engine import DefaultRouter, Router
 from routing.facts import AttachmentFacts, MailFacts, RoutingResult
+from tickets.acknowledgment import acknowledge as acknowledge_ticket
+from tickets.assignment import Assignment
+from tickets.delivery import DeliveryFailures, record_delivery_report
+from tickets.events import record_event
+from tickets.mailer import Mailer
+from tickets.messages import StoredMessage
+from tickets.opening import open_ticket
+from tickets.replies import record_automatic, record_reply
+from tickets.staff_replies import StaffMail, StaffReplies
+from tickets.status import opens_follow_up
+from tickets.strangers import keep_strangers_note
 
 log = logging.getLogger("helpdesk.pipeline")
-
-STRANGER_NOTICE_INTERVAL = timedelta(hours=1)
 
 
 class Finished(Exception):
@@ -46,38 +55,19 @@ class Finished(Exception):
         self.detail = detail
 
 
-class Assigner(Protocol):
-    """Gives a routed ticket to a technician (or tells the coordinators why nobody fits)."""
-
-    def assign_new(self, session: Session, ticket: Ticket, *, now: datetime) -> None: ...
-
-    def reopened(self, session: Session, ticket: Ticket, *, now: datetime) -> None: ...
-
-    def tell_assignee(self, session: Session, ticket: Ticket, text: str, *, now: datetime) -> None: ...
-
-    def tell_stranger(
-        self, session: Session, ticket: Ticket, sender: str, name: str, text: str, *, now: datetime
-    ) -> None: ...
-
-
-class ReplyHandler(Protocol):
-    """Handles a technician's reply (commands and the relayed answer); True when it did."""
-
-    def handle(self, ctx: Context, services: Services) -> bool: ...
-
-
 @dataclass
 class Services:
-    desk: Desk
+    config: IntakeConfig
+    mailer: Mailer
     router: Router = field(default_factory=DefaultRouter)
-    assigner: Assigner | None = None
-    technician_replies: ReplyHandler | None = None
+    assigner: Assignment | None = None
+    staff_replies: StaffReplies | None = None
     delivery: DeliveryFailures | None = None  # tells staff when a mail of ours bounced
     authenticator: SenderAuthenticator | None = None
 
     @property
-    def config(self) -> IntakeConfig:
-        return self.desk.intake
+    def identity(self) -> MailIdentity:
+        return self.mailer.identity
 
 
 @dataclass
@@ -100,8 +90,13 @@ class Context:
             raise PipelineError("stage ran before the mail was parsed")
         return self.mail
 
+    @property
+    def by(self) -> str:
+        """How the mail found its ticket."""
+        return self.match.by if self.match else "?"
 
-# -- the stages ------------------------------------------------------------------------------
+
+# -- intake's stages: what is this mail, and which ticket is it about? ------------------------
 
 
 def parse(ctx: Context, services: Services) -> None:
@@ -112,86 +107,37 @@ def parse(ctx: Context, services: Services) -> None:
         ctx.mail = replace(ctx.mail, from_=Address("", ctx.raw.envelope_from.lower()))
 
 
-def classify_mail(ctx: Context, services: Services) -> None:
+def automatic(ctx: Context, services: Services) -> None:
     mail = ctx.parsed
     own = False
-    if mail.message_id and mail.message_id.lower().endswith("@" + services.desk.identity.domain):
+    if mail.message_id and mail.message_id.lower().endswith("@" + services.identity.domain):
         own = (
             ctx.session.scalar(select(OutboxMessage.id).where(OutboxMessage.message_id == mail.message_id))
             is not None
         )
-    ctx.automation = classify(mail, services.desk.identity, ctx.raw.envelope_from, own_message=own)
+    ctx.automation = detect_automatic(mail, services.identity, ctx.raw.envelope_from, own_message=own)
     if ctx.automation.kind in (MailKind.OWN, MailKind.LOOP):
         raise Finished(RawOutcome.AUTOMATIC, f"{ctx.automation.kind.value}: {ctx.automation.reason}")
 
 
 def bounce(ctx: Context, services: Services) -> None:
-    """A delivery report attaches to its ticket; only one sent to the signed return address of a
-    mail we sent (VERP) marks that mail bounced and tells the people working the ticket."""
     if ctx.automation.kind is not MailKind.BOUNCE:
         return
-    mail = ctx.parsed
-    target = bounce_ticket(ctx.session, services.desk.identity, mail, ctx.raw.envelope_to)
+    target = bounce_ticket(ctx.session, services.identity, ctx.parsed, ctx.raw.envelope_to)
     ticket = ctx.session.get(Ticket, target.ticket_id) if target.ticket_id is not None else None
     if ticket is None:
         raise Finished(RawOutcome.AUTOMATIC, f"bounce for no known ticket: {ctx.automation.reason}")
     ctx.ticket = ticket
-    message = services.desk.record_inbound(
-        ctx.session, ticket, mail, ctx.raw, kind=MessageKind.BOUNCE, now=ctx.now, internal=True
-    )
-    report = mail.report
-    detail = (
-        f"{', '.join(report.recipients) or '?'}: {report.status} {report.diagnostic}".strip()
-        if report
-        else ctx.automation.reason
-    )
-    row = ctx.session.get(OutboxMessage, target.outbox_id) if target.outbox_id is not None else None
-    final = report is None or report.action != "delayed"
-    # A mail already failed (or bounced) was told about once; a report on it now is news only.
-    bounced = row is not None and final and row.status not in (OutboxStatus.FAILED, OutboxStatus.BOUNCED)
-    actor = mail.sender or "mailer-daemon"
-    if row is not None and bounced:
-        row.status = OutboxStatus.BOUNCED
-        row.last_error = detail[:2000]
-        services.desk.event(
-            ctx.session,
-            ticket,
-            "delivery_failed",
-            actor,
-            now=ctx.now,
-            new=OutboxStatus.BOUNCED.value,
-            reason=f"{row.kind} mail to {row.recipient}: {detail}",
-            data={"outbox_id": row.id, "recipient": row.recipient, "kind": row.kind, "error": detail},
-            message=message,
-        )
-        if services.delivery is not None:
-            services.delivery.tell(ctx.session, ticket, row, detail, now=ctx.now)
-    else:
-        # Information only: a report to the plain address (anyone can write one naming our
-        # Message-IDs), a delay, or news about a mail whose failure is already recorded.
-        why = (
-            "a delay"
-            if not final
-            else "not sent to a signed return address"
-            if row is None
-            else "known already"
-        )
-        services.desk.event(
-            ctx.session,
-            ticket,
-            "delivery_report",
-            actor,
-            now=ctx.now,
-            reason=f"{detail} ({why}; no mail's status changed)",
-            data={"outbox_id": target.outbox_id, "names_outbox": target.named},
-            message=message,
-        )
-    log.info(
-        "BOUNCE #%d outbox=%s %s %s",
-        ticket.id,
-        target.outbox_id or target.named,
-        "bounced" if bounced else "noted",
-        detail[:200],
+    detail = record_delivery_report(
+        ctx.session,
+        ticket,
+        ctx.parsed,
+        ctx.raw,
+        now=ctx.now,
+        outbox_id=target.outbox_id,
+        named=target.named,
+        reason=ctx.automation.reason,
+        failures=services.delivery,
     )
     raise Finished(RawOutcome.BOUNCE, detail)
 
@@ -206,132 +152,76 @@ def authenticate(ctx: Context, services: Services) -> None:
 
 
 def thread(ctx: Context, services: Services) -> None:
-    ctx.match = find_ticket(ctx.session, services.desk.identity, ctx.parsed, ctx.raw.envelope_to)
-    if ctx.match is not None:
-        ticket = ctx.session.get(Ticket, ctx.match.ticket_id)
-        if ctx.match.stranger:
-            # Whatever its state: a stranger's mail is a note on it, never a follow-up or a reopening.
-            ctx.ticket = ticket
-            return
-        staff_token = ctx.match.token is not None and ctx.match.token.kind in ("w", "c")
-        if ticket is not None and ticket.status is TicketStatus.CLOSED and not staff_token:
-            # A closed ticket stays closed for requesters: their new mail opens a follow-up that
-            # points back at it. Staff replying with their token still reach it (and may reopen it).
-            ctx.ticket = None
-            ctx.match = ThreadMatch(ticket.id, f"follow-up ({ctx.match.by})")
-            return
-        ctx.ticket = ticket
+    ctx.match = find_ticket(ctx.session, services.identity, ctx.parsed, ctx.raw.envelope_to)
+    if ctx.match is None:
+        return
+    ticket = ctx.session.get(Ticket, ctx.match.ticket_id)
+    # Whatever its state: a stranger's mail is a note on it, never a follow-up or a reopening.
+    staff = ctx.match.token is not None and ctx.match.token.kind.staff
+    if not ctx.match.stranger and opens_follow_up(ticket, staff=staff):
+        assert ticket is not None
+        ctx.ticket = None
+        ctx.match = ThreadMatch(ticket.id, f"follow-up ({ctx.match.by})")
+        return
+    ctx.ticket = ticket
+
+
+# -- the ticket's stages: what the mail changes (each hands it to `tickets`) ------------------
+
+
+def staff_reply(ctx: Context, services: Services) -> None:
+    """Mail from staff on a ticket: verified, then its commands applied and its text relayed (or refused)."""
+    replies, ticket = services.staff_replies, ctx.ticket
+    # Automatic mail (a technician's out-of-office answering a notice) is never worked or relayed.
+    if replies is None or ticket is None or not ctx.automation.kind.answerable:
+        return
+    mail = ctx.parsed
+    authenticator = services.authenticator
+    # [security] require_authenticated_staff: a From can be forged, a DKIM-signed one cannot.
+    unproven = staff_refusal(authenticator.config, ctx.auth, mail.sender) if authenticator else ""
+    token = ctx.match.token if ctx.match is not None else None
+    if replies.handle(ctx.session, ticket, StaffMail(mail, ctx.raw, token, unproven), now=ctx.now):
+        raise Finished(RawOutcome.REPLY, f"technician reply on #{ticket.id} ({ctx.match and ctx.match.by})")
+
+
+def stranger(ctx: Context, services: Services) -> None:
+    """Mail from someone not on the ticket it reached: a note for staff, nothing else changes."""
+    if ctx.ticket is None or ctx.match is None or not ctx.match.stranger:
+        return
+    ctx.message = keep_strangers_note(
+        ctx.session,
+        ctx.ticket,
+        ctx.parsed,
+        ctx.raw,
+        now=ctx.now,
+        by=ctx.match.by,
+        automatic=None if ctx.automation.kind.answerable else ctx.automation.reason,
+        assignment=services.assigner,
+    )
+    sender = ctx.parsed.sender or "?"
+    raise Finished(RawOutcome.STRANGER, f"note on #{ctx.ticket.id} from {sender}, who is not on it")
 
 
 def append(ctx: Context, services: Services) -> None:
-    """A mail on an existing ticket: store it; a requester's reply reopens a resolved ticket."""
-    if ctx.ticket is None:
+    """A mail on an existing ticket: stored; a requester's reply reopens a resolved ticket."""
+    ticket = ctx.ticket
+    if ticket is None:
         return
-    replies = services.technician_replies
-    # Automatic mail (a technician's out-of-office answering a notice) is never worked or relayed.
-    if replies is not None and ctx.automation.kind.answerable and replies.handle(ctx, services):
-        raise Finished(
-            RawOutcome.REPLY, f"technician reply on #{ctx.ticket.id} ({ctx.match and ctx.match.by})"
-        )
-    if ctx.match is not None and ctx.match.stranger:
-        keep_strangers_note(ctx, services)
-    mail, ticket, desk = ctx.parsed, ctx.ticket, services.desk
-    automatic = not ctx.automation.kind.answerable
-    kind = MessageKind.AUTOMATIC if automatic else MessageKind.REQUESTER
-    ctx.message = desk.record_inbound(ctx.session, ticket, mail, ctx.raw, kind=kind, now=ctx.now)
-    by = ctx.match.by if ctx.match else "?"
-    if automatic:
-        desk.event(
-            ctx.session,
-            ticket,
-            "automatic_mail",
-            mail.sender,
-            now=ctx.now,
-            reason=ctx.automation.reason,
-            message=ctx.message,
-        )
-        log.info("AUTOMATIC #%d from=%s %s (not answered)", ticket.id, mail.sender, ctx.automation.reason)
-        raise Finished(RawOutcome.AUTOMATIC, f"joined #{ticket.id}: {ctx.automation.reason}")
-    desk.participant(ctx.session, ticket, mail.sender, mail.from_.name if mail.from_ else "", "cc")
-    desk.event(
+    if not ctx.automation.kind.answerable:
+        reason = ctx.automation.reason
+        ctx.message = record_automatic(ctx.session, ticket, ctx.parsed, ctx.raw, now=ctx.now, reason=reason)
+        raise Finished(RawOutcome.AUTOMATIC, f"joined #{ticket.id}: {reason}")
+    ctx.message = record_reply(
         ctx.session,
         ticket,
-        "reply",
-        mail.sender,
+        ctx.parsed,
+        ctx.raw,
         now=ctx.now,
-        reason=f"threaded by {by}",
-        message=ctx.message,
+        by=ctx.by,
+        mailer=services.mailer,
+        assignment=services.assigner,
     )
-    if ticket.status is TicketStatus.RESOLVED:
-        desk.set_status(
-            ctx.session, ticket, TicketStatus.OPEN, mail.sender, now=ctx.now, reason="reply after resolution"
-        )
-        desk.event(ctx.session, ticket, "reopened", mail.sender, now=ctx.now, reason="requester replied")
-        desk.mail_requester(
-            ctx.session, ticket, "requester_reopened", now=ctx.now, kind="reopened", automatic=True
-        )
-        if services.assigner is not None:
-            services.assigner.reopened(ctx.session, ticket, now=ctx.now)
-    elif ticket.status is TicketStatus.WAITING:
-        desk.set_status(
-            ctx.session, ticket, TicketStatus.OPEN, mail.sender, now=ctx.now, reason="requester replied"
-        )
-    if services.assigner is not None and ticket.assignee:
-        services.assigner.tell_assignee(ctx.session, ticket, mail.new_text or mail.text, now=ctx.now)
-    log.info("REPLY #%d from=%s by=%s", ticket.id, mail.sender, by)
-    raise Finished(RawOutcome.REPLY, f"#{ticket.id} by {by}")
-
-
-def keep_strangers_note(ctx: Context, services: Services) -> NoReturn:
-    """Mail from someone not on the ticket: kept as an internal note and staff are told, nothing else.
-
-    They do not become a participant, the ticket's state does not change and they are sent
-    nothing: a Message-ID or reply address of ours is all it takes to write this. Staff let them
-    in with `#add EMAIL`. Staff hear of strangers on a ticket at most once per
-    STRANGER_NOTICE_INTERVAL, so a flood of them costs a note each and one mail.
-    """
-    mail, ticket, desk, session = ctx.parsed, ctx.ticket, services.desk, ctx.session
-    assert ticket is not None and ctx.match is not None
-    sender = mail.sender or "?"
-    ctx.message = desk.record_inbound(
-        session, ticket, mail, ctx.raw, kind=MessageKind.STRANGER, now=ctx.now, internal=True
-    )
-    automatic = not ctx.automation.kind.answerable
-    since = ctx.now - STRANGER_NOTICE_INTERVAL
-    told_lately = session.scalar(
-        select(TicketEvent.id)
-        .where(
-            TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "stranger_mail", TicketEvent.at > since
-        )
-        .where(TicketEvent.new == "staff told")
-        .limit(1)
-    )
-    # Nobody to add without an address; automatic mail (an out-of-office) is kept, not announced.
-    tell = bool(mail.sender) and not automatic and told_lately is None and services.assigner is not None
-    desk.event(
-        session,
-        ticket,
-        "stranger_mail",
-        sender,
-        now=ctx.now,
-        new="staff told" if tell else "kept",
-        reason=f"from someone not on the ticket (threaded by {ctx.match.by}); kept as a note, nothing changed"
-        + (f"; automatic mail: {ctx.automation.reason}" if automatic else ""),
-        message=ctx.message,
-    )
-    if tell and services.assigner is not None:
-        name = mail.from_.name if mail.from_ else ""
-        services.assigner.tell_stranger(
-            session, ticket, sender, name, mail.new_text or mail.text, now=ctx.now
-        )
-    log.info(
-        "STRANGER #%d from=%s by=%s kept as a note%s",
-        ticket.id,
-        sender,
-        ctx.match.by,
-        "" if tell else " (staff not told again)",
-    )
-    raise Finished(RawOutcome.STRANGER, f"note on #{ticket.id} from {sender}, who is not on it")
+    raise Finished(RawOutcome.REPLY, f"#{ticket.id} by {ctx.by}")
 
 
 def route(ctx: Context, services: Services) -> None:
@@ -352,8 +242,8 @@ def route(ctx: Context, services: Services) -> None:
     ctx.routing = services.router.route(facts)
 
 
-def open_ticket(ctx: Context, services: Services) -> None:
-    mail, result = ctx.parsed, ctx.routing
+def open_new(ctx: Context, services: Services) -> None:
+    mail = ctx.parsed
     tags = [] if ctx.automation.kind is MailKind.NORMAL else [ctx.automation.kind.value]
     if not mail.sender:
         if not (mail.subject.strip() or mail.text.strip() or mail.attachments):
@@ -361,43 +251,17 @@ def open_ticket(ctx: Context, services: Services) -> None:
         # Nobody to answer, but somebody wrote it: the coordinator reads it in triage.
         tags.append("no-sender")
     follow_up_of = ctx.match.ticket_id if ctx.match is not None else None  # a closed ticket's follow-up
-    desk = services.desk
-    ticket = desk.open_ticket(
-        ctx.session, mail, now=ctx.now, tags=tags, routing=result, follow_up_of=follow_up_of
-    )
-    ctx.ticket, ctx.new_ticket = ticket, True
-    ctx.message = desk.record_inbound(
-        ctx.session, ticket, mail, ctx.raw, kind=MessageKind.REQUESTER, now=ctx.now
-    )
-    follow_up = f", follow-up of #{follow_up_of}" if follow_up_of else ""
-    desk.event(
+    ctx.ticket, ctx.message = open_ticket(
         ctx.session,
-        ticket,
-        "created",
-        mail.sender,
+        services.identity,
+        mail,
+        ctx.raw,
         now=ctx.now,
-        reason=f"mail via {ctx.raw.source}{follow_up}",
-        message=ctx.message,
+        tags=tags,
+        routing=ctx.routing,
+        follow_up_of=follow_up_of,
     )
-    if result is not None:
-        desk.event(
-            ctx.session,
-            ticket,
-            "routed",
-            "routing",
-            now=ctx.now,
-            new=f"category={ticket.category} priority={ticket.priority.value}",
-            reason=f"category by {result.category.reason}; priority by {result.priority.reason}",
-            data=result.as_dict(),
-        )
-        log.info(
-            "ROUTED #%d category=%s by=%s priority=%s by=%s",
-            ticket.id,
-            ticket.category,
-            result.category.reason,
-            ticket.priority.value,
-            result.priority.reason,
-        )
+    ctx.new_ticket = True
 
 
 def assign(ctx: Context, services: Services) -> None:
@@ -405,82 +269,36 @@ def assign(ctx: Context, services: Services) -> None:
         return
     if ctx.automation.kind is MailKind.SPAM:
         # Nobody is mailed about spam: it waits, unassigned, for the coordinator to look at.
-        services.desk.event(
-            ctx.session,
-            ctx.ticket,
-            "assignment_skipped",
-            "system",
-            now=ctx.now,
-            reason=f"marked as spam upstream ({ctx.automation.reason}): left for the coordinator",
+        reason = f"marked as spam upstream ({ctx.automation.reason}): left for the coordinator"
+        record_event(
+            ctx.session, ctx.ticket, EventKind.ASSIGNMENT_SKIPPED, "system", now=ctx.now, reason=reason
         )
         return
     services.assigner.assign_new(ctx.session, ctx.ticket, now=ctx.now)
 
 
 def acknowledge(ctx: Context, services: Services) -> None:
-    """The acknowledgment, RFC 3834-style: never to automatic mail or spam, never to a forged From,
-    to a Reply-To only in the From's domain or when the From is authenticated, within the budgets."""
-    ticket, mail, desk = ctx.ticket, ctx.parsed, services.desk
-    if ticket is None:
+    """The acknowledgment (RFC 3834: never to automatic mail, spam or a forged sender)."""
+    if ctx.ticket is None:
         return
-    if ctx.automation.kind is MailKind.SPAM:
-        skipped = f"marked as spam upstream ({ctx.automation.reason})"
-        desk.event(ctx.session, ticket, "ack_skipped", "system", now=ctx.now, reason=skipped)
-        return
-    if not ctx.automation.kind.answerable:
-        services.desk.event(
-            ctx.session,
-            ticket,
-            "ack_skipped",
-            "system",
-            now=ctx.now,
-            reason=f"automatic mail is never answered ({ctx.automation.reason})",
-        )
-        return
-    if ctx.raw.backfill:
-        services.desk.event(
-            ctx.session, ticket, "ack_skipped", "system", now=ctx.now, reason="imported from history"
-        )
-        return
-    if not ticket.requester:
-        services.desk.event(
-            ctx.session, ticket, "ack_skipped", "system", now=ctx.now, reason="the mail has no sender address"
-        )
-        return
-    if ctx.auth.failed:
-        # The From domain's own checks say this mail is not from it: answering would mail a stranger.
-        skipped = f"sender authentication failed ({ctx.auth.describe()})"
-        desk.event(ctx.session, ticket, "ack_skipped", "system", now=ctx.now, reason=skipped)
-        return
-    to = None
-    for addr in mail.reply_to:
-        if desk.identity.is_ours(addr.addr):
-            continue
-        if domain_of(addr.addr) == domain_of(mail.sender) or ctx.auth.authenticates(mail.sender):
-            to = (addr.name or ticket.requester_name, addr.addr)
-            break
-        # Anyone can name anyone in Reply-To: a stranger's address there would get our answer.
-        desk.event(
-            ctx.session,
-            ticket,
-            "reply_to_ignored",
-            "system",
-            now=ctx.now,
-            reason=f"Reply-To {addr.addr} is in another domain than the unauthenticated From "
-            f"{mail.sender}: the acknowledgment goes to the From",
-        )
-    assignee = technician_by_email(ctx.session, ticket.assignee) if ticket.assignee else None
-    services.desk.mail_requester(
+    kind, reason = ctx.automation.kind, ctx.automation.reason
+    if kind is MailKind.SPAM:
+        skip = f"marked as spam upstream ({reason})"
+    elif not kind.answerable:
+        skip = f"automatic mail is never answered ({reason})"
+    elif ctx.raw.backfill:
+        skip = "imported from history"
+    else:
+        skip = ""
+    acknowledge_ticket(
         ctx.session,
-        ticket,
-        "ack",
+        services.mailer,
+        ctx.ticket,
+        ctx.parsed,
         now=ctx.now,
-        kind="ack",
-        automatic=True,
-        reply_to_message=ctx.message,
-        to=to,
-        context={"assignee_name": assignee.technician.name if assignee else None},
-        answering=ctx.auth,
+        message=ctx.message,
+        auth=ctx.auth,
+        skip=skip,
     )
 
 
@@ -494,9 +312,9 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("parse", "bytes to a ParsedEmail: addresses, text, new part, attachments, language", parse),
     Stage(
-        "classify",
-        "auto-reply, bulk, bounce, our own mail, loop (own mail and loops stop here)",
-        classify_mail,
+        "automatic",
+        "auto-reply, bulk, bounce, spam, our own mail, loop (own mail and loops stop here)",
+        automatic,
     ),
     Stage(
         "bounce",
@@ -514,14 +332,20 @@ STAGES: tuple[Stage, ...] = (
         thread,
     ),
     Stage(
-        "append",
-        "staff replies; a stranger's mail is a note for staff; a reply reopens a resolved ticket",
-        append,
+        "staff_reply",
+        "a technician's or coordinator's reply: verified, commands applied, the rest relayed (or refused)",
+        staff_reply,
     ),
+    Stage(
+        "stranger",
+        "mail from someone not on the ticket: kept as a note for staff, nothing changes",
+        stranger,
+    ),
+    Stage("append", "a reply is stored on its ticket; it reopens a resolved ticket", append),
     Stage(
         "route", "category and priority from rules, the classifier or the defaults (no auto-replies)", route
     ),
-    Stage("open", "a mail that belongs to no ticket opens one, routed", open_ticket),
+    Stage("open", "a mail that belongs to no ticket opens one, routed", open_new),
     Stage(
         "assign",
         "the best-skilled technician on shift, or the coordinators are told (never for spam)",

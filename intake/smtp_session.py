@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.sslproto as sslproto
-import enum
 import functools
 import logging
 import re
@@ -24,15 +23,8 @@ from typing import Any, AnyStr
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from intake.config import SessionLimits
+from intake.smtp_data import DATA_IDLE_RESET, DATA_YIELD_LINES, BoundedData, DataState
 from intake.smtp_limits import Refusal, SessionGate, client_key
-
-# DATA takes memory from the shared budget in steps of this size, not for each line.
-DATA_BUDGET_STEP = 256 * 1024
-# While DATA flows the idle timer is reset at most this often (a timer per line would cost more
-# than the line).
-DATA_IDLE_RESET = 1.0
-# Lines of DATA read between two turns given to the other sessions.
-DATA_YIELD_LINES = 2048
 
 # RFC 5321 section 4.2 reply codes, with RFC 3463 enhanced status codes.
 R421_BUSY = "421 4.3.2 {} too many connections; try again later"
@@ -51,60 +43,6 @@ R552_TOO_BIG = "552 5.3.4 Message too big: the limit is {} bytes"
 # surrogateescape): none can be part of an address (RFC 5321 section 4.1.2, RFC 6531 section 3.3),
 # and none may reach a database column or a header we write.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-class _DataState(enum.Enum):
-    NOMINAL = enum.auto()
-    TOO_LONG = enum.auto()  # a line over RFC 5321's 1000 octets
-    TOO_BIG = enum.auto()  # over max_message_size
-    NO_MEMORY = enum.auto()  # the shared memory budget is spent
-
-
-class _BoundedData:
-    """The message of one DATA command: one buffer, never longer than the limit, paid for from the
-    gate's memory budget in steps; once refused it keeps nothing and returns what it took."""
-
-    def __init__(self, gate: SessionGate, limit: int) -> None:
-        self._gate = gate
-        self.limit = limit
-        self.state = _DataState.NOMINAL
-        self._held = bytearray()
-        self._reserved = 0
-
-    def add(self, line: bytes) -> None:
-        if self.state is not _DataState.NOMINAL:
-            return
-        start = 1 if line.startswith(b".") else 0  # dot-unstuffing, RFC 5321 section 4.5.2
-        size = len(self._held) + len(line) - start
-        if self.limit and size > self.limit:
-            self.refuse(_DataState.TOO_BIG)
-            return
-        if size > self._reserved:
-            step = max(DATA_BUDGET_STEP, size - self._reserved)
-            if self.limit:  # never more than the message may need
-                step = min(step, self.limit - self._reserved)
-            if not self._gate.hold(step):
-                self.refuse(_DataState.NO_MEMORY)
-                return
-            self._reserved += step
-        self._held += memoryview(line)[start:]
-
-    def refuse(self, state: _DataState) -> None:
-        if self.state is _DataState.NOMINAL:
-            self.state = state
-        self._held = bytearray()
-        self.close()
-
-    def take(self) -> bytes:
-        """The message as bytes; the buffer is let go (its budget is returned by `close`)."""
-        content = bytes(self._held)
-        self._held = bytearray()
-        return content
-
-    def close(self) -> None:
-        if self._reserved:
-            self._gate.release(self._reserved)
-            self._reserved = 0
 
 
 class LimitedSMTP(SMTP):
@@ -323,7 +261,7 @@ class LimitedSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        data = _BoundedData(self._gate, self.data_size_limit or 0)
+        data = BoundedData(self._gate, self.data_size_limit or 0)
         in_long_line = False
         lines = 0
         next_idle_reset = self.loop.time() + DATA_IDLE_RESET
@@ -334,7 +272,7 @@ class LimitedSMTP(SMTP):
                 except asyncio.LimitOverrunError as overrun:
                     # Longer than the stream's line limit: drain it, keep nothing (RFC 5321 4.5.3.1.6).
                     await self._reader.read(overrun.consumed)
-                    data.refuse(_DataState.TOO_LONG)
+                    data.refuse(DataState.TOO_LONG)
                     in_long_line = True
                     continue
                 if in_long_line:  # the end of an overlong line
@@ -352,7 +290,7 @@ class LimitedSMTP(SMTP):
                     # A buffer full of short lines is read without ever waiting: let the other
                     # sessions (and the next client's banner) have the loop.
                     await asyncio.sleep(0)
-            if data.state is not _DataState.NOMINAL:
+            if data.state is not DataState.NOMINAL:
                 await self._refuse_data(data.state, data.limit)
                 return
             status = await self._deliver(data.take())
@@ -363,11 +301,11 @@ class LimitedSMTP(SMTP):
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push(status)
 
-    async def _refuse_data(self, state: _DataState, limit: int) -> None:
+    async def _refuse_data(self, state: DataState, limit: int) -> None:
         self._set_post_data_state()  # type: ignore[no-untyped-call]
-        if state is _DataState.TOO_LONG:
+        if state is DataState.TOO_LONG:
             await self.push(R500_LINE_TOO_LONG)
-        elif state is _DataState.TOO_BIG:
+        elif state is DataState.TOO_BIG:
             self._events.log(
                 logging.INFO,
                 "max_message_size",

@@ -28,12 +28,12 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 from intake.config import IntakeConfig
 from intake.errors import ParseError, PipelineError
 from intake.isolation import InProcessParser, ParsePool, describe, parser_for
-from intake.parse import ParsedEmail
 from intake.pipeline import Pipeline
 from models import tables
 from models.base import utcnow
 from models.db import read_only, session_factory
 from models.leases import RAW_QUEUE, holder_name
+from models.mail import ParsedEmail
 from models.raw_message import RawMessage, RawOutcome, RawStatus
 
 log = logging.getLogger("helpdesk.worker")

@@ -1,7 +1,10 @@
-"""The database: SQLAlchemy 2.0 typed ORM, the engine/session factory and Alembic migrations.
+"""The database and the values every layer shares: SQLAlchemy 2.0 typed ORM, the engine/session
+factory, claims and elections, Alembic migrations; the enums of what is stored (ticket statuses and
+their groups, event, message and outbox kinds, raw queue states), the parsed mail (`mail`) and the
+sender authentication verdict (`sender_auth`).
 
-Every table of the helpdesk is declared here; the other packages import the mapped classes
-and receive an engine or session factory from the composition root.
+May import: nothing of ours (it is the bottom layer). The other packages import the mapped
+classes and receive an engine or session factory from the composition root.
 """
 
 from models.base import Base, utcnow

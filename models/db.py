@@ -30,6 +30,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.errors import DatabaseConfigError, WriterBusy
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -102,7 +104,9 @@ def create_private_file(path: Path) -> None:
 def _configure_sqlite(engine: Engine, config: DatabaseConfig) -> None:
     synchronous = config.sqlite_synchronous.upper()
     if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
-        raise ValueError(f"sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+        raise DatabaseConfigError(
+            f"sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}"
+        )
 
     path = engine.url.database if engine.url.database not in (None, "", ":memory:") else None
 
@@ -133,7 +137,7 @@ def _configure_sqlite(engine: Engine, config: DatabaseConfig) -> None:
             connection.exec_driver_sql("BEGIN")
             return
         if not writer.acquire(timeout=config.sqlite_busy_timeout_ms / 1000):
-            raise TimeoutError("another writer of this process held the database too long")
+            raise WriterBusy("another writer of this process held the database too long")
         connection.info["holds_writer"] = True
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")

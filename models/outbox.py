@@ -23,13 +23,33 @@ class OutboxStatus(enum.StrEnum):
     BOUNCED = "bounced"  # accepted, then a DSN came back
 
 
+class OutboxKind(enum.StrEnum):
+    """Why a mail was written (the `kind` column keeps the value; outgoing `messages.kind` too)."""
+
+    ACK = "ack"  # the acknowledgment of a new ticket
+    RELAY = "relay"  # a technician's answer in the requester's thread
+    ASSIGNED = "assigned"  # the requester hears who has their ticket
+    WAITING = "waiting"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    REFUSAL = "refusal"  # a staff mail that changed nothing, and why
+    COMMAND_ERROR = "command_error"
+    ASSIGNMENT = "assignment"  # the technician's assignment notice
+    REQUESTER_REPLIED = "requester_replied"
+    STRANGER_NOTICE = "stranger_notice"
+    SLA_WARNING = "sla_warning"
+    COORDINATOR = "coordinator"  # unassignable, escalated, SLA warning or breach
+    DELIVERY_FAILED = "delivery_failed"
+    DIGEST = "digest"  # held staff notices, folded into one mail
+
+
 class OutboxMessage(Base):
     __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
-    kind: Mapped[str] = mapped_column(String(30))  # ack, notification, relay, refusal, ...
+    kind: Mapped[str] = mapped_column(String(30))  # an OutboxKind
     # Automatic mail (RFC 3834) counts against the per-address hourly limit.
     automatic: Mapped[bool] = mapped_column(Boolean, default=False)
     recipient: Mapped[str] = mapped_column(String(320))  # the main recipient, lower-cased

@@ -51,7 +51,7 @@ class RawMessage(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
     # Mail imported from a mailbox's history: becomes a ticket, never gets an acknowledgment.
     backfill: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Who the sender is proven to be (intake.authentication.SenderAuth): result, domain, method, by.
+    # Who the sender is proven to be (models.sender_auth.SenderAuth): result, domain, method, by.
     sender_auth: Mapped[dict[str, Any] | None]
 
     status: Mapped[RawStatus] = mapped_column(

@@ -28,6 +28,51 @@ class TicketStatus(enum.StrEnum):
     CLOSED = "closed"
 
 
+# The status groups, defined once: whoever asks "is it open?" asks the same question.
+# Tuples, not sets: their order keeps the SQL of `status IN (...)` the same from run to run.
+OPEN_STATUSES = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.WAITING)
+# Being worked, so counting towards a technician's load (waiting on the requester does not count).
+ACTIVE_STATUSES = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS)
+DONE_STATUSES = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
+# The SLA clock stands still while the requester is asked something, and once the ticket is done.
+PAUSED_STATUSES = (TicketStatus.WAITING, *DONE_STATUSES)
+
+# The tag of a ticket an upstream filter marked as spam: it waits for the coordinator, no mail.
+SPAM_TAG = "spam"
+
+
+class EventKind(enum.StrEnum):
+    """What a `TicketEvent` records (the `kind` column keeps the value)."""
+
+    CREATED = "created"
+    ROUTED = "routed"
+    STATUS = "status"
+    PRIORITY = "priority"
+    CATEGORY = "category"
+    REPLY = "reply"  # a requester's or participant's mail on the ticket
+    REOPENED = "reopened"
+    REPLIED = "replied"  # a technician's answer relayed to the requester
+    NOTE = "note"
+    PARTICIPANT_ADDED = "participant_added"
+    AUTOMATIC_MAIL = "automatic_mail"
+    STRANGER_MAIL = "stranger_mail"
+    OMITTED = "omitted"  # the per-mail caps left parts of a mail out
+    ASSIGNED = "assigned"
+    UNASSIGNED = "unassigned"
+    ASSIGNMENT_NOTE = "assignment_note"
+    ASSIGNMENT_SKIPPED = "assignment_skipped"
+    ESCALATED = "escalated"
+    SLA = "sla"
+    ACK_SKIPPED = "ack_skipped"
+    REPLY_TO_IGNORED = "reply_to_ignored"
+    MAIL_SUPPRESSED = "mail_suppressed"
+    NOTICE_HELD = "notice_held"
+    REFUSED = "refused"
+    COMMANDS_REFUSED = "commands_refused"
+    DELIVERY_FAILED = "delivery_failed"
+    DELIVERY_REPORT = "delivery_report"
+
+
 class Priority(enum.StrEnum):
     LOW = "low"
     NORMAL = "normal"
@@ -114,7 +159,7 @@ class TicketEvent(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     actor: Mapped[str] = mapped_column(String(320))  # an address, "system", "rule:<name>", "model:<version>"
-    kind: Mapped[str] = mapped_column(String(40))  # created, status, priority, category, assigned, ...
+    kind: Mapped[str] = mapped_column(String(40))  # an EventKind
     old: Mapped[str | None] = mapped_column(Text)
     new: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text, default="")

@@ -10,7 +10,7 @@ shared budget, so a flood of forgeries can never silence the desk towards real p
 
 Notices to staff have a budget of their own per person: a flood of tickets must not become a
 flood of mail to one technician (the held notices are folded into a digest, see
-`intake.assignment`).
+`tickets.digests`).
 
 Each budget is a set of counters per scope in five-minute windows (`models.budget.MailBudget`);
 "the last hour" is the last twelve windows. On PostgreSQL several processes share the counters:

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from models import tables
-from models.outbox import OutboxStatus
+from models.outbox import OutboxKind, OutboxStatus
 from notify.compose import Draft, as_bytes, compose, new_message_id
 from notify.config import MailIdentity, OutgoingConfig
 
@@ -46,7 +46,7 @@ def enqueue(
     config: OutgoingConfig,
     draft: Draft,
     *,
-    kind: str,
+    kind: OutboxKind,
     now: datetime,
     message_kind: str | None = None,
     internal: bool = False,

@@ -18,17 +18,20 @@ still read (`issued` is None): the caller dates them by the newest mail that car
 
 A requester's "t" token carries no day and never expires: it only says which thread a mail
 belongs to, never who may join it (the sender must already be on the ticket, see
-intake.conversation), and a requester answering months later must still reach their ticket, or
+intake.threads), and a requester answering months later must still reach their ticket, or
 its follow-up when it is closed. It also stays the same in every mail of the thread.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+
+from notify.errors import TokenError
 
 SIG_LEN = 12  # hex digits: 48 bits, enough against guessing, short enough for any MTA
 EPOCH = date(1970, 1, 1)
@@ -38,9 +41,23 @@ _TOKEN = re.compile(
 )
 
 
+class TokenKind(enum.StrEnum):
+    """The first letter of a token: whose thread it names."""
+
+    THREAD = "t"  # the requester's thread of a ticket
+    WORK = "w"  # a technician's work thread
+    COORDINATOR = "c"  # a coordinator's thread about a ticket
+    BOUNCE = "b"  # the envelope sender of one outgoing mail (VERP)
+
+    @property
+    def staff(self) -> bool:
+        """A token that lets its verified holder act on the ticket."""
+        return self in (TokenKind.WORK, TokenKind.COORDINATOR)
+
+
 @dataclass(frozen=True)
 class Token:
-    kind: str  # "t" requester thread, "w" technician work, "c" coordinator, "b" bounce
+    kind: TokenKind
     number: int  # the ticket, or the outbox row for "b"
     who: int | None = None
     issued: date | None = None  # the day a staff token was made; None: no day in it
@@ -77,7 +94,7 @@ def day_code(day: date) -> str:
     """Days since 1970-01-01 in base 36, lower-case."""
     n = (day - EPOCH).days
     if n < 0:
-        raise ValueError(f"a token day before 1970: {day}")
+        raise TokenError(f"a token day before 1970: {day}")
     digits = ""
     while True:
         n, rest = divmod(n, 36)
@@ -88,24 +105,24 @@ def day_code(day: date) -> str:
 
 def _sign(secret: str, body: str) -> str:
     if not secret:
-        raise ValueError("the reply-token secret is empty; set mail.secret in helpdesk.toml")
+        raise TokenError("the reply-token secret is empty; set mail.secret in helpdesk.toml")
     return hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()[:SIG_LEN]
 
 
 def ticket_token(secret: str, ticket: int) -> str:
-    return Token("t", ticket).text(secret)
+    return Token(TokenKind.THREAD, ticket).text(secret)
 
 
 def work_token(secret: str, ticket: int, technician: int, *, now: datetime) -> str:
-    return Token("w", ticket, technician, utc_day(now)).text(secret)
+    return Token(TokenKind.WORK, ticket, technician, utc_day(now)).text(secret)
 
 
 def coordinator_token(secret: str, ticket: int, coordinator: int, *, now: datetime) -> str:
-    return Token("c", ticket, coordinator, utc_day(now)).text(secret)
+    return Token(TokenKind.COORDINATOR, ticket, coordinator, utc_day(now)).text(secret)
 
 
 def bounce_token(secret: str, outbox_id: int) -> str:
-    return Token("b", outbox_id).text(secret)
+    return Token(TokenKind.BOUNCE, outbox_id).text(secret)
 
 
 def verify(secret: str, text: str) -> Token | None:
@@ -118,4 +135,4 @@ def verify(secret: str, text: str) -> Token | None:
     if not hmac.compare_digest(_sign(secret, body), sig):
         return None
     issued = EPOCH + timedelta(days=int(day, 36)) if day is not None else None
-    return Token(kind, int(number), int(who) if who is not None else None, issued)
+    return Token(TokenKind(kind), int(number), int(who) if who is not None else None, issued)

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 
-from routing.conditions import AnyOf, Condition, SenderDomainIs, SenderIs, normalize_address, normalize_domain
+from routing.condition_parsers import normalize_address, normalize_domain
+from routing.conditions import AnyOf, Condition, SenderDomainIs, SenderIs
 from routing.rule_errors import RuleProblem, RulesError
 from routing.rules import Actions, Rule, compile_rules
 

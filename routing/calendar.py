@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from routing.errors import RoutingError
 from routing.shifts import Schedule, duty_intervals, require_aware
 
 # How far ahead add_business_time looks before it gives up: a schedule and holiday list that leave
@@ -25,7 +26,7 @@ MAX_SEARCH = timedelta(days=2 * 366)
 _WINDOW = timedelta(days=7)
 
 
-class CalendarError(ValueError):
+class CalendarError(RoutingError, ValueError):
     """A holiday calendar that cannot be built (unknown country or subdivision)."""
 
 
@@ -130,7 +131,7 @@ def add_business_time(
     """
     require_aware(start)
     if duration < timedelta(0):
-        raise ValueError(f"negative duration {duration}")
+        raise CalendarError(f"negative duration {duration}")
     cursor = start.astimezone(UTC)
     if duration == timedelta(0):
         return cursor
@@ -143,7 +144,7 @@ def add_business_time(
                 return begin + remaining
             remaining -= finish - begin
         cursor = window_end
-    raise ValueError(
+    raise CalendarError(
         f"business hours {list(hours.schedule.specs)} in {hours.timezone} leave no business time "
         f"in the {MAX_SEARCH.days} days after {start.isoformat()} (are all days holidays?)"
     )

@@ -24,9 +24,9 @@ from routing.features import (
     MailVectorizer,
     build_features,
     is_explanatory,
-    prepare_rows,
     readable_term,
 )
+from routing.text_cleaning import prepare_rows
 
 TOP_TERMS = 5
 

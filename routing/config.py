@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from routing.errors import RoutingConfigError
 from routing.facts import DEFAULT_CATEGORY
 
 TARGET_CATEGORY = "category"
@@ -29,14 +30,16 @@ DEFAULT_THRESHOLD = 0.6
 
 
 def check_thresholds(thresholds: Mapping[str, float]) -> dict[str, float]:
-    """Every target's threshold, defaults filled in; ValueError for an unknown target or a bad value."""
+    """Every target's threshold, defaults filled in; RoutingConfigError for an unknown target or a bad value."""
     unknown = sorted(set(thresholds) - set(TARGETS))
     if unknown:
-        raise ValueError(f"routing thresholds: unknown target(s) {unknown}; known: {list(TARGETS)}")
+        raise RoutingConfigError(f"routing thresholds: unknown target(s) {unknown}; known: {list(TARGETS)}")
     result = dict.fromkeys(TARGETS, DEFAULT_THRESHOLD)
     for target, value in thresholds.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-            raise ValueError(f"routing thresholds: {target} must be a number from 0 to 1, got {value!r}")
+            raise RoutingConfigError(
+                f"routing thresholds: {target} must be a number from 0 to 1, got {value!r}"
+            )
         result[target] = float(value)
     return result
 
@@ -57,8 +60,8 @@ class RoutingConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", check_thresholds(self.thresholds))
         if not self.categories or not all(isinstance(c, str) and c.strip() for c in self.categories):
-            raise ValueError("routing categories: expected a non-empty list of names")
+            raise RoutingConfigError("routing categories: expected a non-empty list of names")
         if not math.isfinite(self.rules_check_seconds) or self.rules_check_seconds < 0:
-            raise ValueError(
+            raise RoutingConfigError(
                 f"routing rules_check_seconds must be 0 or more, got {self.rules_check_seconds!r}"
             )

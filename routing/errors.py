@@ -8,7 +8,18 @@ RoutingError
  │    │    └── UntrustedModelError   it names types outside the allow-list (could run code on load)
  │    └── ModelStoreError        the store itself: bad names, activation history, refused deletes
  ├── TrainingError               a model cannot be trained from the given examples
- └── DatasetError                training or evaluation data cannot be read (file, columns, encoding)
+ ├── DatasetError                training or evaluation data cannot be read (file, columns, encoding)
+ ├── RoutingConfigError          [routing] thresholds, categories or check interval unusable (config)
+ ├── RulesError                  the rules cannot be used; `.problems` says each (rule_errors)
+ ├── PeopleError                 the roster or a technician setting is invalid (people)
+ ├── ShiftSpecError              a shift spec cannot be read (shifts)
+ └── CalendarError               a holiday calendar or business time that cannot be built (calendar)
+
+The last five are ValueErrors too, as they were before the tree had them. A bare ValueError or
+TypeError left in routing is a caller's bug (a naive datetime, a test fraction outside 0..1,
+lists of different lengths), never an outcome to handle; the validators of people raise
+ValueError only inside their parsers, which turn it into PeopleError. The [sla] section is read
+by the settings reader of the composition root, which reports its problems as settings errors.
 """
 
 from __future__ import annotations
@@ -48,3 +59,7 @@ class TrainingError(RoutingError):
 
 class DatasetError(RoutingError):
     """Training or evaluation data cannot be read: missing file, unknown column, bad encoding."""
+
+
+class RoutingConfigError(RoutingError, ValueError):
+    """The [routing] settings cannot be used: an unknown threshold target, a value out of range."""

@@ -21,17 +21,13 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import re
-import tempfile
 import threading
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +38,7 @@ from routing.errors import (
     ModelStoreError,
     UntrustedModelError,
 )
+from routing.model_files import PRIVATE_DIR, PRIVATE_FILE, atomic_write, library_versions
 
 if TYPE_CHECKING:
     from routing.classifier import TextModel
@@ -50,8 +47,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("helpdesk.routing.models")
 
 FORMAT = 1
-PRIVATE_DIR = 0o700
-PRIVATE_FILE = 0o600
 MODEL_SUFFIX = ".skops"
 META_SUFFIX = ".json"
 PNG_SUFFIX = ".confusion.png"
@@ -82,48 +77,6 @@ def target_of(version: str) -> str:
             f"{version!r} is not a model version (like category-20250101T120000Z-1a2b3c4d)"
         )
     return match.group(1)
-
-
-def library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name, dist in (
-        ("sklearn", "scikit-learn"),
-        ("numpy", "numpy"),
-        ("scipy", "scipy"),
-        ("skops", "skops"),
-    ):
-        try:
-            out[name] = package_version(dist)
-        except PackageNotFoundError:
-            out[name] = "unknown"
-    return out
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old content or all of the new."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # Made 0600 whatever the umask, like every file of the desk: another local user must not
-        # read what the desk learnt from its mail (the vocabulary of requesters' text).
-        os.fchmod(fd, PRIVATE_FILE)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 @dataclass(frozen=True)

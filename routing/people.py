@@ -2,7 +2,7 @@
 
 The file holds `[[technician]]` and `[[coordinator]]` tables (see deploy/technicians.example.toml).
 `parse_people` checks every entry and reports all problems at once, each naming the entry and the
-field, so an admin fixes the file in one pass. `apply_settings` reads the `key=value` words of
+field, so an admin fixes the file in one pass. `routing.technician_settings` reads the `key=value` words of
 `helpdesk technicians set EMAIL ...` and returns an updated `Technician`.
 
 Nothing here touches the database: the caller stores what these functions return.
@@ -14,11 +14,12 @@ import difflib
 import re
 import tomllib
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from routing.errors import RoutingError
 from routing.facts import DEFAULT_CATEGORY
 from routing.shifts import Schedule, ShiftSpecError, check_timezone, parse_schedule
 
@@ -53,7 +54,7 @@ SETTING_KEYS = (
 )
 
 
-class PeopleError(ValueError):
+class PeopleError(RoutingError, ValueError):
     """The roster or a setting is invalid; `problems` lists every problem, one line each."""
 
     def __init__(self, problems: Iterable[str]) -> None:
@@ -139,7 +140,7 @@ def parse_people(data: Mapping[str, Any], *, categories: Collection[str] | None 
     problems: list[str] = []
     for key in data:
         if key not in TOP_LEVEL_KEYS:
-            problems.append(f"unknown table [[{key}]]{_suggest(key, TOP_LEVEL_KEYS, '[[{}]]')}")
+            problems.append(f"unknown table [[{key}]]{suggest(key, TOP_LEVEL_KEYS, '[[{}]]')}")
     technicians: list[Technician] = []
     for index, entry in enumerate(_entries(data, "technician", problems), start=1):
         tech = _technician_from_entry(entry, _label("technician", index, entry), categories, problems)
@@ -180,7 +181,7 @@ def _check_unique(kind: str, emails: list[str], problems: list[str]) -> None:
         seen.add(email)
 
 
-def _suggest(word: str, choices: Iterable[str], template: str = '"{}"') -> str:
+def suggest(word: str, choices: Iterable[str], template: str = '"{}"') -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean {template.format(close[0])}?)" if close else ""
 
@@ -191,7 +192,7 @@ def _technician_from_entry(
     before = len(problems)
     for key in entry:
         if key not in TECHNICIAN_KEYS:
-            problems.append(f"{label}: unknown key {key!r}{_suggest(key, TECHNICIAN_KEYS)}")
+            problems.append(f"{label}: unknown key {key!r}{suggest(key, TECHNICIAN_KEYS)}")
     for key in ("name", "email", "shifts"):
         if key not in entry:
             problems.append(f"{label}: {key} is missing")
@@ -205,15 +206,15 @@ def _technician_from_entry(
             problems.append(f"{label}: {key}: {exc}")
             return default
 
-    name = check("name", "", _check_name)
+    name = check("name", "", check_name)
     email = check("email", "", _check_email)
-    tier = check("tier", MIN_TIER, _check_tier)
-    languages = check("languages", DEFAULT_LANGUAGES, _check_languages)
+    tier = check("tier", MIN_TIER, check_tier)
+    languages = check("languages", DEFAULT_LANGUAGES, check_languages)
     timezone = check("timezone", DEFAULT_TIMEZONE, check_timezone)
-    max_open = check("max_open", DEFAULT_MAX_OPEN, _check_max_open)
-    schedule = check("shifts", None, _check_shifts)
+    max_open = check("max_open", DEFAULT_MAX_OPEN, check_max_open)
+    schedule = check("shifts", None, check_shifts)
     skills: dict[str, int] = check("skills", {}, lambda value: _check_skills(value, categories))
-    active = check("active", True, _check_bool)
+    active = check("active", True, check_bool)
     if len(problems) > before or schedule is None:
         return None
     return Technician(
@@ -233,9 +234,9 @@ def _coordinator_from_entry(entry: Mapping[str, Any], label: str, problems: list
     before = len(problems)
     for key in entry:
         if key not in COORDINATOR_KEYS:
-            problems.append(f"{label}: unknown key {key!r}{_suggest(key, COORDINATOR_KEYS)}")
+            problems.append(f"{label}: unknown key {key!r}{suggest(key, COORDINATOR_KEYS)}")
     values: dict[str, Any] = {}
-    for key, checker in (("name", _check_name), ("email", _check_email), ("language", _check_language)):
+    for key, checker in (("name", check_name), ("email", _check_email), ("language", _check_language)):
         if key not in entry:
             if key != "language":
                 problems.append(f"{label}: {key} is missing")
@@ -253,7 +254,7 @@ def _coordinator_from_entry(entry: Mapping[str, Any], label: str, problems: list
 # (the caller says which entry and field it was).
 
 
-def _check_name(value: Any) -> str:
+def check_name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a non-empty string")
     return " ".join(value.split())
@@ -272,14 +273,14 @@ def _check_int(value: Any) -> int:
     return value
 
 
-def _check_tier(value: Any) -> int:
+def check_tier(value: Any) -> int:
     tier = _check_int(value)
     if not MIN_TIER <= tier <= MAX_TIER:
         raise ValueError(f"must be {MIN_TIER} (first line) to {MAX_TIER} (specialist), got {tier}")
     return tier
 
 
-def _check_max_open(value: Any) -> int:
+def check_max_open(value: Any) -> int:
     max_open = _check_int(value)
     if max_open < 1:
         raise ValueError(f"must be at least 1, got {max_open} (set active = false to stop assignments)")
@@ -292,13 +293,13 @@ def _check_language(value: Any) -> str:
     return value.strip().lower()
 
 
-def _check_languages(value: Any) -> tuple[str, ...]:
+def check_languages(value: Any) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, list) or not value:
         raise ValueError('must be a non-empty list of language codes, e.g. ["pl", "en"]')
     return tuple(dict.fromkeys(_check_language(item) for item in value))
 
 
-def _check_shifts(value: Any) -> Schedule:
+def check_shifts(value: Any) -> Schedule:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
@@ -309,18 +310,18 @@ def _check_shifts(value: Any) -> Schedule:
         raise ValueError(str(exc)) from None
 
 
-def _check_skill_level(category: str, value: Any) -> int:
+def check_skill_level(category: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not MIN_SKILL <= value <= MAX_SKILL:
         raise ValueError(f"{category}: level must be {MIN_SKILL} to {MAX_SKILL}, got {value!r}")
     return value
 
 
-def _check_category(category: str, categories: Collection[str] | None) -> str:
+def check_category(category: str, categories: Collection[str] | None) -> str:
     if not category.strip():
         raise ValueError("a skill needs a category name")
     category = category.strip()
     if categories is not None and category not in categories and category != DEFAULT_CATEGORY:
-        raise ValueError(f"unknown category {category!r}{_suggest(category, categories)}")
+        raise ValueError(f"unknown category {category!r}{suggest(category, categories)}")
     return category
 
 
@@ -331,8 +332,8 @@ def _check_skills(value: Any, categories: Collection[str] | None) -> dict[str, i
     skills: dict[str, int] = {}
     for raw_category, level in value.items():
         try:
-            category = _check_category(str(raw_category), categories)
-            skills[category] = _check_skill_level(category, level)
+            category = check_category(str(raw_category), categories)
+            skills[category] = check_skill_level(category, level)
         except ValueError as exc:
             problems.append(str(exc))
     if problems:
@@ -344,97 +345,9 @@ _TRUE_WORDS = ("true", "yes", "on", "1")
 _FALSE_WORDS = ("false", "no", "off", "0")
 
 
-def _check_bool(value: Any) -> bool:
+def check_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS + _FALSE_WORDS:
         return value.strip().lower() in _TRUE_WORDS
     raise ValueError(f"must be true or false, got {value!r}")
-
-
-def _int_word(value: str) -> int:
-    try:
-        return int(value.strip())
-    except ValueError:
-        raise ValueError(f"must be a whole number, got {value!r}") from None
-
-
-# `helpdesk technicians set EMAIL key=value ...`
-
-
-def apply_setting(tech: Technician, setting: str, *, categories: Collection[str] | None = None) -> Technician:
-    """Apply one `key=value` word and return the changed technician; raise `PeopleError` if invalid.
-
-    Keys: active, tier, max_open, name, timezone, languages=pl,en, shifts=SPEC;SPEC (a semicolon
-    between shifts, as a spec may hold commas), skills.CATEGORY=LEVEL (0 or "none" removes the skill),
-    skills=network:5,printing:2 (replaces them all; empty clears them). The email cannot be set: it is
-    the technician's identity.
-    """
-    key, sep, value = setting.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise PeopleError([f'setting "{setting}": expected key=value, e.g. active=false'])
-    try:
-        return _apply(tech, key, value.strip(), categories)
-    except ValueError as exc:
-        raise PeopleError([f"{tech.email}: {key}: {exc}"]) from None
-
-
-def apply_settings(
-    tech: Technician, settings: Iterable[str], *, categories: Collection[str] | None = None
-) -> Technician:
-    """Apply several `key=value` words in order; report every bad one at once."""
-    problems: list[str] = []
-    for setting in settings:
-        try:
-            tech = apply_setting(tech, setting, categories=categories)
-        except PeopleError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise PeopleError(problems)
-    return tech
-
-
-def _apply(tech: Technician, key: str, value: str, categories: Collection[str] | None) -> Technician:
-    if key.startswith("skills."):
-        category = _check_category(key.removeprefix("skills."), categories)
-        skills = dict(tech.skills)
-        if value.lower() in ("0", "none", ""):
-            skills.pop(category, None)
-        else:
-            skills[category] = _check_skill_level(category, _int_word(value))
-        return replace(tech, skills=MappingProxyType(skills))
-    match key:
-        case "active":
-            return replace(tech, active=_check_bool(value))
-        case "tier":
-            return replace(tech, tier=_check_tier(_int_word(value)))
-        case "max_open":
-            return replace(tech, max_open=_check_max_open(_int_word(value)))
-        case "name":
-            return replace(tech, name=_check_name(value))
-        case "timezone":
-            return replace(tech, timezone=check_timezone(value))
-        case "languages":
-            return replace(tech, languages=_check_languages([v for v in value.split(",") if v.strip()]))
-        case "shifts":
-            specs = [spec for spec in value.split(SHIFT_SEPARATOR) if spec.strip()]
-            return replace(tech, schedule=_check_shifts(specs))
-        case "skills":
-            return replace(tech, skills=MappingProxyType(_parse_skill_list(value, categories)))
-        case "email":
-            raise ValueError("cannot be changed: the email is the technician's identity (add a new one)")
-    raise ValueError(f"unknown setting (one of: {', '.join(SETTING_KEYS)}){_suggest(key, SETTING_KEYS)}")
-
-
-def _parse_skill_list(value: str, categories: Collection[str] | None) -> dict[str, int]:
-    skills: dict[str, int] = {}
-    for item in (part.strip() for part in value.split(",")):
-        if not item:
-            continue
-        category, sep, level = item.partition(":")
-        if not sep:
-            raise ValueError(f'"{item}": write CATEGORY:LEVEL, e.g. network:5')
-        category = _check_category(category, categories)
-        skills[category] = _check_skill_level(category, _int_word(level))
-    return skills

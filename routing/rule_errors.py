@@ -4,7 +4,7 @@ An admin who edits the rules file should be able to fix it in one pass, so the l
 at the first mistake: it collects each problem with where it is (the rule's name, or its position
 when it has none) and raises them together.
 
-    ValueError
+    RoutingError, ValueError
      └── RulesError      the rules (file or built-in settings) cannot be used; `.problems` says why
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from routing.errors import RoutingError
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class RuleProblem:
         return f"{self.where}: {self.message}"
 
 
-class RulesError(ValueError):
+class RulesError(RoutingError, ValueError):
     """The rules at `source` cannot be used; every problem found is in `problems`."""
 
     def __init__(self, source: str, problems: Sequence[RuleProblem]) -> None:

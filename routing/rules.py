@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.ticket import Priority
-from routing.conditions import CONDITIONS, Condition, MailView, Report, prefixed
+from routing.condition_parsers import CONDITIONS, prefixed
+from routing.conditions import Condition, MailView, Report
 from routing.facts import MailFacts
 from routing.rule_errors import RuleProblem
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from models.ticket import Priority, TicketStatus
+from models.ticket import DONE_STATUSES, PAUSED_STATUSES, Priority, TicketStatus
 from routing.calendar import (
     NO_HOLIDAYS,
     BusinessHours,
@@ -70,9 +70,6 @@ DEFAULT_TARGETS: Mapping[Priority, tuple[str, str, bool]] = {
     Priority.LOW: ("2d", "10d", True),
 }
 CALENDAR_DAY = timedelta(days=1)
-# The statuses in which the resolution clock stands still, and those that end the SLA.
-PAUSED_STATUSES = frozenset({TicketStatus.WAITING, TicketStatus.RESOLVED, TicketStatus.CLOSED})
-FINISHED_STATUSES = frozenset({TicketStatus.RESOLVED, TicketStatus.CLOSED})
 
 
 class SlaStep(enum.StrEnum):
@@ -196,7 +193,7 @@ def due_times(
 def sla_state(facts: SlaFacts, now: datetime, config: SlaConfig) -> list[SlaAction]:
     """The SLA steps due for this ticket at `now` that are not in `facts.steps_done`."""
     require_aware(now)
-    if not config.enabled or facts.status in FINISHED_STATUSES:
+    if not config.enabled or facts.status in DONE_STATUSES:
         return []
     target = config.target(facts.priority)
     actions: list[SlaAction] = []
@@ -261,7 +258,7 @@ def sla_outcome(facts: SlaFacts, now: datetime, config: SlaConfig) -> SlaOutcome
     """
     require_aware(now)
     target = config.target(facts.priority)
-    finished = facts.status in FINISHED_STATUSES and facts.resolved_at is not None
+    finished = facts.status in DONE_STATUSES and facts.resolved_at is not None
     until = facts.resolved_at if finished and facts.resolved_at is not None else now
     first_due, resolution_due = due_times(
         facts.created_at, facts.priority, config, paused=_paused_time(facts, until, target, config)

@@ -19,13 +19,14 @@ from hypothesis import strategies as st
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from intake.automatic import Automation, MailKind, detect_automatic
 from intake.config import IntakeConfig
-from intake.conversation import bounce_ticket, find_ticket
 from intake.errors import ParseError
-from intake.loops import Automation, MailKind, classify
-from intake.parse import ParsedEmail, parse_email
+from intake.parse import parse_email
+from intake.threads import bounce_ticket, find_ticket
 from models import tables
 from models.base import utcnow
+from models.mail import ParsedEmail
 from notify.config import MailIdentity
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -328,7 +329,7 @@ def through_the_pipeline(data: bytes, session: Session, counts: Counts | None = 
         return outcome
     outcome.parsed = True
     check_invariants(mail)
-    automation: Automation = classify(mail, IDENTITY, "sender@example.com")
+    automation: Automation = detect_automatic(mail, IDENTITY, "sender@example.com")
     outcome.kind = automation.kind
     if automation.kind is MailKind.BOUNCE:
         outcome.ticket = bounce_ticket(session, IDENTITY, mail, [SUPPORT]).ticket_id

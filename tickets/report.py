@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from intake.sla_timer import OPEN_STATUSES, ticket_facts
-from models.ticket import Ticket
+from models.ticket import OPEN_STATUSES, Ticket
 from routing.sla import SlaConfig, sla_outcome
+from tickets.sla_timer import ticket_facts
 
 
 def _hours(values: list[float]) -> dict[str, float | None]:

@@ -14,9 +14,9 @@ from typing import Any
 from helpdesk.cli.common import EX_DATAERR, EX_USAGE, emit_json, reading
 from helpdesk.settings import Settings
 from helpdesk.terminal import echo
-from intake.training_data import examples_from_db
 from routing.config import TARGETS
 from routing.model_store import ModelStore
+from tickets.training_data import examples_from_db
 
 
 def add_parser(sub: argparse._SubParsersAction[Any], name: str, help_text: str) -> None:

@@ -28,7 +28,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             queue = queue_counts(session)
             oldest = oldest_waiting(session)
             counts = status_counts(session)
-            automatic = app.desk.budgets.report(session, utcnow()).as_dict()
+            automatic = app.mailer.budgets.report(session, utcnow()).as_dict()
             automatic["held_notices_pending"] = counts.held_notices_pending
         mailboxes = {m.name: m for m in mailbox_statuses(app.readers)}
         status: dict[str, Any] = {

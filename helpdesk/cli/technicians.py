@@ -12,11 +12,11 @@ from helpdesk.cli.common import EX_DATAERR, EX_NOINPUT, emit_json, reading
 from helpdesk.settings import Settings
 from helpdesk.terminal import cell, echo, json_text
 from helpdesk.views import iso, table
-from intake.assignment import open_loads
-from intake.roster import change_technician, coordinators, import_people, staff
 from models.base import utcnow
 from routing.people import PeopleError, parse_people_toml
 from routing.shifts import is_on_shift
+from tickets.assignment import open_loads
+from tickets.roster import change_technician, coordinators, import_people, staff
 
 
 def add_parser(sub: argparse._SubParsersAction[Any], name: str, help_text: str) -> None:

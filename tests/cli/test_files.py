@@ -21,8 +21,9 @@ import pytest
 
 from helpdesk.cli import main
 from models.db import DatabaseConfig, create_db_engine, migrate
-from notify.sender import MaildirTransport
-from routing.model_store import ModelStore, atomic_write
+from notify.transports import MaildirTransport
+from routing.model_files import atomic_write
+from routing.model_store import ModelStore
 from tests.conftest import REPO_ROOT
 from tests.loopback import free_port, wait_until
 from tests.mail import make_mail

@@ -14,25 +14,25 @@ import pytest
 from sqlalchemy import select
 
 from helpdesk.app import App
-from intake.roster import import_people
-from intake.smtp_server import SmtpListener
+from intake.smtp_listener import SmtpListener
 from models.ticket import Ticket, TicketStatus
 from routing.people import parse_people_toml
 from tests.conftest import Clock
 from tests.desk.test_backscatter import ROSTER, TUESDAY_MORNING
-from tests.desk.test_technicians import Desk
+from tests.desk.test_technicians import TechnicianDesk
 from tests.loopback import free_port
 from tests.mail import SmtpSink, make_mail
+from tickets.roster import import_people
 
 MX = "mx.example.test"
 
 
 @pytest.fixture
-def open_desk(make_app: Callable[..., App], clock: Clock) -> Iterator[Callable[..., Desk]]:
+def open_desk(make_app: Callable[..., App], clock: Clock) -> Iterator[Callable[..., TechnicianDesk]]:
     running: list[SmtpListener] = []
     with SmtpSink() as sink:
 
-        def factory(**security: Any) -> Desk:
+        def factory(**security: Any) -> TechnicianDesk:
             clock.now = TUESDAY_MORNING
             port = free_port()
             app = make_app(
@@ -46,14 +46,14 @@ def open_desk(make_app: Callable[..., App], clock: Clock) -> Iterator[Callable[.
             listener = SmtpListener(app.settings.smtp, app.store, app.settings.identity)
             listener.start()
             running.append(listener)
-            return Desk(app, sink, port, clock)
+            return TechnicianDesk(app, sink, port, clock)
 
         yield factory
         for listener in running:
             listener.stop()
 
 
-def a_ticket(desk: Desk) -> tuple[int, EmailMessage]:
+def a_ticket(desk: TechnicianDesk) -> tuple[int, EmailMessage]:
     desk.send(make_mail(sender="Zofia <zofia@klient.example.pl>", subject="Printer is dead"))
     with desk.app.sessions() as s:
         number = s.scalars(select(Ticket.id)).one()
@@ -61,7 +61,7 @@ def a_ticket(desk: Desk) -> tuple[int, EmailMessage]:
     return number, assignment.message
 
 
-def resolve(desk: Desk, assignment: EmailMessage, *, authenticated: bool) -> None:
+def resolve(desk: TechnicianDesk, assignment: EmailMessage, *, authenticated: bool) -> None:
     reply_to = assignment["Reply-To"].addresses[0].addr_spec
     mail = make_mail(
         sender="Alicja Nowak <alicja@example.test>",
@@ -76,7 +76,7 @@ def resolve(desk: Desk, assignment: EmailMessage, *, authenticated: bool) -> Non
 
 
 def test_unauthenticated_staff_commands_are_refused_when_required(
-    open_desk: Callable[..., Desk],
+    open_desk: Callable[..., TechnicianDesk],
 ) -> None:
     desk = open_desk(require_authenticated_staff=True)
     number, assignment = a_ticket(desk)
@@ -88,7 +88,7 @@ def test_unauthenticated_staff_commands_are_refused_when_required(
 
 
 def test_authenticated_staff_commands_are_applied_when_required(
-    open_desk: Callable[..., Desk],
+    open_desk: Callable[..., TechnicianDesk],
 ) -> None:
     desk = open_desk(require_authenticated_staff=True)
     number, assignment = a_ticket(desk)
@@ -98,7 +98,7 @@ def test_authenticated_staff_commands_are_applied_when_required(
     assert ticket.resolution == "replaced the fuser"
 
 
-def test_by_default_staff_mail_needs_no_authentication(open_desk: Callable[..., Desk]) -> None:
+def test_by_default_staff_mail_needs_no_authentication(open_desk: Callable[..., TechnicianDesk]) -> None:
     desk = open_desk()
     number, assignment = a_ticket(desk)
     resolve(desk, assignment, authenticated=False)
@@ -106,7 +106,7 @@ def test_by_default_staff_mail_needs_no_authentication(open_desk: Callable[..., 
 
 
 def test_a_technicians_out_of_office_is_not_relayed_to_the_requester(
-    open_desk: Callable[..., Desk],
+    open_desk: Callable[..., TechnicianDesk],
 ) -> None:
     desk = open_desk()
     number, assignment = a_ticket(desk)

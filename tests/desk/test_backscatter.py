@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import func, select
 
 from helpdesk.app import App, build_app
-from intake.roster import import_people
 from intake.worker import WorkReport
 from models.base import utcnow
 from models.db import create_db_engine, migrate
@@ -26,6 +25,7 @@ from models.ticket import Ticket, TicketEvent
 from routing.people import parse_people_toml
 from tests.conftest import Clock, deliver, desk_settings
 from tests.mail import make_mail, parse
+from tickets.roster import import_people
 
 FLOOD = 1000
 # A Tuesday morning, inside every shift below.
@@ -222,7 +222,7 @@ def test_budget_holds_across_processes_sharing_postgresql(pg_url: str, tmp_path:
         assert sum(r.tickets_created for r in reports) == 300
         assert outbox(apps[0], "ack") == 50
         with apps[0].sessions() as s:
-            assert apps[0].desk.budgets.report(s, utcnow()).suppressed_global == 250
+            assert apps[0].mailer.budgets.report(s, utcnow()).suppressed_global == 250
     finally:
         for app in apps:
             app.close()

@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from helpdesk.app import App
 from helpdesk.views import render_ticket, ticket_detail
-from intake.roster import import_people
 from models.outbox import OutboxMessage, OutboxStatus
 from models.ticket import Ticket, TicketEvent
 from routing.people import parse_people_toml
@@ -21,6 +20,7 @@ from tests.conftest import Clock, deliver
 from tests.mail import make_mail, parse
 from tests.notify.fake_relay import FakeRelay, Misbehaviour
 from tickets.queries import record_of
+from tickets.roster import import_people
 
 TECHNICIAN = """
 [[technician]]

@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import select
 
 from helpdesk.app import App
-from intake.roster import import_people
-from intake.smtp_server import SmtpListener
+from intake.smtp_listener import SmtpListener
 from models.ticket import Ticket, TicketStatus
 from routing.people import parse_people_toml
 from tests.conftest import Clock
 from tests.loopback import free_port
 from tests.mail import SUPPORT, Received, SmtpSink, make_mail, send_mail
+from tickets.roster import import_people
 
 # Tuesday 24 November 2026, 10:00 in Warsaw (09:00 UTC).
 TUESDAY_MORNING = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -78,7 +78,7 @@ category = "printing"
 
 
 @dataclass
-class Desk:
+class TechnicianDesk:
     app: App
     sink: SmtpSink
     port: int
@@ -106,7 +106,7 @@ class Desk:
 
 
 @pytest.fixture
-def desk(make_app: Callable[..., App], tmp_path: Path, clock: Clock) -> Iterator[Desk]:
+def desk(make_app: Callable[..., App], tmp_path: Path, clock: Clock) -> Iterator[TechnicianDesk]:
     clock.now = TUESDAY_MORNING
     rules = tmp_path / "rules.toml"
     rules.write_text(RULES)
@@ -124,12 +124,12 @@ def desk(make_app: Callable[..., App], tmp_path: Path, clock: Clock) -> Iterator
         listener = SmtpListener(app.settings.smtp, app.store, app.settings.identity)
         listener.start()
         try:
-            yield Desk(app, sink, port, clock)
+            yield TechnicianDesk(app, sink, port, clock)
         finally:
             listener.stop()
 
 
-def polish_printer_ticket(desk: Desk) -> tuple[int, EmailMessage]:
+def polish_printer_ticket(desk: TechnicianDesk) -> tuple[int, EmailMessage]:
     desk.send(
         make_mail(
             sender="Zofia Kowalska <zofia@klient.example.pl>",
@@ -158,7 +158,7 @@ def reply(
     )
 
 
-def test_polish_printer_ticket_goes_to_the_polish_printing_expert_on_shift(desk: Desk) -> None:
+def test_polish_printer_ticket_goes_to_the_polish_printing_expert_on_shift(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     ticket = desk.ticket(number)
     assert ticket.category == "printing"
@@ -183,7 +183,7 @@ def test_polish_printer_ticket_goes_to_the_polish_printing_expert_on_shift(desk:
     assert desk.mails_to("piotr@example.test") == []
 
 
-def test_status_command_and_reply_reach_the_requester_in_her_thread_in_polish(desk: Desk) -> None:
+def test_status_command_and_reply_reach_the_requester_in_her_thread_in_polish(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     reply_to = assignment["Reply-To"].addresses[0].addr_spec
     desk.send(
@@ -212,7 +212,7 @@ def test_status_command_and_reply_reach_the_requester_in_her_thread_in_polish(de
     assert relay["Reply-To"].addresses[0].addr_spec.startswith(f"support+t{number}-")
 
 
-def test_forged_from_with_a_valid_token_changes_nothing(desk: Desk) -> None:
+def test_forged_from_with_a_valid_token_changes_nothing(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     reply_to = assignment["Reply-To"].addresses[0].addr_spec
     before = len(desk.mails_to("zofia@klient.example.pl"))
@@ -230,7 +230,7 @@ def test_forged_from_with_a_valid_token_changes_nothing(desk: Desk) -> None:
     assert "refused" in desk.events(number)
 
 
-def test_valid_from_without_the_token_changes_nothing(desk: Desk) -> None:
+def test_valid_from_without_the_token_changes_nothing(desk: TechnicianDesk) -> None:
     number, _ = polish_printer_ticket(desk)
     before = len(desk.mails_to("zofia@klient.example.pl"))
     desk.send(
@@ -242,7 +242,7 @@ def test_valid_from_without_the_token_changes_nothing(desk: Desk) -> None:
     assert len(refusals) == 1
 
 
-def test_resolve_without_a_note_is_refused(desk: Desk) -> None:
+def test_resolve_without_a_note_is_refused(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     reply_to = assignment["Reply-To"].addresses[0].addr_spec
     before = len(desk.mails_to("zofia@klient.example.pl"))
@@ -260,7 +260,7 @@ def test_resolve_without_a_note_is_refused(desk: Desk) -> None:
     assert "#resolve" in text
 
 
-def test_resolution_then_the_requesters_reply_reopens(desk: Desk) -> None:
+def test_resolution_then_the_requesters_reply_reopens(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     reply_to = assignment["Reply-To"].addresses[0].addr_spec
     desk.send(
@@ -288,7 +288,7 @@ def test_resolution_then_the_requesters_reply_reopens(desk: Desk) -> None:
     assert "Niestety nadal nie drukuje" in desk.mails_to("alicja@example.test")[-1].message.get_content()
 
 
-def test_note_stays_internal_and_category_correction_is_recorded(desk: Desk) -> None:
+def test_note_stays_internal_and_category_correction_is_recorded(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     reply_to = assignment["Reply-To"].addresses[0].addr_spec
     before = len(desk.mails_to("zofia@klient.example.pl"))
@@ -315,7 +315,7 @@ def test_note_stays_internal_and_category_correction_is_recorded(desk: Desk) -> 
         )
 
 
-def test_sla_breach_escalates_to_tier_two_and_tells_the_coordinator_once(desk: Desk) -> None:
+def test_sla_breach_escalates_to_tier_two_and_tells_the_coordinator_once(desk: TechnicianDesk) -> None:
     number, _ = polish_printer_ticket(desk)
     # Normal priority: first response due 8 business hours later; the clock jumps well past it.
     desk.clock.advance(days=2)
@@ -337,7 +337,7 @@ def test_sla_breach_escalates_to_tier_two_and_tells_the_coordinator_once(desk: D
     assert "escalated" in desk.events(number)
 
 
-def test_sla_warning_reminds_the_assignee_once(desk: Desk) -> None:
+def test_sla_warning_reminds_the_assignee_once(desk: TechnicianDesk) -> None:
     number, _ = polish_printer_ticket(desk)
     # 75% of 8 business hours (first response) is 6 hours: 10:00 + 6h = 16:00 Warsaw, end of business.
     desk.clock.advance(hours=6, minutes=30)
@@ -349,7 +349,7 @@ def test_sla_warning_reminds_the_assignee_once(desk: Desk) -> None:
     assert desk.ticket(number).assignee == "alicja@example.test"
 
 
-def test_nobody_fits_tells_the_coordinator_why(desk: Desk) -> None:
+def test_nobody_fits_tells_the_coordinator_why(desk: TechnicianDesk) -> None:
     desk.send(
         make_mail(
             sender="Hans <hans@kunde.example.de>",
@@ -373,7 +373,7 @@ def test_nobody_fits_tells_the_coordinator_why(desk: Desk) -> None:
     assert "inactive" in text or "not active" in text
 
 
-def test_report_counts_what_happened(desk: Desk) -> None:
+def test_report_counts_what_happened(desk: TechnicianDesk) -> None:
     from helpdesk.report import build_report, render_report
 
     number, assignment = polish_printer_ticket(desk)
@@ -393,7 +393,7 @@ def test_report_counts_what_happened(desk: Desk) -> None:
     assert number == 1
 
 
-def test_a_technician_can_reopen_a_closed_ticket_with_a_command(desk: Desk) -> None:
+def test_a_technician_can_reopen_a_closed_ticket_with_a_command(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     reply_to = assignment["Reply-To"].addresses[0].addr_spec
     desk.send(reply("alicja@example.test", reply_to, "Re: x", "#close"), to=reply_to)

@@ -17,17 +17,17 @@ from sqlalchemy import select, update
 
 from helpdesk.app import App
 from helpdesk.settings import SettingsError, build_settings, env_overrides
-from intake.roster import change_technician, import_people
 from models.message import Message, MessageKind
 from models.outbox import OutboxMessage
 from models.people import CoordinatorRow, TechnicianRow
 from models.ticket import Participant, Ticket, TicketStatus
-from notify.tokens import Token, verify
+from notify.tokens import Token, TokenKind, verify
 from routing.people import parse_people_toml
 from tests.conftest import REPO_ROOT, Clock, deliver
 from tests.desk import test_technicians as conversation
-from tests.desk.test_technicians import Desk, polish_printer_ticket, reply
+from tests.desk.test_technicians import TechnicianDesk, polish_printer_ticket, reply
 from tests.mail import SUPPORT, make_mail, parse
+from tickets.roster import change_technician, import_people
 
 desk = conversation.desk  # the same desk: roster, rules, SMTP listener and sink
 
@@ -48,17 +48,17 @@ def reply_address(mail: EmailMessage) -> str:
     return str(mail["Reply-To"].addresses[0].addr_spec)
 
 
-def refusals_to(desk: Desk, address: str) -> list[EmailMessage]:
+def refusals_to(desk: TechnicianDesk, address: str) -> list[EmailMessage]:
     return [m.message for m in desk.mails_to(address) if "not applied" in m.message.get_content()]
 
 
-def participants(desk: Desk, number: int) -> dict[str, bool]:
+def participants(desk: TechnicianDesk, number: int) -> dict[str, bool]:
     with desk.app.sessions() as s:
         rows = s.scalars(select(Participant).where(Participant.ticket_id == number))
         return {p.address: p.notify for p in rows}
 
 
-def coordinator_ticket(desk: Desk) -> tuple[int, EmailMessage]:
+def coordinator_ticket(desk: TechnicianDesk) -> tuple[int, EmailMessage]:
     """A ticket nobody can take: the coordinator's mail about it carries the coordinator's token."""
     with desk.app.sessions() as s:
         s.execute(update(TechnicianRow).values(active=False))
@@ -75,7 +75,7 @@ def coordinator_ticket(desk: Desk) -> tuple[int, EmailMessage]:
 # -- the roster decides, on every use ----------------------------------------------------------------
 
 
-def test_an_inactive_technicians_old_token_closes_nothing(desk: Desk) -> None:
+def test_an_inactive_technicians_old_token_closes_nothing(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     work = reply_address(assignment)
     with desk.app.sessions() as s:
@@ -89,7 +89,7 @@ def test_an_inactive_technicians_old_token_closes_nothing(desk: Desk) -> None:
     assert "not an active" in refusals[0].get_content()
 
 
-def test_a_work_token_expires(desk: Desk) -> None:
+def test_a_work_token_expires(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     work = reply_address(assignment)
     desk.clock.advance(days=31)
@@ -107,7 +107,7 @@ def test_a_work_token_expires(desk: Desk) -> None:
     assert desk.ticket(number).status is TicketStatus.CLOSED
 
 
-def test_a_work_token_within_its_lifetime_works(desk: Desk) -> None:
+def test_a_work_token_within_its_lifetime_works(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     work = reply_address(assignment)
     desk.clock.advance(days=29)
@@ -115,13 +115,15 @@ def test_a_work_token_within_its_lifetime_works(desk: Desk) -> None:
     assert desk.ticket(number).status is TicketStatus.CLOSED
 
 
-def test_a_work_token_without_an_issue_day_lives_from_our_newest_mail_to_its_holder(desk: Desk) -> None:
+def test_a_work_token_without_an_issue_day_lives_from_our_newest_mail_to_its_holder(
+    desk: TechnicianDesk,
+) -> None:
     """Tokens sent before they carried a day: as old as the newest mail we sent its holder on the ticket."""
     number, assignment = polish_printer_ticket(desk)
     secret = desk.app.settings.identity.secret
     current = verify(secret, reply_address(assignment).split("+", 1)[1].split("@")[0])
     assert current is not None and current.issued is not None
-    legacy = Token("w", number, current.who).text(secret)
+    legacy = Token(TokenKind.WORK, number, current.who).text(secret)
     address = f"support+{legacy}@example.test"
     with desk.app.sessions() as s:  # the assignment mail as a version without token days wrote it
         row = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "assignment")).one()
@@ -136,7 +138,7 @@ def test_a_work_token_without_an_issue_day_lives_from_our_newest_mail_to_its_hol
     assert "expired" in refusals_to(desk, "alicja@example.test")[-1].get_content()
 
 
-def test_a_coordinator_cannot_act_with_a_technicians_token(desk: Desk) -> None:
+def test_a_coordinator_cannot_act_with_a_technicians_token(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     work = reply_address(assignment)
     before = len(desk.mails_to("zofia@klient.example.pl"))
@@ -148,7 +150,7 @@ def test_a_coordinator_cannot_act_with_a_technicians_token(desk: Desk) -> None:
     assert len(refusals_to(desk, "coord@example.test")) == 1
 
 
-def test_a_coordinator_acts_with_their_own_token(desk: Desk) -> None:
+def test_a_coordinator_acts_with_their_own_token(desk: TechnicianDesk) -> None:
     number, told = coordinator_ticket(desk)
     own = reply_address(told)
     assert own.startswith(f"support+c{number}.")
@@ -157,7 +159,7 @@ def test_a_coordinator_acts_with_their_own_token(desk: Desk) -> None:
     assert "refused" not in desk.events(number)
 
 
-def test_an_inactive_coordinators_token_is_refused(desk: Desk) -> None:
+def test_an_inactive_coordinators_token_is_refused(desk: TechnicianDesk) -> None:
     number, told = coordinator_ticket(desk)
     own = reply_address(told)
     with desk.app.sessions() as s:
@@ -168,7 +170,7 @@ def test_an_inactive_coordinators_token_is_refused(desk: Desk) -> None:
     assert "refused" in desk.events(number)
 
 
-def test_another_coordinators_token_is_refused(desk: Desk) -> None:
+def test_another_coordinators_token_is_refused(desk: TechnicianDesk) -> None:
     number, told = coordinator_ticket(desk)
     own = reply_address(told)
     with desk.app.sessions() as s:
@@ -182,7 +184,7 @@ def test_another_coordinators_token_is_refused(desk: Desk) -> None:
 # -- strangers and #add ------------------------------------------------------------------------------
 
 
-def test_a_strangers_mail_reaches_the_assignee_and_add_lets_them_in(desk: Desk) -> None:
+def test_a_strangers_mail_reaches_the_assignee_and_add_lets_them_in(desk: TechnicianDesk) -> None:
     number, _ = polish_printer_ticket(desk)
     ack = desk.mails_to("zofia@klient.example.pl")[0].message
     desk.send(
@@ -220,7 +222,7 @@ def test_a_strangers_mail_reaches_the_assignee_and_add_lets_them_in(desk: Desk) 
     assert kinds == [MessageKind.STRANGER, MessageKind.REQUESTER]
 
 
-def test_add_takes_one_outside_address(desk: Desk) -> None:
+def test_add_takes_one_outside_address(desk: TechnicianDesk) -> None:
     number, assignment = polish_printer_ticket(desk)
     work = reply_address(assignment)
     desk.send(reply(ALICJA, work, "Re: x", f"#add {SUPPORT}\n#add not-an-address"), to=work)

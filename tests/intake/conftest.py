@@ -8,18 +8,18 @@ from typing import Any
 
 import pytest
 
-from tests.intake.daemon_harness import Desk, DeskFactory
+from tests.intake.daemon_harness import DaemonDesk, DeskFactory
 
 
 @pytest.fixture
 def make_desk(tmp_path: Path) -> Iterator[DeskFactory]:
     """Makes desks in the test's temp dir; kills whatever daemons they still run afterwards."""
-    desks: list[Desk] = []
+    desks: list[DaemonDesk] = []
 
-    def make(db_url: str, mailboxes: Sequence[Mapping[str, Any]] = (), *, name: str = "desk") -> Desk:
+    def make(db_url: str, mailboxes: Sequence[Mapping[str, Any]] = (), *, name: str = "desk") -> DaemonDesk:
         root = tmp_path / name
         root.mkdir()
-        desk = Desk(root, db_url, mailboxes)
+        desk = DaemonDesk(root, db_url, mailboxes)
         desks.append(desk)
         return desk
 

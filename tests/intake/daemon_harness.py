@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from helpdesk.settings.reader import toml_value
 from intake.imap_state import MailboxStatus, mailbox_statuses
-from intake.store import extract_message_id
+from intake.raw_queue import extract_message_id
 from models.db import DatabaseConfig, create_db_engine, migrate, read_only, session_factory
 from models.mailbox_state import MailboxConnState
 from models.outbox import OutboxMessage
@@ -53,7 +53,7 @@ def imap_section(server: DovecotServer, user: str, **overrides: Any) -> dict[str
 
 
 def idle_past(uid: int) -> Callable[[MailboxStatus], bool]:
-    """A condition for `Desk.wait_mailbox`: everything up to `uid` handled, waiting for mail again."""
+    """A condition for `DaemonDesk.wait_mailbox`: everything up to `uid` handled, waiting for mail again."""
     return lambda status: status.last_uid >= uid and status.state is MailboxConnState.IDLE
 
 
@@ -88,7 +88,7 @@ class Outcome:
 class Served:
     """One `helpdesk serve` child process, its log file and its SMTP port."""
 
-    def __init__(self, desk: Desk, log: Path, smtp_port: int) -> None:
+    def __init__(self, desk: DaemonDesk, log: Path, smtp_port: int) -> None:
         self.desk = desk
         self.log = log
         self.smtp_port = smtp_port
@@ -144,7 +144,7 @@ class Served:
         send_mail(self.smtp_port, data, sender=sender, timeout=30)
 
 
-class Desk:
+class DaemonDesk:
     """A helpdesk installation in a directory: config, schema, and helpers to run and inspect it."""
 
     def __init__(self, root: Path, db_url: str, mailboxes: Sequence[Mapping[str, Any]]) -> None:
@@ -317,4 +317,4 @@ class Desk:
         return self.outcome()
 
 
-DeskFactory = Callable[..., Desk]
+DeskFactory = Callable[..., DaemonDesk]

@@ -17,7 +17,7 @@ from types import FrameType
 
 from helpdesk.settings import read_mailbox
 from intake.imap_poller import MailboxPoller
-from intake.store import RawStore
+from intake.raw_queue import RawStore
 from models.db import DatabaseConfig, create_db_engine, session_factory
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from intake.imap_config import ImapMailboxConfig
 from intake.imap_poller import MailboxPoller
 from intake.imap_state import MailboxStatus, mailbox_statuses
-from intake.store import RawStore
+from intake.raw_queue import RawStore
 from models.mailbox_state import MailboxConnState
 from models.raw_message import RawMessage
 from tests.conftest import REPO_ROOT

@@ -6,7 +6,8 @@ import os
 import time
 
 from intake.config import IntakeConfig
-from intake.parse import ParsedEmail, parse_email
+from intake.parse import parse_email
+from models.mail import ParsedEmail
 
 
 def sleepy(data: bytes, config: IntakeConfig) -> ParsedEmail:

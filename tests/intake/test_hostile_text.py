@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from intake.automatic import detect_automatic
 from intake.config import IntakeConfig
 from intake.language import detect_language
-from intake.loops import classify
 from intake.parse import parse_email
 from intake.quotes import _ATTRIBUTION, new_content
 from notify.config import MailIdentity
@@ -115,5 +115,5 @@ def test_automatic_mail_detection_is_linear_in_the_subject(name: str) -> None:
 
     hostile = replace(mail, subject=HOSTILE_SUBJECTS[name])
     identity = MailIdentity(address="support@example.test", secret="s")
-    took = seconds(lambda: classify(hostile, identity, "a@example.com"))
+    took = seconds(lambda: detect_automatic(hostile, identity, "a@example.com"))
     assert took < 0.5, f"{name}: {took:.1f} s"

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from helpdesk.settings import read_mailbox
 from intake.imap_client import connect
 from intake.imap_poller import MailboxPoller
-from intake.store import RawStore
+from intake.raw_queue import RawStore
 from models.db import DatabaseConfig, create_db_engine, migrate, session_factory
 from models.raw_message import RawMessage, RawStatus
 from tests.intake.hostile_imap import Behaviour, HostileImapServer, rss_kib

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from intake.imap_client import MailNotices, connect, log_in
 from intake.imap_fetch import Counts, Cursor, FolderFetcher
 from intake.imap_poller import MailboxPoller
-from intake.store import RawStore
+from intake.raw_queue import RawStore
 from models.mailbox_state import MailboxConnState
 from tests.intake.imap_helpers import config_for, mail, raw_count, running, state_of
 from tests.loopback import wait_until

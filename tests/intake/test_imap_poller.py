@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from intake.errors import MailboxAuthError, MailboxError
 from intake.imap_poller import MailboxPoller
-from intake.store import RawStore
+from intake.raw_queue import RawStore
 from models.db import DatabaseConfig, create_db_engine, migrate, session_factory
 from models.mailbox_state import MailboxConnState
 from models.raw_message import RawStatus

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from intake.errors import StoreError
 from intake.imap_poller import MailboxPoller
-from intake.store import Incoming, RawStore, StoreResult
+from intake.raw_queue import Incoming, RawStore, StoreResult
 from models.mailbox_state import MailboxConnState
 from tests.intake.imap_helpers import (
     config_for,

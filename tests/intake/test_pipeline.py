@@ -31,10 +31,12 @@ def the_ack(app: App) -> Any:
 def test_pipeline_reads_in_one_place() -> None:
     assert [s.name for s in STAGES] == [
         "parse",
-        "classify",
+        "automatic",
         "bounce",
         "authenticate",
         "thread",
+        "staff_reply",
+        "stranger",
         "append",
         "route",
         "open",

@@ -18,16 +18,10 @@ from sqlalchemy import func, select
 
 from helpdesk.app import App
 from helpdesk.views import render_ticket, ticket_detail
-from intake.authentication import (
-    AuthResult,
-    SenderAuth,
-    SenderAuthConfig,
-    SenderAuthenticator,
-    aligned,
-    staff_refusal,
-)
+from intake.authentication import SenderAuthConfig, SenderAuthenticator, aligned, staff_refusal
 from models.outbox import OutboxMessage
 from models.raw_message import RawMessage
+from models.sender_auth import AuthResult, SenderAuth
 from models.ticket import Ticket
 from tests.conftest import Clock, deliver
 from tests.mail import make_mail
@@ -390,7 +384,7 @@ def test_an_authenticated_sender_is_not_limited_by_the_forgery_budget(
     acks_to_anna = [r for _, r in sent_to(app) if r == "anna@example.com"]
     assert len(acks_to_anna) == 8
     with app.sessions() as s:
-        report = app.desk.budgets.report(s, clock.now)
+        report = app.mailer.budgets.report(s, clock.now)
     assert report.automatic_sent == 5
     assert report.authenticated_sent == 8
     assert report.suppressed_global == 15

@@ -25,10 +25,10 @@ import pytest
 from sqlalchemy import func, select
 
 from helpdesk.app import App
-from intake.smtp_server import SmtpListener
+from intake.smtp_listener import SmtpListener
 from models.raw_message import RawMessage
 from tests.conftest import REPO_ROOT
-from tests.intake.daemon_harness import START_TIMEOUT, Desk
+from tests.intake.daemon_harness import START_TIMEOUT, DaemonDesk
 from tests.loopback import free_port, wait_until
 from tests.mail import SUPPORT, make_mail, wait_for_listener
 
@@ -351,7 +351,7 @@ def _rss_mb(pid: int) -> float:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
-def _serve(desk: Desk, log: Path, nofile: int | None = None, **smtp: object) -> subprocess.Popen[bytes]:
+def _serve(desk: DaemonDesk, log: Path, nofile: int | None = None, **smtp: object) -> subprocess.Popen[bytes]:
     """`helpdesk serve` on the desk, under a file-descriptor limit when `nofile` is given."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env.update({f"HELPDESK_SMTP_{key.upper()}": str(value) for key, value in smtp.items()})
@@ -369,7 +369,7 @@ def _serve(desk: Desk, log: Path, nofile: int | None = None, **smtp: object) -> 
     )
 
 
-def _wait_ready(desk: Desk, proc: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_ready(desk: DaemonDesk, proc: subprocess.Popen[bytes], log: Path) -> None:
     wait_for_listener(desk.smtp_port, proc, log, START_TIMEOUT)
 
 
@@ -381,7 +381,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.mark.slow
 def test_an_open_data_of_12mb_of_empty_lines_grows_the_daemon_by_less_than_100mb(
-    make_desk: Callable[..., Desk], sqlite_url: str
+    make_desk: Callable[..., DaemonDesk], sqlite_url: str
 ) -> None:
     # aiosmtpd kept one object per line until the final dot: 12 MB of empty lines cost 500 MB.
     desk = make_desk(sqlite_url)
@@ -415,7 +415,7 @@ def test_an_open_data_of_12mb_of_empty_lines_grows_the_daemon_by_less_than_100mb
 
 @pytest.mark.slow
 def test_300_hostile_sessions_under_256_descriptors_leave_room_for_a_normal_client(
-    make_desk: Callable[..., Desk], sqlite_url: str
+    make_desk: Callable[..., DaemonDesk], sqlite_url: str
 ) -> None:
     # 249 idle sessions used to take every descriptor: no banner for anyone, 2 MB/s of log.
     desk = make_desk(sqlite_url)

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from helpdesk.app import App, build_app
-from intake.smtp_server import SmtpListener
+from intake.smtp_listener import SmtpListener
 from models.db import create_db_engine, migrate
 from models.raw_message import RawMessage
 from tests.conftest import Clock, desk_settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from intake.store import RawStore, extract_message_id
+from intake.raw_queue import RawStore, extract_message_id
 from models.raw_message import RawMessage, RawStatus
 
 MAIL = (

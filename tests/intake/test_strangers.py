@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import select
 
 from helpdesk.app import App
-from intake.roster import import_people
 from models.message import Message, MessageKind
 from models.outbox import OutboxMessage
 from models.raw_message import RawMessage
@@ -22,6 +21,8 @@ from models.ticket import Participant, Ticket, TicketStatus
 from routing.people import parse_people_toml
 from tests.conftest import deliver
 from tests.mail import make_mail, parse
+from tickets.roster import import_people
+from tickets.status import set_status
 
 ROSTER = """
 [[technician]]
@@ -94,7 +95,7 @@ def resolve(app: App, number: int) -> None:
     with app.sessions() as s:
         found = s.get(Ticket, number)
         assert found is not None
-        app.desk.set_status(s, found, TicketStatus.RESOLVED, "bob@example.test", now=found.created_at)
+        set_status(s, found, TicketStatus.RESOLVED, "bob@example.test", now=found.created_at)
         s.commit()
 
 

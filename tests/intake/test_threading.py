@@ -10,6 +10,7 @@ from models.outbox import OutboxMessage
 from models.ticket import Ticket, TicketStatus
 from tests.conftest import deliver
 from tests.mail import make_mail, parse
+from tickets.status import set_status
 
 
 def tickets(app: App) -> list[Ticket]:
@@ -113,7 +114,7 @@ def test_reply_reopens_a_resolved_ticket(app: App) -> None:
     with app.sessions() as s:
         ticket = s.get(Ticket, ticket_id)
         assert ticket is not None
-        app.desk.set_status(s, ticket, TicketStatus.RESOLVED, "tech@example.test", now=ticket.created_at)
+        set_status(s, ticket, TicketStatus.RESOLVED, "tech@example.test", now=ticket.created_at)
         s.commit()
     report = deliver(app, make_mail(body="It is broken again.", in_reply_to=f"<{ack_id}>"))
     assert report.replies == 1
@@ -131,7 +132,7 @@ def test_reply_to_a_closed_ticket_opens_a_follow_up(app: App) -> None:
     with app.sessions() as s:
         ticket = s.get(Ticket, ticket_id)
         assert ticket is not None
-        app.desk.set_status(s, ticket, TicketStatus.CLOSED, "tech@example.test", now=ticket.created_at)
+        set_status(s, ticket, TicketStatus.CLOSED, "tech@example.test", now=ticket.created_at)
         s.commit()
     report = deliver(app, make_mail(body="New problem.", in_reply_to=f"<{ack_id}>"))
     assert report.tickets_created == 1

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from helpdesk.app import App
 from models.outbox import OutboxMessage, OutboxStatus
-from notify.sender import MaildirTransport
+from notify.transports import MaildirTransport
 from tests.conftest import Clock, deliver
 from tests.mail import SmtpSink, make_mail, parse
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from intake.commands import COMMAND_HELP
-from intake.errors import CommandError
 from notify.render import LANGUAGES, TEMPLATES, Renderer
+from tickets.commands import COMMAND_HELP
+from tickets.errors import CommandError
 
 TICKET = SimpleNamespace(
     number=42,

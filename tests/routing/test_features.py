@@ -5,18 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from routing.features import (
-    EMAIL_TOKEN,
-    ID_TOKEN,
-    NUMBER_TOKEN,
-    URL_TOKEN,
     FeatureSettings,
     MailVectorizer,
     build_features,
     is_explanatory,
+    readable_term,
+)
+from routing.text_cleaning import (
+    EMAIL_TOKEN,
+    ID_TOKEN,
+    NUMBER_TOKEN,
+    URL_TOKEN,
     normalise,
     prepare,
     prepare_rows,
-    readable_term,
 )
 
 MAILS = [
@@ -107,7 +109,8 @@ def test_readable_term_shows_the_word_a_char_ngram_came_from() -> None:
 
 
 def test_equal_vectorizers_share_one_transform_and_different_ones_do_not() -> None:
-    from routing.features import MailVectorizer, prepare_rows
+    from routing.features import MailVectorizer
+    from routing.text_cleaning import prepare_rows
 
     texts = [("Printer jam", "the printer on floor 3 jams"), ("VPN down", "cannot connect to the vpn")] * 3
     a = MailVectorizer().fit(texts)

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from routing import features
-from routing.conditions import REGEX_BUDGET, MailView, compile_regex
+from routing import text_cleaning
+from routing.condition_parsers import compile_regex
+from routing.conditions import REGEX_BUDGET, MailView
 from routing.config import DEFAULT_CATEGORIES
 from routing.facts import MailFacts
 from routing.rules_loader import load_rules
@@ -27,16 +28,16 @@ OLD_HEX = re.compile(r"\b(?=[0-9a-f-]*\d)(?=[0-9a-f-]*[a-f])[0-9a-f]{6,}(?:-[0-9
 
 
 def old_normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKC", features._repair_mojibake(text))
+    text = unicodedata.normalize("NFKC", text_cleaning._repair_mojibake(text))
     lines = [line for line in text.splitlines() if not line.lstrip().startswith(">")]
     text = "\n".join(lines).casefold()
     text = OLD_CID.sub(" ", text)
-    text = features._URL_RE.sub(f" {features.URL_TOKEN} ", text)
-    text = OLD_EMAIL.sub(f" {features.EMAIL_TOKEN} ", text)
-    text = OLD_HEX.sub(f" {features.ID_TOKEN} ", text)
-    text = features._LONG_NUMBER_RE.sub(f" {features.NUMBER_TOKEN} ", text)
-    text = features._fold_accents(text)
-    return features._NON_WORD_RE.sub(" ", text).strip()
+    text = text_cleaning._URL_RE.sub(f" {text_cleaning.URL_TOKEN} ", text)
+    text = OLD_EMAIL.sub(f" {text_cleaning.EMAIL_TOKEN} ", text)
+    text = OLD_HEX.sub(f" {text_cleaning.ID_TOKEN} ", text)
+    text = text_cleaning._LONG_NUMBER_RE.sub(f" {text_cleaning.NUMBER_TOKEN} ", text)
+    text = text_cleaning._fold_accents(text)
+    return text_cleaning._NON_WORD_RE.sub(" ", text).strip()
 
 
 # Characters that make the three expressions start, fail and backtrack in every way.
@@ -46,13 +47,13 @@ TRICKY = st.text(alphabet="abcdef0129-_.+@gx:[]CIDıİ é١ \n", max_size=60)
 @settings(max_examples=3000, deadline=None)
 @given(TRICKY)
 def test_the_linear_finders_replace_exactly_what_the_old_expressions_did(text: str) -> None:
-    assert features.normalise(text) == old_normalise(text)
+    assert text_cleaning.normalise(text) == old_normalise(text)
     for old, replacement, spans in (
-        (OLD_CID, " ", features._cid_spans),
-        (OLD_EMAIL, " E ", features._email_spans),
-        (OLD_HEX, " H ", features._hex_spans),
+        (OLD_CID, " ", text_cleaning._cid_spans),
+        (OLD_EMAIL, " E ", text_cleaning._email_spans),
+        (OLD_HEX, " H ", text_cleaning._hex_spans),
     ):
-        assert features._replace_spans(text, spans(text), replacement) == old.sub(replacement, text)
+        assert text_cleaning._replace_spans(text, spans(text), replacement) == old.sub(replacement, text)
 
 
 def test_real_looking_text_is_cleaned_as_before() -> None:
@@ -61,7 +62,7 @@ def test_real_looking_text_is_cleaned_as_before() -> None:
         "open https://vpn.example.com/x. Device 00-1a-2b-3c-4d-5e, GUID 3f2504e0-4f89-11d3-9a0c-0305e82c3301, "
         "ticket 1234567, hash deadbeef12."
     )
-    assert features.normalise(text) == old_normalise(text)
+    assert text_cleaning.normalise(text) == old_normalise(text)
 
 
 HOSTILE = {
@@ -82,7 +83,7 @@ HOSTILE = {
 def test_cleaning_a_hostile_subject_is_linear(name: str) -> None:
     # The subject is not capped like the body: a 40,000-character "a-a-a" took 33 s before.
     started = time.perf_counter()
-    features.prepare(HOSTILE[name], HOSTILE[name])
+    text_cleaning.prepare(HOSTILE[name], HOSTILE[name])
     took = time.perf_counter() - started
     assert took < 2.0, f"{name}: {took:.1f} s"
 

@@ -20,7 +20,8 @@ from routing.errors import (
     ModelStoreError,
     UntrustedModelError,
 )
-from routing.model_store import ModelStore, clear_cache, library_versions
+from routing.model_files import library_versions
+from routing.model_store import ModelStore, clear_cache
 from routing.training import TrainingResult, train
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

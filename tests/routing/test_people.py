@@ -6,14 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from routing.people import (
-    PeopleError,
-    Technician,
-    apply_setting,
-    apply_settings,
-    parse_people,
-    parse_people_toml,
-)
+from routing.people import PeopleError, Technician, parse_people, parse_people_toml
+from routing.technician_settings import apply_setting, apply_settings
 
 GOOD = """
 [[technician]]

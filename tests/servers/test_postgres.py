@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from intake.store import RawStore
+from intake.raw_queue import RawStore
 from models.db import DatabaseConfig, create_db_engine, migrate, session_factory
 from models.raw_message import RawMessage
 from tests.servers.postgres import PostgresCluster

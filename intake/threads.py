@@ -22,7 +22,7 @@ will use later captures nothing.
 Reply addresses get forwarded too: a requester's "t" token names the thread, not who may join it,
 so the sender must be on the ticket or someone we mailed about it; otherwise the mail is a
 stranger's. Staff "w" and "c" tokens are checked against the roster and the From by the handler
-of staff replies (intake.commands).
+of staff replies (tickets.staff_replies).
 """
 
 from __future__ import annotations
@@ -34,17 +34,18 @@ from dataclasses import dataclass, replace
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from intake.parse import ParsedEmail
 from models import tables
+from models.mail import ParsedEmail
 from models.message import MessageKind
-from models.outbox import OutboxMessage
+from models.outbox import OutboxKind, OutboxMessage
 from models.ticket import Ticket
 from notify.config import MailIdentity
-from notify.tokens import Token, verify
+from notify.tokens import Token, TokenKind, verify
+from tickets.participants import is_participant
 
 _SUBJECT_TAG = re.compile(r"\[#(\d{1,18})\]")
 # Mail of ours whose recipient is nobody we trust: answering it makes nobody a participant.
-UNTRUSTED_OUTGOING = ("refusal",)
+UNTRUSTED_OUTGOING = (OutboxKind.REFUSAL.value,)
 # Tickets the out-of-order path looks at, newest first: one sender's references seldom reach more.
 REFERENCED_TICKETS = 5
 
@@ -104,10 +105,6 @@ _OWN_MAIL_ON = select(_m.message_id, _m.in_reply_to, _m.references).where(
     _m.direction == "in",
     _m.kind != MessageKind.STRANGER.value,
 )
-_PARTICIPANT = select(tables.participants.c.id).where(
-    tables.participants.c.ticket_id == bindparam("ticket_id"),
-    tables.participants.c.address == bindparam("address"),
-)
 _MAILED = (
     select(tables.outbox.c.id)
     .where(
@@ -117,13 +114,6 @@ _MAILED = (
     )
     .limit(1)
 )
-
-
-def is_participant(session: Session, ticket_id: int, address: str) -> bool:
-    if not address:
-        return False
-    found = session.connection().execute(_PARTICIPANT, {"ticket_id": ticket_id, "address": address})
-    return found.first() is not None
 
 
 def _mailed(session: Session, ticket_id: int, address: str) -> bool:
@@ -221,9 +211,9 @@ def by_token(session: Session, tokens: list[Token], sender: str) -> ThreadMatch 
     ticket or someone we mailed about it; anyone else it brings is a stranger."""
     stranger: ThreadMatch | None = None
     for token in tokens:
-        if token.kind not in ("t", "w", "c") or session.get(Ticket, token.number) is None:
+        if token.kind is TokenKind.BOUNCE or session.get(Ticket, token.number) is None:
             continue
-        if token.kind != "t":  # staff: the From is checked against the roster by the staff handler
+        if token.kind.staff:  # the From is checked against the roster by the staff handler
             return ThreadMatch(token.number, "token", token)
         if sender and (
             is_participant(session, token.number, sender) or _mailed(session, token.number, sender)
@@ -266,7 +256,7 @@ def find_ticket(
 
 def _with_staff_token(match: ThreadMatch, tokens: list[Token]) -> ThreadMatch:
     """Keep a staff work token even when headers found the ticket: it says who is acting."""
-    token = next((t for t in tokens if t.kind in ("w", "c") and t.number == match.ticket_id), None)
+    token = next((t for t in tokens if t.kind.staff and t.number == match.ticket_id), None)
     return replace(match, token=token) if token is not None else match
 
 
@@ -290,7 +280,7 @@ def bounce_ticket(
     """The ticket and mail a delivery report is about: by VERP token, else by the original Message-ID."""
     tokens = find_tokens(identity, recipients_of(mail, envelope_to))
     for token in tokens:
-        if token.kind == "b":
+        if token.kind is TokenKind.BOUNCE:
             row = session.get(OutboxMessage, token.number)
             if row is not None:
                 return BounceTarget(row.ticket_id, outbox_id=row.id)

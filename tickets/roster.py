@@ -16,8 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.people import CoordinatorRow, TechnicianRow
-from routing.people import Coordinator, People, Technician, apply_settings
+from routing.people import Coordinator, People, Technician
 from routing.shifts import parse_schedule
+from routing.technician_settings import apply_settings
+from tickets.errors import UnknownPerson
 
 
 @dataclass(frozen=True)
@@ -138,10 +140,10 @@ def coordinator_by_id(session: Session, coordinator_id: int) -> tuple[Coordinato
 def change_technician(
     session: Session, email: str, settings: Iterable[str], categories: Collection[str] | None
 ) -> Technician:
-    """`helpdesk technicians set EMAIL key=value ...`; raises PeopleError, KeyError for an unknown email."""
+    """`helpdesk technicians set EMAIL key=value ...`; raises PeopleError, UnknownPerson for an unknown email."""
     row = session.scalars(select(TechnicianRow).where(TechnicianRow.email == email.strip().lower())).first()
     if row is None:
-        raise KeyError(f"no technician {email}; `helpdesk technicians list` shows who there is")
+        raise UnknownPerson(f"no technician {email}; `helpdesk technicians list` shows who there is")
     tech = apply_settings(technician_of(row), settings, categories=categories)
     _write(row, tech)
     return tech

@@ -28,7 +28,7 @@ from models import tables
 from models.base import utcnow
 from models.raw_message import RawMessage, RawStatus
 
-log = logging.getLogger("helpdesk.intake.store")
+log = logging.getLogger("helpdesk.intake.raw_queue")
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 # RFC 5322 section 3.6.4: an id is printable; one with control characters (NUL, which PostgreSQL

@@ -11,18 +11,16 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models.message import Message
-from models.ticket import Ticket, TicketStatus
+from models.message import Message, MessageKind
+from models.ticket import DONE_STATUSES, Ticket
 from routing.dataset import Example
 from routing.facts import DEFAULT_CATEGORY
-
-DONE = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
 
 
 def examples_from_db(session: Session, target: str) -> list[Example]:
     first = (
         select(Message.ticket_id, func.min(Message.id).label("first_id"))
-        .where(Message.direction == "in", Message.kind == "requester")
+        .where(Message.direction == "in", Message.kind == MessageKind.REQUESTER.value)
         .group_by(Message.ticket_id)
         .subquery()
     )
@@ -30,7 +28,7 @@ def examples_from_db(session: Session, target: str) -> list[Example]:
         select(Ticket.id, Ticket.subject, Ticket.category, Ticket.priority, Message.new_text, Message.text)
         .join(first, first.c.ticket_id == Ticket.id)
         .join(Message, Message.id == first.c.first_id)
-        .where(Ticket.status.in_(DONE))
+        .where(Ticket.status.in_(DONE_STATUSES))
         .order_by(Ticket.id)
     )
     examples: list[Example] = []

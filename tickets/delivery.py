@@ -4,7 +4,10 @@ The sender (notify) decides that a mail failed for good: a 5yz reply, or 4yz rep
 connections until the row's retry deadline passed. It calls `DeliveryFailures.failed` inside the
 transaction that marks the row failed, so the event and the notices are written exactly once,
 together with the failure. A delivery report (RFC 3464) that comes back to the mail's signed
-return address is the same news, later: the pipeline's bounce stage records it and calls `tell`.
+return address is the same news, later: the pipeline's bounce stage hands it to
+`record_delivery_report`, which marks that mail bounced and calls `tell`. A report that names
+one of our mails otherwise (anyone can write one naming our Message-IDs), a delay, or news about
+a failure already recorded is kept on the ticket as information and changes no mail's status.
 
 Who is told: the ticket's assignee, or every active coordinator when nobody is assigned (or the
 assignee is inactive). Never the address that failed (a technician whose own mail bounced is not
@@ -19,17 +22,21 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from intake.assignment import Assignment
-from intake.roster import coordinators, technician_by_email
-from models.outbox import OutboxMessage
-from models.ticket import Ticket
+from models.mail import ParsedEmail
+from models.message import MessageKind
+from models.outbox import OutboxKind, OutboxMessage, OutboxStatus
+from models.raw_message import RawMessage
+from models.ticket import EventKind, Ticket
 from notify.tokens import coordinator_token
+from tickets.assignment import Assignment
+from tickets.events import record_event
+from tickets.messages import record_inbound
+from tickets.roster import coordinators, technician_by_email
 
 log = logging.getLogger("helpdesk.delivery")
 
 # The outbox kind of the notices themselves: a failed one is recorded, never told about.
-NOTICE_KIND = "delivery_failed"
-EVENT_KIND = "delivery_failed"
+NOTICE_KIND = OutboxKind.DELIVERY_FAILED
 
 
 class DeliveryFailures:
@@ -43,10 +50,10 @@ class DeliveryFailures:
         if ticket is None:
             log.warning("DELIVERY FAILED outbox=%d to=%s on no ticket: %s", row.id, row.recipient, error)
             return
-        self.assignment.desk.event(
+        record_event(
             session,
             ticket,
-            EVENT_KIND,
+            EventKind.DELIVERY_FAILED,
             "sender",
             now=now,
             new=row.status.value,
@@ -69,7 +76,7 @@ class DeliveryFailures:
         }
         member = technician_by_email(session, ticket.assignee) if ticket.assignee else None
         if member is not None and member.technician.active and member.email not in failed_to:
-            self.assignment.mail_technician(
+            self.assignment.notices.mail_technician(
                 session,
                 ticket,
                 member,
@@ -82,19 +89,19 @@ class DeliveryFailures:
                 "DELIVERY FAILED #%d outbox=%d to=%s: told %s", ticket.id, row.id, row.recipient, member.email
             )
             return 1
-        desk = self.assignment.desk
+        mailer = self.assignment.mailer
         told = 0
         for coord_id, coord in coordinators(session):
             if coord.email in failed_to:
                 continue
-            queued = desk.mail(
+            queued = mailer.mail(
                 session,
                 ticket,
                 "coordinator_delivery_failed",
                 to=(coord.name, coord.email),
                 language=coord.language,
-                reply_to=desk.identity.plus_address(
-                    coordinator_token(desk.identity.secret, ticket.id, coord_id, now=now)
+                reply_to=mailer.identity.plus_address(
+                    coordinator_token(mailer.identity.secret, ticket.id, coord_id, now=now)
                 ),
                 now=now,
                 kind=NOTICE_KIND,
@@ -110,3 +117,79 @@ class DeliveryFailures:
             told,
         )
         return told
+
+
+def record_delivery_report(
+    session: Session,
+    ticket: Ticket,
+    mail: ParsedEmail,
+    raw: RawMessage,
+    *,
+    now: datetime,
+    outbox_id: int | None,
+    named: int | None,
+    reason: str,
+    failures: DeliveryFailures | None,
+) -> str:
+    """Keep a delivery report (RFC 3464) on its ticket; what it says, in one line.
+
+    Only a report to the signed return address of one of our mails (`outbox_id`, found by its VERP
+    token) marks that mail bounced and tells the people working the ticket; `named` is a mail the
+    report names by Message-ID, `reason` why the mail was taken for a bounce.
+    """
+    message = record_inbound(session, ticket, mail, raw, kind=MessageKind.BOUNCE, now=now, internal=True)
+    report = mail.report
+    detail = (
+        f"{', '.join(report.recipients) or '?'}: {report.status} {report.diagnostic}".strip()
+        if report
+        else reason
+    )
+    row = session.get(OutboxMessage, outbox_id) if outbox_id is not None else None
+    final = report is None or report.action != "delayed"
+    # A mail already failed (or bounced) was told about once; a report on it now is news only.
+    bounced = row is not None and final and row.status not in (OutboxStatus.FAILED, OutboxStatus.BOUNCED)
+    actor = mail.sender or "mailer-daemon"
+    if row is not None and bounced:
+        row.status = OutboxStatus.BOUNCED
+        row.last_error = detail[:2000]
+        record_event(
+            session,
+            ticket,
+            EventKind.DELIVERY_FAILED,
+            actor,
+            now=now,
+            new=OutboxStatus.BOUNCED.value,
+            reason=f"{row.kind} mail to {row.recipient}: {detail}",
+            data={"outbox_id": row.id, "recipient": row.recipient, "kind": row.kind, "error": detail},
+            message_id=message.id,
+        )
+        if failures is not None:
+            failures.tell(session, ticket, row, detail, now=now)
+    else:
+        # Information only: a report to the plain address (anyone can write one naming our
+        # Message-IDs), a delay, or news about a mail whose failure is already recorded.
+        why = (
+            "a delay"
+            if not final
+            else "not sent to a signed return address"
+            if row is None
+            else "known already"
+        )
+        record_event(
+            session,
+            ticket,
+            EventKind.DELIVERY_REPORT,
+            actor,
+            now=now,
+            reason=f"{detail} ({why}; no mail's status changed)",
+            data={"outbox_id": outbox_id, "names_outbox": named},
+            message_id=message.id,
+        )
+    log.info(
+        "BOUNCE #%d outbox=%s %s %s",
+        ticket.id,
+        outbox_id or named,
+        "bounced" if bounced else "noted",
+        detail[:200],
+    )
+    return detail

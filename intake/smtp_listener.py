@@ -24,6 +24,7 @@ from aiosmtpd.smtp import Envelope, Session
 
 from intake.config import SessionLimits, SmtpListenConfig
 from intake.errors import StoreError
+from intake.raw_queue import RawStore
 from intake.smtp_limits import (
     FDS_BESIDES_SESSIONS,
     RateLimitedLog,
@@ -33,7 +34,6 @@ from intake.smtp_limits import (
     sessions_within_fd_limit,
 )
 from intake.smtp_session import R552_TOO_BIG, LimitedSMTP
-from intake.store import RawStore
 from notify.config import MailIdentity
 
 log = logging.getLogger("helpdesk.smtp")

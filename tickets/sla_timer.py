@@ -27,18 +27,16 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from intake.assignment import Assignment
-from intake.loops import MailKind
-from intake.roster import StaffMember, staff
 from models.base import utcnow
-from models.ticket import Ticket, TicketEvent, TicketStatus
+from models.outbox import OutboxKind
+from models.ticket import OPEN_STATUSES, SPAM_TAG, EventKind, Ticket, TicketEvent, TicketStatus
 from routing.shifts import is_on_shift, next_shift_start
 from routing.sla import SlaAction, SlaConfig, SlaFacts, SlaStep, due_times, paused_spans, sla_state
+from tickets.assignment import Assignment
+from tickets.events import record_event
+from tickets.roster import StaffMember, staff
 
 log = logging.getLogger("helpdesk.sla")
-
-OPEN_STATUSES = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.WAITING)
-SPAM_TAG = MailKind.SPAM.value
 
 
 @dataclass
@@ -59,7 +57,7 @@ class SlaReport:
 def ticket_facts(session: Session, ticket: Ticket) -> SlaFacts:
     changes = session.execute(
         select(TicketEvent.at, TicketEvent.new)
-        .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "status")
+        .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == EventKind.STATUS.value)
         .order_by(TicketEvent.id)
     ).all()
     steps = frozenset(SlaStep(s) for s in ticket.sla_done if s in {step.value for step in SlaStep})
@@ -86,7 +84,7 @@ class SlaTimer:
     ) -> None:
         self._sessions = sessions
         self._assignment = assignment
-        self._desk = assignment.desk
+        self._notices = assignment.notices
         self._config = config
         self._clock = clock
         self.interval = interval
@@ -114,8 +112,8 @@ class SlaTimer:
                     report.errors.append(f"#{ticket_id}: {exc.__class__.__name__}: {exc}")
         with self._sessions() as session:
             try:
-                report.digests = self._assignment.send_digests(session, now)
-                self._desk.budgets.prune(session, now)
+                report.digests = self._notices.digests.send(session, now)
+                self._assignment.mailer.budgets.prune(session, now)
                 session.commit()
             except Exception as exc:
                 session.rollback()
@@ -146,10 +144,10 @@ class SlaTimer:
         ticket.sla_done = [*ticket.sla_done, action.step.value]
         target = action.step.target.replace("_", " ")
         due = action.due_at.isoformat(timespec="minutes")
-        self._desk.event(
+        record_event(
             session,
             ticket,
-            "sla",
+            EventKind.SLA,
             "sla-timer",
             now=now,
             new=action.step.value,
@@ -168,7 +166,7 @@ class SlaTimer:
                 reason=f"the {target} target was missed (due {due})",
             )
             report.escalations += escalated
-            self._assignment.tell_coordinators(
+            self._notices.tell_coordinators(
                 session,
                 ticket,
                 "coordinator_sla_breach",
@@ -185,17 +183,17 @@ class SlaTimer:
         report.warnings += 1
         member = members.get(ticket.assignee or "")
         if member is None:
-            self._assignment.tell_coordinators(
+            self._notices.tell_coordinators(
                 session, ticket, "coordinator_sla_warning", now=now, context={"target": target, "due_at": due}
             )
             return
-        self._assignment.mail_technician(
+        self._notices.mail_technician(
             session,
             ticket,
             member,
             "technician_sla_warning",
             now=now,
-            kind="sla_warning",
+            kind=OutboxKind.SLA_WARNING,
             context={"target": target, "due_at": due},
         )
 
