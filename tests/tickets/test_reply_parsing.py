@@ -1,6 +1,6 @@
 """Reply parsing on its own: a staff reply split into checked commands and the text for the requester.
 
-tests/desk/test_technicians.py runs replies through the whole desk; these call `parse_reply`
+tests/tickets/test_technicians.py runs replies through the whole desk; these call `parse_reply`
 and each command's `check` directly.
 """
 

@@ -24,9 +24,9 @@ from models.ticket import Participant, Ticket, TicketStatus
 from notify.tokens import Token, TokenKind, verify
 from routing.people import parse_people_toml
 from tests.conftest import REPO_ROOT, Clock, deliver
-from tests.desk import test_technicians as conversation
-from tests.desk.test_technicians import TechnicianDesk, polish_printer_ticket, reply
 from tests.mail import SUPPORT, make_mail, parse
+from tests.tickets import test_technicians as conversation
+from tests.tickets.test_technicians import TechnicianDesk, polish_printer_ticket, reply
 from tickets.roster import change_technician, import_people
 
 desk = conversation.desk  # the same desk: roster, rules, SMTP listener and sink

@@ -18,10 +18,10 @@ from intake.smtp_listener import SmtpListener
 from models.ticket import Ticket, TicketStatus
 from routing.people import parse_people_toml
 from tests.conftest import Clock
-from tests.desk.test_backscatter import ROSTER, TUESDAY_MORNING
-from tests.desk.test_technicians import TechnicianDesk
 from tests.loopback import free_port
 from tests.mail import SmtpSink, make_mail
+from tests.tickets.test_backscatter import ROSTER, TUESDAY_MORNING
+from tests.tickets.test_technicians import TechnicianDesk
 from tickets.roster import import_people
 
 MX = "mx.example.test"
