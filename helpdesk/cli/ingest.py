@@ -69,7 +69,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         try:
             if args.imap:
                 report_imap = app.poller(args.imap).fetch_once()
-                counts.stored += report_imap.stored + report_imap.backfilled
+                counts.stored += report_imap.stored  # backfilled mail is part of it
                 counts.duplicates += report_imap.duplicates
             sources = []
             if args.maildir:

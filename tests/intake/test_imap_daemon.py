@@ -187,3 +187,16 @@ def test_ingest_imap_fetches_once_and_exits_0_or_75_when_the_server_is_down(
     boxes = {box["name"]: box for box in desk.status_json()["mailboxes"]}
     assert boxes["alice"]["last_error"] and "cannot connect" in boxes["alice"]["last_error"]
     assert wait_until(lambda: desk.ticket_count() == 3, 1)
+
+
+def test_ingest_imap_counts_history_once(dovecot: DovecotServer, make_desk: DeskFactory, db_url: str) -> None:
+    # `backfilled` is a part of `stored`, not more of it: 2 mails of history are 2 stored.
+    now = datetime.now(UTC).replace(microsecond=0)
+    for n in range(2):
+        dovecot.append("alice", "INBOX", mail(n, "histcount"), internal_date=now - timedelta(days=2))
+    since = (now - timedelta(days=10)).date().isoformat()
+    desk = make_desk(db_url, [imap_section(dovecot, "alice", since=since)])
+    first = desk.cli("ingest", "--imap", "alice", "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["stored"] == 2
+    assert desk.ticket_count() == 2
