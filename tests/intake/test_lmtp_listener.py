@@ -158,6 +158,7 @@ def test_451_for_each_recipient_when_the_database_cannot_store(
 
 def test_helo_and_ehlo_are_not_lmtp(lmtp: Callable[..., tuple[App, str | int]]) -> None:
     _, port = lmtp()
+    assert isinstance(port, int)
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
         assert client.ehlo()[0] == 500
         assert client.helo()[0] == 500
