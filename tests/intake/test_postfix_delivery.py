@@ -37,10 +37,14 @@ def places(postfix: PostfixServer, desk: MtaDesk) -> dict[str, str]:
     }
 
 
-def set_up(postfix: PostfixServer, desk: MtaDesk, mode: str) -> None:
-    """Postfix and the desk configured for `mode` with the lines of deploy/mta.md."""
+def set_up(postfix: PostfixServer, desk: MtaDesk, mode: str, **changed: str) -> None:
+    """Postfix and the desk configured for `mode` with the lines of deploy/mta.md (and words of
+    them `changed`, for a test that needs a value of its own)."""
     blocks = mta_blocks()
     words = places(postfix, desk)
+    for word in changed:
+        assert word in "".join(blocks.values()), word
+    words.update(changed)
     used = {
         "main.cf": blocks["main.cf"],
         "helpdesk_recipients": blocks["helpdesk_recipients"],
@@ -99,8 +103,7 @@ def ids(tickets: list[dict[str, Any]]) -> list[set[str]]:
 def test_mail_through_postfix_becomes_tickets_with_acknowledgments(
     postfix: PostfixServer, desk: MtaDesk, mode: str
 ) -> None:
-    # Postfix by default names itself as the machine does, and so does the listener unless told
-    # otherwise: the notes' `hostname` line is what keeps Postfix from seeing a loop.
+    # Postfix names itself as this machine does by default, as the listener does.
     postfix.myhostname = socket.gethostname()
     set_up(postfix, desk, mode)
     desk.serve()
@@ -123,7 +126,8 @@ def test_mail_through_postfix_becomes_tickets_with_acknowledgments(
     )
     assert postfix.send(mail, "alice@example.com", [token]) == {}
     refused = postfix.send(make_mail(to="sales@example.test"), "alice@example.com", ["sales@example.test"])
-    assert refused["sales@example.test"][0] == 550  # refused by Postfix itself: relay_recipient_maps
+    code, text = refused["sales@example.test"]
+    assert code == 550 and b"User unknown in relay recipient table" in text  # relay_recipient_maps
     tickets = wait_tickets(desk, "the Bcc mail did not join ticket 1", lambda t: sum(map(len, ids(t))) >= 3)
     assert ids(tickets) == [{first, bcc}, {plus}]
     postfix.wait_queue_empty()
@@ -215,3 +219,28 @@ def wait_until_deferred(postfix: PostfixServer, count: int) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def test_piped_mail_over_the_limit_bounces_with_our_status_and_one_line(
+    postfix: PostfixServer, desk: MtaDesk
+) -> None:
+    """The one permanent refusal a pipe can meet behind these lines (Postfix refuses unknown
+    recipients itself): Postfix takes the RFC 3463 status from the start of our line."""
+    set_up(postfix, desk, "pipe", **{'max_message_size = "26MB"': 'max_message_size = "20KB"'})
+    postfix.start()
+    big = make_mail(body=("x" * 70 + "\n") * 400)
+    assert postfix.send(big, "alice@example.com", [SUPPORT]) == {}
+    assert wait_for_log(postfix, "status=bounced"), postfix.log_text()
+    # (Postfix's bounce to alice@example.com goes nowhere here: no DNS.)
+    (line,) = [line for line in postfix.delivered("bounced") if "relay=helpdesk" in line]
+    assert "dsn=5.3.4" in line
+    assert "(helpdesk ingest: stdin: refused, not stored:" in line and "limit of 20480 bytes" in line
+    assert "Traceback" not in postfix.log_text()
+
+
+def test_no_postfix_line_of_the_notes_ends_in_a_comment() -> None:
+    """Postfix has no comments at the end of a line: `recipient_delimiter = + # so ...` sets the
+    delimiter to `+ # so ...` and every plus-address is refused, while `postfix check` is silent."""
+    for name, block in mta_blocks().items():
+        if not name.startswith("helpdesk.toml"):
+            assert all("#" not in line for line in block.splitlines()), f"{name}: {block}"
