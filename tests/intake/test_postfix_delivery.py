@@ -9,10 +9,13 @@ places; a block that loses one of those words, or a line Postfix does not take, 
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
 from email.utils import make_msgid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +24,9 @@ from tests.intake.mta_desk import MtaDesk, mta_blocks, substitute
 from tests.mail import SUPPORT, make_mail
 from tests.servers.postfix import PostfixServer, wait_for_log
 
-MODES = ("smtp", "lmtp", "pipe")
+MODES = ("smtp", "lmtp", "lmtp-unix", "pipe")
+# `install -d -o helpdesk -g helpdesk -m 0755 DIR`, the one shell line of the notes that is run.
+_INSTALL_DIR = re.compile(r"^install -d -o helpdesk -g helpdesk -m 0755 (?P<dir>\S+)$")
 DELIVERY_TIMEOUT = 60.0
 
 
@@ -33,6 +38,7 @@ def places(postfix: PostfixServer, desk: MtaDesk) -> dict[str, str]:
         "127.0.0.1:2424": f"127.0.0.1:{desk.lmtp_port}",
         "/opt/helpdesk/.venv/bin/helpdesk": str(desk.launcher),
         "/etc/helpdesk/helpdesk.toml": str(desk.config),
+        "/var/spool/postfix/": f"{postfix.queue_dir}/",
         "user=helpdesk": f"user={desk.owner.pw_name}",
     }
 
@@ -49,7 +55,7 @@ def set_up(postfix: PostfixServer, desk: MtaDesk, mode: str, **changed: str) -> 
         "main.cf": blocks["main.cf"],
         "helpdesk_recipients": blocks["helpdesk_recipients"],
         "transport": blocks[f"transport-{mode}"],
-        "helpdesk.toml": blocks["helpdesk.toml"] + (blocks["helpdesk.toml-lmtp"] if mode == "lmtp" else ""),
+        "helpdesk.toml": blocks["helpdesk.toml"] + blocks.get(f"helpdesk.toml-{mode}", ""),
         "master.cf": blocks["master.cf-pipe"] if mode == "pipe" else "",
     }
     every = "".join(blocks.values())
@@ -57,6 +63,12 @@ def set_up(postfix: PostfixServer, desk: MtaDesk, mode: str, **changed: str) -> 
         assert word in every, f"deploy/mta.md no longer names {word!r}: the tests cannot follow it"
     desk.write_config(substitute(used["helpdesk.toml"], words))
     desk.own()
+    for line in substitute(blocks.get(f"install-{mode}", ""), words).splitlines():
+        match = _INSTALL_DIR.match(line)
+        assert match, f"deploy/mta.md: a line the tests cannot run: {line}"
+        directory = Path(match["dir"])
+        directory.mkdir(mode=0o755)
+        os.chown(directory, desk.owner.pw_uid, desk.owner.pw_gid)
     postfix.configure(
         main_cf=substitute(used["main.cf"], words).splitlines(),
         master_cf=substitute(used["master.cf"], words).splitlines(),
