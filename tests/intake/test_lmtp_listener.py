@@ -21,7 +21,7 @@ from helpdesk.settings import SettingsError, build_settings
 from intake.lmtp_listener import LmtpListener
 from intake.smtp_listener import SmtpListener
 from models.raw_message import RawMessage
-from tests.loopback import free_port
+from tests.loopback import free_port, port_open, wait_until
 from tests.mail import SUPPORT, make_mail
 
 LMTP_PORT_DEFAULT = 2424
@@ -201,6 +201,27 @@ def test_a_null_sender_is_stored_empty_by_both_listeners(
         listener.stop()
     # Both listeners store into the one test database: the LMTP mail, then the SMTP one.
     assert [(row.source, row.envelope_from) for row in raw_rows(smtp_app)] == [("lmtp", ""), ("smtp", "")]
+
+
+def test_helpdesk_serve_starts_and_stops_the_lmtp_listener_beside_the_smtp_one(
+    make_app: Callable[..., App],
+) -> None:
+    from helpdesk.daemon import Daemon
+
+    smtp_port, lmtp_port = free_port(), free_port()
+    app = make_app(smtp={"listen": f"127.0.0.1:{smtp_port}"}, lmtp={"listen": f"127.0.0.1:{lmtp_port}"})
+    daemon = Daemon(app)
+    daemon.start()
+    try:
+        with connect(lmtp_port) as client:
+            assert [code for code, _ in transaction(client, "alice@example.com", [SUPPORT], make_mail())] == [
+                250
+            ]
+        assert wait_until(lambda: raw_rows(app)[0].ticket_id is not None, timeout=30)  # the worker took it
+    finally:
+        daemon.stop_event.set()
+        daemon.shutdown()
+    assert not port_open(lmtp_port) and not port_open(smtp_port)
 
 
 @pytest.mark.parametrize(
