@@ -9,7 +9,14 @@ missing=""
 { command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ]; } && [ -x /usr/lib/dovecot/imap ] \
     || missing="$missing dovecot-imapd"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
-[ -x /usr/sbin/postfix ] || missing="$missing postfix"
+# Postfix replaces whatever MTA owns /usr/sbin/sendmail: never swap out another one (Exim, ...).
+if [ ! -x /usr/sbin/postfix ]; then
+    if [ -e /usr/sbin/sendmail ]; then
+        echo "warning: another MTA is installed; not replacing it with postfix (its tests will skip)" >&2
+    else
+        missing="$missing postfix"
+    fi
+fi
 [ -n "$missing" ] || exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "warning: missing test servers:$missing (not root, not installing; their tests will skip)" >&2
