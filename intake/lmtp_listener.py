@@ -21,6 +21,7 @@ from typing import Any
 
 from aiosmtpd.controller import UnixSocketController
 from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP
 
 from intake.config import LmtpListenConfig, SessionLimits
 from intake.raw_queue import RawStore
@@ -45,8 +46,12 @@ class LimitedLMTP(LimitedSMTP, LMTP):
     answering a DATA once per accepted recipient (RFC 2033 section 4.2)."""
 
     async def _reply_to_data(self, status: str) -> None:
-        for _ in range(max(1, self._data_recipients)):
-            await self.push(status)
+        # One answer to one DATA: a refusal costs one error from the budget, however many
+        # recipients hear it (50 recipients of a mail too big are not 50 errors, and must not
+        # end the session with 421 halfway through the replies).
+        await self.push(status)
+        for _ in range(self._data_recipients - 1):
+            await SMTP.push(self, status)
 
 
 class LmtpController(LimitedController):

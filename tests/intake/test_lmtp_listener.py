@@ -134,6 +134,20 @@ def test_mail_over_the_limit_is_refused_552_for_each_recipient(
     assert raw_count(app) == 0
 
 
+def test_a_refusal_for_many_recipients_costs_one_error_not_one_per_recipient(
+    lmtp: Callable[..., tuple[App, str | int]],
+) -> None:
+    app, port = lmtp(smtp={"max_message_size": 20_000, "max_errors": 5})
+    recipients = [f"support+r{n}@example.test" for n in range(25)]
+    with connect(port) as client:
+        replies = transaction(
+            client, "alice@example.com", recipients, make_mail(body=("x" * 70 + "\n") * 500)
+        )
+        assert [code for code, _ in replies] == [552] * 25  # no 421 after the fifth
+        assert client.noop()[0] == 250
+    assert raw_count(app) == 0
+
+
 @pytest.mark.sqlite_only
 def test_451_for_each_recipient_when_the_database_cannot_store(
     lmtp: Callable[..., tuple[App, str | int]], tmp_path: Path
