@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from email.utils import make_msgid
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from helpdesk.settings.reader import parse_size
 from tests.intake.mta_desk import MtaDesk, mta_blocks, substitute
 from tests.mail import SUPPORT, make_mail
 from tests.servers.postfix import PostfixServer, wait_for_log
@@ -28,6 +30,7 @@ MODES = ("smtp", "lmtp", "lmtp-unix", "pipe")
 # `install -d -o helpdesk -g helpdesk -m 0755 DIR`, the one shell line of the notes that is run.
 _INSTALL_DIR = re.compile(r"^install -d -o helpdesk -g helpdesk -m 0755 (?P<dir>\S+)$")
 DELIVERY_TIMEOUT = 60.0
+HEADER_ROOM = 64 * 1024  # more than the headers an MTA adds to a mail on its way to us
 
 
 def places(postfix: PostfixServer, desk: MtaDesk) -> dict[str, str]:
@@ -258,3 +261,12 @@ def test_no_postfix_line_of_the_notes_ends_in_a_comment() -> None:
     for name, block in mta_blocks().items():
         if not name.startswith("helpdesk.toml"):
             assert all("#" not in line for line in block.splitlines()), f"{name}: {block}"
+
+
+def test_the_notes_keep_our_size_limit_above_postfixs() -> None:
+    """What Postfix accepted must not be refused behind it (a bounce after acceptance): our limit
+    is Postfix's plus room for the headers it adds on the way (Received, Return-Path)."""
+    blocks = mta_blocks()
+    postfix_limit = int(re.search(r"^message_size_limit = (\d+)$", blocks["main.cf"], re.M)[1])  # type: ignore[index]
+    ours = parse_size(tomllib.loads(blocks["helpdesk.toml"])["smtp"]["max_message_size"])
+    assert ours - postfix_limit >= HEADER_ROOM
