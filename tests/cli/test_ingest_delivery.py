@@ -219,7 +219,8 @@ def test_an_unreadable_configuration_defers_with_75_and_no_traceback(desk: Path)
         # Its interpreter is the system's of the same version (ours may lie in root's home).
         nobody = pwd.getpwnam("nobody")
         kwargs = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
-        python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+        system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+        python = system if os.path.exists(system) else sys.executable
         site = next(p for p in sys.path if p.endswith("site-packages"))
         command = [
             python,
