@@ -85,6 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             # A wrong word in the MTA's command line is ours to fix; the MTA keeps the mail meanwhile.
             return EX_TEMPFAIL
         raise
+    except Exception as exc:
+        if command_of(words) != "ingest":
+            raise
+        # Before `helpdesk ingest` could take over (a broken install, a module that does not
+        # import): still a failure of ours, so the MTA keeps the mail, and no traceback for it
+        # to quote.
+        reason = (str(exc).splitlines() or [""])[0][:300]
+        print(f"4.3.0 helpdesk ingest: {type(exc).__name__}: {reason}", file=sys.stderr)
+        return EX_TEMPFAIL
     finally:
         os.umask(caller_umask)
 

@@ -208,6 +208,17 @@ def test_a_wrong_command_line_defers_with_75(
     assert code == EX_TEMPFAIL  # argparse's 2 would bounce the mail for a typo in master.cf
 
 
+def test_a_broken_install_defers_with_75(
+    desk: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A module of ours that does not import (a half-done upgrade) is a failure of ours too."""
+    monkeypatch.setitem(sys.modules, "helpdesk.cli.ingest", None)  # importing it raises ImportError
+    code, out, err = ingest_piped(monkeypatch, capsys, make_mail(), f"--recipient={SUPPORT}")
+    assert code == EX_TEMPFAIL
+    assert out == ""
+    assert only_line(err).startswith("4.3.0 helpdesk ingest: ModuleNotFoundError")
+
+
 def test_an_unreadable_configuration_defers_with_75_and_no_traceback(desk: Path) -> None:
     """As the MTA runs it: another user, the configuration not readable to it (it was exit 1)."""
     config = desk / "helpdesk.toml"
