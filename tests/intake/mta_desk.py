@@ -9,7 +9,8 @@ reach (root's home). The test process reads the desk only through the command li
 that account: opening the SQLite database as root would leave root's journal files beside it.
 
 The configuration and the MTA lines come from `deploy/mta.md` (`mta_blocks`), with the few
-words that name a place on a real system put in their test place (`mta_lines`).
+words that name a place on a real system put in their test place (`places`); `set_up` gives
+them to a private Postfix and to the desk for one way of the notes (`MODES`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pwd
 import re
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from email import message_from_bytes
 from email.utils import getaddresses
 from pathlib import Path
@@ -32,6 +33,7 @@ from tests.conftest import REPO_ROOT
 from tests.loopback import free_port, port_open, wait_until
 from tests.mail import SUPPORT
 from tests.servers.common import account, current_account, is_root, remove_tree, short_tempdir
+from tests.servers.postfix import PostfixServer
 
 MTA_NOTES = REPO_ROOT / "deploy" / "mta.md"
 # A block of deploy/mta.md that the tests run: an HTML comment naming it, then a fenced block.
@@ -220,5 +222,56 @@ class MtaDesk:
         return address
 
 
-def message_ids(tickets: Sequence[Mapping[str, Any]]) -> list[list[str]]:
-    return [list(ticket["message_ids"]) for ticket in tickets]
+MODES = ("smtp", "lmtp", "lmtp-unix", "pipe")
+# `install -d -o helpdesk -g helpdesk -m 0755 DIR`, the one shell line of the notes that is run.
+_INSTALL_DIR = re.compile(r"^install -d -o helpdesk -g helpdesk -m 0755 (?P<dir>\S+)$")
+
+
+def places(postfix: PostfixServer, desk: MtaDesk) -> dict[str, str]:
+    """Each word of deploy/mta.md that names a place on a real system, and its place here."""
+    return {
+        "/etc/postfix/": f"{postfix.config_dir}/",
+        "127.0.0.1]:2525": f"127.0.0.1]:{desk.smtp_port}",
+        "127.0.0.1:2424": f"127.0.0.1:{desk.lmtp_port}",
+        "/opt/helpdesk/.venv/bin/helpdesk": str(desk.launcher),
+        "/etc/helpdesk/helpdesk.toml": str(desk.config),
+        "/var/spool/postfix/": f"{postfix.queue_dir}/",
+        "user=helpdesk": f"user={desk.owner.pw_name}",
+    }
+
+
+def set_up(postfix: PostfixServer, desk: MtaDesk, mode: str, **changed: str) -> None:
+    """Postfix and the desk configured for `mode` with the lines of deploy/mta.md (and words of
+    them `changed`, for a test that needs a value of its own)."""
+    blocks = mta_blocks()
+    words = places(postfix, desk)
+    for word in changed:
+        assert word in "".join(blocks.values()), word
+    words.update(changed)
+    used = {
+        "main.cf": blocks["main.cf"],
+        "helpdesk_recipients": blocks["helpdesk_recipients"],
+        "transport": blocks[f"transport-{mode}"],
+        "helpdesk.toml": blocks["helpdesk.toml"] + blocks.get(f"helpdesk.toml-{mode}", ""),
+        "master.cf": blocks["master.cf-pipe"] if mode == "pipe" else "",
+    }
+    every = "".join(blocks.values())
+    for word in words:
+        assert word in every, f"deploy/mta.md no longer names {word!r}: the tests cannot follow it"
+    desk.write_config(substitute(used["helpdesk.toml"], words))
+    desk.own()
+    for line in substitute(blocks.get(f"install-{mode}", ""), words).splitlines():
+        match = _INSTALL_DIR.match(line)
+        assert match, f"deploy/mta.md: a line the tests cannot run: {line}"
+        directory = Path(match["dir"])
+        directory.mkdir(mode=0o755)
+        os.chown(directory, desk.owner.pw_uid, desk.owner.pw_gid)
+    postfix.configure(
+        main_cf=substitute(used["main.cf"], words).splitlines(),
+        master_cf=substitute(used["master.cf"], words).splitlines(),
+        maps={
+            "helpdesk_recipients": substitute(used["helpdesk_recipients"], words),
+            "transport": substitute(used["transport"], words),
+        },
+    )
+    assert postfix.check() == ""

@@ -9,78 +9,23 @@ places; a block that loses one of those words, or a line Postfix does not take, 
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import time
 import tomllib
 from collections.abc import Callable, Iterator
 from email.utils import make_msgid
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from helpdesk.settings.reader import parse_size
-from tests.intake.mta_desk import MtaDesk, mta_blocks, substitute
+from tests.intake.mta_desk import MODES, MtaDesk, mta_blocks, set_up
 from tests.mail import SUPPORT, make_mail
 from tests.servers.postfix import PostfixServer, wait_for_log
 
-MODES = ("smtp", "lmtp", "lmtp-unix", "pipe")
-# `install -d -o helpdesk -g helpdesk -m 0755 DIR`, the one shell line of the notes that is run.
-_INSTALL_DIR = re.compile(r"^install -d -o helpdesk -g helpdesk -m 0755 (?P<dir>\S+)$")
 DELIVERY_TIMEOUT = 60.0
 HEADER_ROOM = 64 * 1024  # more than the headers an MTA adds to a mail on its way to us
-
-
-def places(postfix: PostfixServer, desk: MtaDesk) -> dict[str, str]:
-    """Each word of deploy/mta.md that names a place on a real system, and its place here."""
-    return {
-        "/etc/postfix/": f"{postfix.config_dir}/",
-        "127.0.0.1]:2525": f"127.0.0.1]:{desk.smtp_port}",
-        "127.0.0.1:2424": f"127.0.0.1:{desk.lmtp_port}",
-        "/opt/helpdesk/.venv/bin/helpdesk": str(desk.launcher),
-        "/etc/helpdesk/helpdesk.toml": str(desk.config),
-        "/var/spool/postfix/": f"{postfix.queue_dir}/",
-        "user=helpdesk": f"user={desk.owner.pw_name}",
-    }
-
-
-def set_up(postfix: PostfixServer, desk: MtaDesk, mode: str, **changed: str) -> None:
-    """Postfix and the desk configured for `mode` with the lines of deploy/mta.md (and words of
-    them `changed`, for a test that needs a value of its own)."""
-    blocks = mta_blocks()
-    words = places(postfix, desk)
-    for word in changed:
-        assert word in "".join(blocks.values()), word
-    words.update(changed)
-    used = {
-        "main.cf": blocks["main.cf"],
-        "helpdesk_recipients": blocks["helpdesk_recipients"],
-        "transport": blocks[f"transport-{mode}"],
-        "helpdesk.toml": blocks["helpdesk.toml"] + blocks.get(f"helpdesk.toml-{mode}", ""),
-        "master.cf": blocks["master.cf-pipe"] if mode == "pipe" else "",
-    }
-    every = "".join(blocks.values())
-    for word in words:
-        assert word in every, f"deploy/mta.md no longer names {word!r}: the tests cannot follow it"
-    desk.write_config(substitute(used["helpdesk.toml"], words))
-    desk.own()
-    for line in substitute(blocks.get(f"install-{mode}", ""), words).splitlines():
-        match = _INSTALL_DIR.match(line)
-        assert match, f"deploy/mta.md: a line the tests cannot run: {line}"
-        directory = Path(match["dir"])
-        directory.mkdir(mode=0o755)
-        os.chown(directory, desk.owner.pw_uid, desk.owner.pw_gid)
-    postfix.configure(
-        main_cf=substitute(used["main.cf"], words).splitlines(),
-        master_cf=substitute(used["master.cf"], words).splitlines(),
-        maps={
-            "helpdesk_recipients": substitute(used["helpdesk_recipients"], words),
-            "transport": substitute(used["transport"], words),
-        },
-    )
-    assert postfix.check() == ""
 
 
 @pytest.fixture
