@@ -27,6 +27,8 @@ from helpdesk.terminal import cell, echo
 from intake.ingest import EX_NOUSER, Candidate, Envelope, IngestCounts, drain
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from helpdesk.app import App
     from helpdesk.settings import Settings
     from intake.raw_queue import RawStore
@@ -133,7 +135,7 @@ def envelope_of(args: argparse.Namespace, settings: Settings) -> Envelope | None
     return Envelope(args.sender, ours)
 
 
-def open_store(settings: Settings) -> tuple[RawStore, Any]:
+def open_store(settings: Settings) -> tuple[RawStore, Engine]:
     """The raw queue alone, with its engine: storing needs the database and nothing else."""
     from helpdesk.app import NotInitialised
     from helpdesk.settings import redact_url
