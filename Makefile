@@ -18,7 +18,7 @@ run: install
 	$(BIN)/helpdesk init
 	$(BIN)/helpdesk serve
 
-# The servers the tests start privately (Dovecot, PostgreSQL); installed when missing and we are root.
+# The servers the tests start privately (Dovecot, PostgreSQL, Postfix); installed when missing and we are root.
 system-deps:
 	@sh tools/ensure-test-servers.sh
 

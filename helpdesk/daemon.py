@@ -1,9 +1,9 @@
-"""`helpdesk serve`: the SMTP listener, the worker, the sender and the timers, supervised in one process.
+"""`helpdesk serve`: the SMTP (and LMTP) listener, the worker, the sender and the timers, supervised in one process.
 
 Each part runs in a thread with a `run(stop)` loop. A part that raises or returns while the
 daemon runs is logged and restarted after a pause; the supervising loop itself survives whatever
 one of its rounds raises (a database that is away, a lock held too long), so the daemon exits
-only on a signal: SIGTERM and SIGINT stop everything gracefully (the SMTP listener first, so no
+only on a signal: SIGTERM and SIGINT stop everything gracefully (the listeners first, so no
 new mail is accepted while the worker finishes what it holds); SIGHUP reloads the rules.
 """
 
@@ -17,11 +17,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from helpdesk.app import App
 from intake.smtp_listener import SmtpListener
 from models.claims import release_dead_claims
 from models.election import elected
+
+if TYPE_CHECKING:
+    from intake.lmtp_listener import LmtpListener
 
 log = logging.getLogger("helpdesk.daemon")
 
@@ -47,6 +51,11 @@ class Daemon:
         self.stop_event = threading.Event()
         self._released_at = 0.0
         self.listener = SmtpListener(app.settings.smtp, app.store, app.settings.identity)
+        self.lmtp: LmtpListener | None = None
+        if app.settings.lmtp is not None:
+            from intake.lmtp_listener import LmtpListener  # aiosmtpd's LMTP only when configured
+
+            self.lmtp = LmtpListener(app.settings.lmtp, app.store, app.settings.identity)
         self.parts: list[Part] = [
             Part("worker", app.worker.run),
             Part("sender", app.sender.run),
@@ -105,6 +114,8 @@ class Daemon:
         sys.setswitchinterval(SWITCH_INTERVAL)
         self.release_dead_claims()
         self.listener.start()
+        if self.lmtp is not None:
+            self.lmtp.start()
         for part in self.parts:
             self._start_part(part)
         log.info(
@@ -131,6 +142,11 @@ class Daemon:
             self.listener.stop()
         except Exception:
             log.exception("SMTP listener did not stop cleanly")
+        if self.lmtp is not None:
+            try:
+                self.lmtp.stop()
+            except Exception:
+                log.exception("LMTP listener did not stop cleanly")
         self.stop_event.set()
         self.app.worker.wake.set()
         self.app.sender.wake.set()

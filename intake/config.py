@@ -41,6 +41,21 @@ class SmtpListenConfig:
 
 
 @dataclass(frozen=True)
+class LmtpListenConfig:
+    """`[lmtp]`: the LMTP listener (RFC 2033), on a TCP `host` and `port` or a Unix `socket`.
+
+    It holds mail to the size limit and session limits of the SMTP listener (`[smtp]`).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 2424
+    socket: Path | None = None  # a Unix socket instead of host and port
+    max_message_size: int = 25 * MB
+    hostname: str | None = None  # the name in the greeting; the machine's host name when unset
+    limits: SessionLimits = field(default_factory=SessionLimits)
+
+
+@dataclass(frozen=True)
 class IntakeConfig:
     max_attachment_size: int = 10 * MB  # larger attachments are recorded as omitted
     max_attachments: int = 20  # attachments past this count are recorded as omitted

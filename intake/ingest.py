@@ -1,10 +1,12 @@
 """`helpdesk ingest`: mail from files, standard input, a maildir or an mbox into the raw queue.
 
-For an MTA pipe (Postfix `mailbox_command`, Exim `pipe` transport, procmail), the exit status is
-what matters: 0 once the mail is stored (a mail that is then quarantined was stored, and is
-kept), 75 (EX_TEMPFAIL from sysexits.h) when it could not be stored, so the MTA keeps it and
-tries again later, and 65 (EX_DATAERR) when a mail is over the size limit, so the MTA bounces
-it to its sender, as the SMTP listener answers 552.
+For an MTA pipe (a Postfix `pipe` transport, an Exim `pipe` transport, procmail), the exit status
+is what matters: 0 once the mail is stored (a mail that is then quarantined was stored, and is
+kept); a permanent refusal only for mail we can never take, as the SMTP listener answers 5xx:
+65 (EX_DATAERR) when it is over the size limit (552) and 67 (EX_NOUSER) when no envelope
+recipient is ours (550); and 75 (EX_TEMPFAIL from sysexits.h) for everything else, so the MTA
+keeps the mail and tries again later. The envelope an MTA passes (`Envelope`) is stored with the
+mail exactly as the listener stores the SMTP envelope: it threads by token and tells bounces.
 
 The limit is the one every intake path has, `[smtp] max_message_size`. A mail over it is
 refused, not stored and quarantined: keeping it would hold the bytes the limit is there to keep
@@ -32,6 +34,7 @@ EX_OK = 0
 EX_USAGE = 64
 EX_DATAERR = 65
 EX_NOINPUT = 66
+EX_NOUSER = 67
 EX_TEMPFAIL = 75
 
 CHUNK = 64 * 1024  # bytes read at a time while a mail may still be over the limit
@@ -59,6 +62,18 @@ class Candidate:
         return self.data is None
 
 
+@dataclass(frozen=True)
+class Envelope:
+    """What an MTA knows of a mail beyond its bytes (RFC 5321 MAIL FROM and RCPT TO).
+
+    `sender` is None when no envelope was given (a file, a maildir), "" for the null sender of a
+    bounce (RFC 5321 section 4.5.5); `recipients` are those of ours, as the listener keeps them.
+    """
+
+    sender: str | None = None
+    recipients: tuple[str, ...] = ()
+
+
 @dataclass
 class IngestCounts:
     stored: int = 0
@@ -79,7 +94,7 @@ def read_bounded(stream: Readable, limit: int) -> tuple[bytes | None, int]:
             return None, len(data)
 
 
-def _drain(stream: Readable) -> int:
+def drain(stream: Readable) -> int:
     """Read `stream` to its end, keeping nothing; how many bytes that was."""
     count = 0
     while piece := stream.read(CHUNK):
@@ -103,7 +118,7 @@ def from_stream(stream: BinaryIO, limit: int) -> Iterator[Candidate]:
     if data is None:
         # Read the rest without keeping it, so the MTA writing to us sees our exit status, not
         # a broken pipe, and the message can say how big the mail was.
-        seen += _drain(stream)
+        seen += drain(stream)
     yield Candidate("stdin", data, seen)
 
 
@@ -175,8 +190,11 @@ def _append(message: bytearray | None, size: int, piece: bytes, limit: int) -> t
     return size, message
 
 
-def store_all(store: RawStore, mails: Iterable[Candidate], source: str = "ingest") -> IngestCounts:
-    """Store every mail within the limit, committing in groups, and count the ones over it.
+def store_all(
+    store: RawStore, mails: Iterable[Candidate], source: str = "ingest", envelope: Envelope = Envelope()
+) -> IngestCounts:
+    """Store every mail within the limit with its envelope, committing in groups, and count the
+    ones over it.
 
     StoreError propagates (the caller exits 75).
     """
@@ -187,7 +205,7 @@ def store_all(store: RawStore, mails: Iterable[Candidate], source: str = "ingest
             if mail.data is None:
                 counts.refused.append(mail)
                 continue
-            yield Incoming(mail.data, source)
+            yield Incoming(mail.data, source, envelope_from=envelope.sender, envelope_to=envelope.recipients)
 
     for result in store.store_many(within_limit()):
         if result.duplicate:

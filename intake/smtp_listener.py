@@ -44,6 +44,7 @@ R250_DUPLICATE = "250 2.0.0 OK: already received (duplicate of {})"
 R250_RCPT_OK = "250 2.1.5 OK"
 R451_TRY_LATER = "451 4.3.0 Cannot store the message right now; try again later"
 R550_NOT_HERE = "550 5.1.1 <{}>: no such mailbox here (this helpdesk does not relay)"
+NULL_PATH = "<>"  # RFC 5321 section 4.5.5: the reverse-path of a bounce
 
 
 class IntakeHandler:
@@ -55,7 +56,9 @@ class IntakeHandler:
         identity: MailIdentity,
         max_message_size: int,
         events: RateLimitedLog | None = None,
+        protocol: str = "SMTP",
     ) -> None:
+        self._protocol = protocol  # names the listener in the log and in the raw queue's source
         self._store = store
         self._identity = identity
         self._max = max_message_size
@@ -77,7 +80,8 @@ class IntakeHandler:
             self._events.log(
                 logging.INFO,
                 "rcpt_refused",
-                "SMTP REFUSED rcpt=%s from %s (not our address)",
+                "%s REFUSED rcpt=%s from %s (not our address)",
+                self._protocol,
                 address,
                 session.peer,
             )
@@ -90,27 +94,41 @@ class IntakeHandler:
         if len(data) > self._max:
             return R552_TOO_BIG.format(self._max)
         mail_from = envelope.mail_from or ""
+        if mail_from == NULL_PATH:
+            # aiosmtpd keeps `MAIL FROM:<>` as "<>"; stored as the empty sender it is, a bounce.
+            mail_from = ""
         loop = asyncio.get_running_loop()
         try:
             # The commit blocks on disk; run it off the event loop so other sessions carry on.
             result = await loop.run_in_executor(
                 None,
                 lambda: self._store.store(
-                    data, source="smtp", envelope_from=mail_from, envelope_to=list(envelope.rcpt_tos)
+                    data,
+                    source=self._protocol.lower(),
+                    envelope_from=mail_from,
+                    envelope_to=list(envelope.rcpt_tos),
                 ),
             )
         except StoreError as exc:
             self._events.log(
-                logging.ERROR, "tempfail", "SMTP TEMPFAIL from=%s size=%d: %s", mail_from, len(data), exc
+                logging.ERROR,
+                "tempfail",
+                "%s TEMPFAIL from=%s size=%d: %s",
+                self._protocol,
+                mail_from,
+                len(data),
+                exc,
             )
             return R451_TRY_LATER
         except Exception:
-            log.exception("SMTP TEMPFAIL from=%s size=%d: unexpected error", mail_from, len(data))
+            log.exception(
+                "%s TEMPFAIL from=%s size=%d: unexpected error", self._protocol, mail_from, len(data)
+            )
             return R451_TRY_LATER
         if result.duplicate:
-            log.info("SMTP DUPLICATE from=%s raw=%s", mail_from, result.raw_id)
+            log.info("%s DUPLICATE from=%s raw=%s", self._protocol, mail_from, result.raw_id)
             return R250_DUPLICATE.format(result.raw_id)
-        log.info("SMTP ACCEPTED raw=%s from=%s size=%d", result.raw_id, mail_from, len(data))
+        log.info("%s ACCEPTED raw=%s from=%s size=%d", self._protocol, result.raw_id, mail_from, len(data))
         return R250_QUEUED.format(result.raw_id)
 
 

@@ -66,6 +66,7 @@ class LimitedSMTP(SMTP):
         self._noops = 0
         self._errors = 0
         self._session_timer: asyncio.TimerHandle | None = None
+        self._data_recipients = 0
         self._events = gate.events
         self._smtp_methods = {
             name: self._budgeted(name, method) for name, method in self._smtp_methods.items()
@@ -261,6 +262,7 @@ class LimitedSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        self._data_recipients = len(self.envelope.rcpt_tos)  # the envelope is reset before the reply
         data = BoundedData(self._gate, self.data_size_limit or 0)
         in_long_line = False
         lines = 0
@@ -299,12 +301,12 @@ class LimitedSMTP(SMTP):
         if status.startswith("2"):
             self._commands = self._noops = self._errors = 0  # a mail delivered: budgets renewed
         self._set_post_data_state()  # type: ignore[no-untyped-call]
-        await self.push(status)
+        await self._reply_to_data(status)
 
     async def _refuse_data(self, state: DataState, limit: int) -> None:
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         if state is DataState.TOO_LONG:
-            await self.push(R500_LINE_TOO_LONG)
+            await self._reply_to_data(R500_LINE_TOO_LONG)
         elif state is DataState.TOO_BIG:
             self._events.log(
                 logging.INFO,
@@ -313,7 +315,7 @@ class LimitedSMTP(SMTP):
                 self._client,
                 limit,
             )
-            await self.push(R552_TOO_BIG.format(limit))
+            await self._reply_to_data(R552_TOO_BIG.format(limit))
         else:
             self._events.log(
                 logging.WARNING,
@@ -322,7 +324,11 @@ class LimitedSMTP(SMTP):
                 self._client,
                 self._limits.max_data_in_memory,
             )
-            await self.push(R452_NO_MEMORY)
+            await self._reply_to_data(R452_NO_MEMORY)
+
+    async def _reply_to_data(self, status: str) -> None:
+        """The answer to a DATA: one reply (an LMTP session gives one per recipient)."""
+        await self.push(status)
 
     async def _deliver(self, original_content: bytes) -> str:
         """Hand the message to the handler's DATA hook, as aiosmtpd does; the reply to give."""

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install the servers the test-suite runs privately on loopback: Dovecot (IMAP) and PostgreSQL 15.
+# Install the servers the test-suite runs privately on loopback: Dovecot (IMAP), PostgreSQL 15 and
+# Postfix (the MTA that deploy/mta.md is proven against).
 # Nothing is started or enabled as a system service; the tests start their own instances in temp dirs.
 # Without root (or apt) we only report; the tests then skip loudly, except under CI=true where they fail.
 set -eu
@@ -8,6 +9,14 @@ missing=""
 { command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ]; } && [ -x /usr/lib/dovecot/imap ] \
     || missing="$missing dovecot-imapd"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+# Postfix replaces whatever MTA owns /usr/sbin/sendmail: never swap out another one (Exim, ...).
+if [ ! -x /usr/sbin/postfix ]; then
+    if [ -e /usr/sbin/sendmail ]; then
+        echo "warning: another MTA is installed; not replacing it with postfix (its tests will skip)" >&2
+    else
+        missing="$missing postfix"
+    fi
+fi
 [ -n "$missing" ] || exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "warning: missing test servers:$missing (not root, not installing; their tests will skip)" >&2
@@ -21,6 +30,11 @@ if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created_policy=1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Postfix asks how to configure the system's mail; "No configuration" writes no /etc/postfix/main.cf
+# (the tests give every private Postfix its own config directory).
+if command -v debconf-set-selections >/dev/null 2>&1; then
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+fi
 # shellcheck disable=SC2086
 apt-get install -y -q $missing >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $missing >/dev/null; }
 [ "$created_policy" = 1 ] && rm -f "$policy"

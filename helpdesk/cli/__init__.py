@@ -6,9 +6,11 @@ parser with `add_parser` and importing what its commands use. Only the module of
 being run is imported, so `helpdesk tickets list` never loads the classifier, the migrations or
 the mail parser (`helpdesk --help` loads every module, none of them heavy at import).
 
-Exit codes follow sysexits.h where a caller acts on them: 75 (EX_TEMPFAIL) when mail could not
-be stored (an MTA pipe retries), 65 (EX_DATAERR) when ingest refused mail over the size limit
-(an MTA pipe bounces it), 78 (EX_CONFIG) for a broken configuration.
+Exit codes follow sysexits.h where a caller acts on them: `helpdesk ingest`, an MTA's delivery
+agent, exits 65 (EX_DATAERR) for mail over the size limit and 67 (EX_NOUSER) for mail not for us
+(the MTA bounces it), and 75 (EX_TEMPFAIL) for every other failure, its command line and its
+configuration included (the MTA retries); the other commands exit 78 (EX_CONFIG) for a broken
+configuration.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 EX_CONFIG = 78  # sysexits.h: a configuration error
+EX_TEMPFAIL = 75  # sysexits.h: try again later
+EX_ARGPARSE = 2  # what argparse exits with on a command line it cannot read
 EX_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 # Each command: the module (in this package) that adds its parser and runs it, and its help.
@@ -73,8 +77,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Whatever any command creates (database, mail, models, logs) is for this user alone. The
     # caller's umask comes back on return, for a program that runs commands in its own process.
     caller_umask = os.umask(PRIVATE_UMASK)
+    words = sys.argv[1:] if argv is None else argv
     try:
-        return _main(sys.argv[1:] if argv is None else argv)
+        return _main(words)
+    except SystemExit as exc:
+        if exc.code == EX_ARGPARSE and command_of(words) == "ingest":
+            # A wrong word in the MTA's command line is ours to fix; the MTA keeps the mail meanwhile.
+            return EX_TEMPFAIL
+        raise
+    except Exception as exc:
+        if command_of(words) != "ingest":
+            raise
+        # Before `helpdesk ingest` could take over (a broken install, a module that does not
+        # import): still a failure of ours, so the MTA keeps the mail, and no traceback for it
+        # to quote.
+        reason = (str(exc).splitlines() or [""])[0][:300]
+        print(f"4.3.0 helpdesk ingest: {type(exc).__name__}: {reason}", file=sys.stderr)
+        return EX_TEMPFAIL
     finally:
         os.umask(caller_umask)
 
@@ -110,7 +129,6 @@ def _main(argv: Sequence[str]) -> int:
         return EX_INTERRUPTED
     except RuntimeError as exc:
         from helpdesk.app import NotInitialised  # the app is loaded by then: the command opened it
-        from helpdesk.cli.common import EX_TEMPFAIL
 
         if not isinstance(exc, NotInitialised):
             raise

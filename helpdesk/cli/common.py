@@ -17,17 +17,38 @@ from helpdesk.settings import Settings
 from helpdesk.terminal import SafeFormatter, json_text
 from intake.ingest import EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_USAGE
 
+SYSLOG_SOCKET = "/dev/log"
+
 __all__ = ["EX_DATAERR", "EX_NOINPUT", "EX_TEMPFAIL", "EX_USAGE", "emit_json", "reading", "setup_logging"]
 
 
-def setup_logging(level: str, file: Path | None = None, *, quiet: bool = False) -> None:
+def setup_logging(
+    level: str, file: Path | None = None, *, quiet: bool = False, stderr: bool = True, syslog: bool = False
+) -> None:
+    """Log to `file`, to stderr unless `stderr` is off (an MTA quotes what a delivery agent writes
+    there), and to the local syslog with `syslog` when it has a socket."""
     handlers: list[logging.Handler] = []
     if file is not None:
         # The log names requesters and tickets: it is as private as the database.
-        private_directory(file.parent)
-        private_file(file)
-        handlers.append(logging.FileHandler(file, encoding="utf-8"))
-    handlers.append(logging.StreamHandler(sys.stderr))
+        try:
+            private_directory(file.parent)
+            private_file(file)
+            handlers.append(logging.FileHandler(file, encoding="utf-8"))
+        except OSError:
+            if stderr:
+                raise
+            syslog = True  # a delivery agent still has to tell its trouble somewhere
+    if stderr:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    if syslog and Path(SYSLOG_SOCKET).exists():
+        from logging.handlers import SysLogHandler
+
+        try:
+            handlers.append(SysLogHandler(address=SYSLOG_SOCKET, facility=SysLogHandler.LOG_MAIL))
+        except OSError:
+            pass  # no syslog daemon behind the socket
+    if not handlers:
+        handlers.append(logging.NullHandler())  # not logging's last resort, which writes to stderr
     formatter = SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in handlers:
         handler.setFormatter(formatter)  # mail-derived text in a log line reaches a terminal too

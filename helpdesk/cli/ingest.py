@@ -1,8 +1,17 @@
-"""`helpdesk ingest [FILE...] [--maildir DIR] [--mbox FILE] [--imap NAME] [--json]`.
+"""`helpdesk ingest [FILE...] [--maildir DIR] [--mbox FILE] [--imap NAME] [--sender ADDR] [--recipient ADDR]...`.
 
-Stores mail the way the SMTP listener would, then processes and delivers it in one go. An MTA
-pipe acts on the exit status: 75 when the mail could not be stored (it retries), 65 when it was
-over the size limit (it bounces the mail, with our words on stderr).
+Stores mail the way the SMTP listener would, then processes and delivers it in one go; storing
+and processing are separate steps, and storing needs only the database. Run by an MTA (one mail
+on standard input, the envelope in `--sender` and `--recipient`), it is a delivery agent and its
+exit status is all the MTA acts on (sysexits.h):
+
+- 0: stored (a duplicate, or a mail then quarantined, was stored too);
+- 65 (EX_DATAERR): over `[smtp] max_message_size`; 67 (EX_NOUSER): no recipient is ours. Only
+  these are permanent, mail we can never take; the MTA bounces it, quoting the one line we write
+  on stderr, which starts with its RFC 3463 status as the listener's 552 and 550 do;
+- 75 (EX_TEMPFAIL) for everything else: a configuration missing or unreadable, a database away or
+  read-only, a bug. The MTA keeps the mail and retries, and no requester hears of our trouble: one
+  line goes to stderr (the MTA's log), the traceback to our log (`[logging] file`, else syslog).
 """
 
 from __future__ import annotations
@@ -11,20 +20,26 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import SQLAlchemyError
+from helpdesk.cli.common import EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_USAGE, emit_json, setup_logging
+from helpdesk.terminal import cell, echo
+from intake.ingest import EX_NOUSER, Candidate, Envelope, IngestCounts, drain
 
-from helpdesk.app import App, build_app
-from helpdesk.cli.common import EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_USAGE, emit_json
-from helpdesk.settings import Settings
-from helpdesk.terminal import echo
-from intake.errors import MailboxError, StoreError
-from intake.ingest import IngestCounts, from_files, from_maildir, from_mbox, from_stream, store_all
-from intake.worker import WorkReport
-from models.claims import release_dead_claims
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
-log = logging.getLogger("helpdesk.cli")
+    from helpdesk.app import App
+    from helpdesk.settings import Settings
+    from intake.raw_queue import RawStore
+    from intake.worker import WorkReport
+
+log = logging.getLogger("helpdesk.ingest")
+
+# RFC 3463 status codes that open the line an MTA quotes (Postfix's pipe takes the status from it).
+STATUS_TOO_BIG = "5.3.4"
+STATUS_NOT_OURS = "5.1.1"
+STATUS_TEMPFAIL = "4.3.0"
 
 
 def add_parser(sub: argparse._SubParsersAction[Any], name: str, help_text: str) -> None:
@@ -35,14 +50,29 @@ def add_parser(sub: argparse._SubParsersAction[Any], name: str, help_text: str) 
     p.add_argument(
         "--imap", metavar="NAME", help="fetch new mail once from the [[imap]] mailbox NAME (for cron)"
     )
+    p.add_argument(
+        "--sender",
+        metavar="ADDR",
+        help="the envelope sender (MAIL FROM) the MTA received the mail with; empty for a bounce",
+    )
+    p.add_argument(
+        "--recipient",
+        metavar="ADDR",
+        action="append",
+        default=[],
+        help="an envelope recipient (RCPT TO), repeatable; mail for none of ours is refused (67)",
+    )
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.add_argument("--no-process", action="store_true", help="only store; leave processing to `serve`")
     p.add_argument("--no-send", action="store_true", help="do not deliver the outbox after processing")
-    p.set_defaults(func=cmd_ingest)
+    # It reads its configuration itself: a configuration it cannot read is a 75, not a 78.
+    p.set_defaults(func=cmd_ingest, needs_settings=False)
 
 
 def process(app: App, *, send: bool) -> WorkReport:
     """Process what is queued, then deliver what that queued (unless `send` is off)."""
+    from models.claims import release_dead_claims
+
     release_dead_claims(app.sessions)
     report = app.worker.process_available()
     if send:
@@ -53,76 +83,172 @@ def process(app: App, *, send: bool) -> WorkReport:
     return report
 
 
-def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for stderr: its type and the first line of its text."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return cell(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:300]
+
+
+def as_mta_pipe(args: argparse.Namespace) -> bool:
+    """One mail on standard input, as an MTA runs us: stderr then carries only the reason."""
+    return not (args.files or args.maildir or args.mbox or args.imap)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from helpdesk.settings import load_settings
+
+    piped = as_mta_pipe(args)
     try:
-        return _ingest(args, settings)
-    except (StoreError, SQLAlchemyError, OSError) as exc:
-        # Anything but 0 or 75 makes an MTA pipe bounce the mail to its sender; 75 makes it retry.
-        echo(f"helpdesk ingest: cannot store: {exc}", file=sys.stderr)
+        settings = load_settings(args.config)
+    except Exception as exc:
+        # Nothing says where our log is: the reason goes to syslog and, as one line, to the MTA.
+        setup_logging("INFO", quiet=args.quiet, stderr=not piped, syslog=True)
+        log.error("INGEST DEFERRED: cannot read the configuration", exc_info=True)
+        echo(f"{STATUS_TEMPFAIL} helpdesk ingest: configuration: {one_line(exc)}", file=sys.stderr)
+        return EX_TEMPFAIL
+    quiet = args.quiet or args.json
+    setup_logging(
+        settings.logging.level,
+        settings.logging.file,
+        quiet=quiet,
+        stderr=not piped,
+        syslog=piped and settings.logging.file is None,
+    )
+    try:
+        return _ingest(args, settings, piped)
+    except Exception as exc:
+        # Anything but 0, 65, 67 or 75 makes an MTA bounce the mail to its sender; 75 makes it retry.
+        log.error("INGEST DEFERRED: %s", one_line(exc), exc_info=True)
+        echo(f"{STATUS_TEMPFAIL} helpdesk ingest: cannot store now: {one_line(exc)}", file=sys.stderr)
         return EX_TEMPFAIL
 
 
-def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+def envelope_of(args: argparse.Namespace, settings: Settings) -> Envelope | None:
+    """The envelope given, with the recipients that are ours; None when recipients were given and
+    none of them is ours (the mail is not for us)."""
+    ours = tuple(r for r in args.recipient if settings.identity.is_ours(r))
+    for recipient in args.recipient:
+        if recipient not in ours:
+            log.info("INGEST IGNORED rcpt=%s (not our address)", recipient)
+    if args.recipient and not ours:
+        return None
+    return Envelope(args.sender, ours)
+
+
+def open_store(settings: Settings) -> tuple[RawStore, Engine]:
+    """The raw queue alone, with its engine: storing needs the database and nothing else."""
+    from helpdesk.app import NotInitialised
+    from helpdesk.settings import redact_url
+    from intake.raw_queue import RawStore
+    from models.db import create_db_engine, schema_is_current, session_factory
+
+    engine = create_db_engine(settings.database)
+    if not schema_is_current(engine):
+        engine.dispose()
+        raise NotInitialised(
+            f"the database at {redact_url(settings.database.url)} is not initialised or not up to date; "
+            "run `helpdesk init`"
+        )
+    return RawStore(session_factory(engine)), engine
+
+
+def _ingest(args: argparse.Namespace, settings: Settings, piped: bool) -> int:
+    from helpdesk.app import build_app
+    from intake.errors import MailboxError, StoreError
+    from intake.ingest import from_files, from_maildir, from_mbox, from_stream, store_all
+
     limit = settings.smtp.max_message_size  # the one size limit of every intake path
-    with build_app(settings) as app:
-        counts = IngestCounts()
-        try:
-            if args.imap:
+    envelope = envelope_of(args, settings)
+    if envelope is None:
+        if piped:
+            drain(sys.stdin.buffer)  # the MTA writing to us hears our status, not a broken pipe
+        addresses = ", ".join(f"<{r}>" for r in args.recipient)
+        echo(
+            f"{STATUS_NOT_OURS} helpdesk ingest: {addresses}: no such mailbox here "
+            f"(this helpdesk takes mail for {settings.identity.address} and its plus-addresses)",
+            file=sys.stderr,
+        )
+        return EX_NOUSER
+    counts = IngestCounts()
+    try:
+        if args.imap:
+            with build_app(settings) as app:
                 report_imap = app.poller(args.imap).fetch_once()
-                counts.stored += report_imap.stored  # backfilled mail is part of it
-                counts.duplicates += report_imap.duplicates
-            sources = []
-            if args.maildir:
-                sources.append(from_maildir(Path(args.maildir), limit))
-            if args.mbox:
-                sources.append(from_mbox(Path(args.mbox), limit))
-            if args.files:
-                sources.append(from_files([Path(f) for f in args.files], limit))
-            if not sources and not args.imap:
-                sources.append(from_stream(sys.stdin.buffer, limit))
-            for source in sources:
-                part = store_all(app.store, source)
-                counts.stored += part.stored
-                counts.duplicates += part.duplicates
-                counts.refused += part.refused
-        except StoreError as exc:
-            echo(f"helpdesk ingest: cannot store: {exc}", file=sys.stderr)
-            return EX_TEMPFAIL
-        except MailboxError as exc:
-            echo(f"helpdesk ingest: IMAP {args.imap}: {exc}", file=sys.stderr)
-            return EX_TEMPFAIL
-        except KeyError as exc:
-            echo(f"helpdesk ingest: {exc.args[0]}", file=sys.stderr)
-            return EX_USAGE
-        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-            echo(f"helpdesk ingest: {exc}", file=sys.stderr)
-            return EX_NOINPUT
-        for mail in counts.refused:
-            # On stderr whatever else is asked: an MTA pipe puts it in the bounce to the sender.
-            size = f"{mail.size} bytes" if mail.exact else f"more than {limit} bytes"
-            echo(
-                f"helpdesk ingest: {mail.name}: refused, not stored: {size} is over the limit of "
-                f"{limit} bytes ([smtp] max_message_size)",
-                file=sys.stderr,
-            )
-        report = WorkReport()
-        if not args.no_process:
+            counts.stored += report_imap.stored  # backfilled mail is part of it
+            counts.duplicates += report_imap.duplicates
+        sources = []
+        if args.maildir:
+            sources.append(from_maildir(Path(args.maildir), limit))
+        if args.mbox:
+            sources.append(from_mbox(Path(args.mbox), limit))
+        if args.files:
+            sources.append(from_files([Path(f) for f in args.files], limit))
+        if piped:
+            sources.append(from_stream(sys.stdin.buffer, limit))
+        if sources:
+            store, engine = open_store(settings)
             try:
+                for source in sources:
+                    part = store_all(store, source, envelope=envelope)
+                    counts.stored += part.stored
+                    counts.duplicates += part.duplicates
+                    counts.refused += part.refused
+            finally:
+                engine.dispose()
+    except StoreError as exc:
+        log.error("INGEST DEFERRED: cannot store: %s", exc)
+        echo(f"{STATUS_TEMPFAIL} helpdesk ingest: cannot store: {one_line(exc)}", file=sys.stderr)
+        return EX_TEMPFAIL
+    except MailboxError as exc:
+        echo(f"helpdesk ingest: IMAP {args.imap}: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
+    except KeyError as exc:
+        echo(f"helpdesk ingest: {exc.args[0]}", file=sys.stderr)
+        return EX_USAGE
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        if piped:
+            raise  # not an input file of ours: the database's, or the configuration's (75)
+        echo(f"helpdesk ingest: {exc}", file=sys.stderr)
+        return EX_NOINPUT
+    for mail in counts.refused:
+        log.info("INGEST REFUSED %s: %s", mail.name, _too_big(mail, limit))
+        # On stderr whatever else is asked: an MTA pipe puts it in the bounce to the sender.
+        echo(f"{STATUS_TOO_BIG} helpdesk ingest: {mail.name}: {_too_big(mail, limit)}", file=sys.stderr)
+    if piped and counts.refused:
+        return EX_DATAERR  # the one line above is all the MTA quotes
+    if piped:
+        log.info(
+            "INGEST %s from=%s to=%s",
+            "STORED" if counts.stored else "DUPLICATE",
+            envelope.sender,
+            ",".join(envelope.recipients),
+        )
+    from intake.worker import WorkReport
+
+    report = WorkReport()
+    if not args.no_process:
+        try:
+            with build_app(settings) as app:
                 report = process(app, send=not args.no_send)
-            except Exception as exc:  # the mail is stored; processing resumes in `serve` or the next ingest
-                log.error("processing after ingest failed (the mail is stored): %s", exc)
-        result = {
-            "stored": counts.stored,
-            "duplicates": counts.duplicates,
-            "tickets_created": report.tickets_created,
-            "replies": report.replies,
-            "automatic": report.automatic + report.bounces,
-            "quarantined": report.quarantined,
-            "refused": len(counts.refused),
-        }
-        if args.json:
-            emit_json(result)
-        else:
-            refused = f", refused {len(counts.refused)} over the size limit" if counts.refused else ""
-            echo(f"stored {counts.stored}, duplicates {counts.duplicates}{refused}; {report.summary()}")
-        return EX_DATAERR if counts.refused else 0
+        except Exception as exc:  # the mail is stored; processing resumes in `serve` or the next ingest
+            log.error("processing after ingest failed (the mail is stored): %s", one_line(exc), exc_info=True)
+    result = {
+        "stored": counts.stored,
+        "duplicates": counts.duplicates,
+        "tickets_created": report.tickets_created,
+        "replies": report.replies,
+        "automatic": report.automatic + report.bounces,
+        "quarantined": report.quarantined,
+        "refused": len(counts.refused),
+    }
+    if args.json:
+        emit_json(result)
+    else:
+        refused = f", refused {len(counts.refused)} over the size limit" if counts.refused else ""
+        echo(f"stored {counts.stored}, duplicates {counts.duplicates}{refused}; {report.summary()}")
+    return EX_DATAERR if counts.refused else 0
+
+
+def _too_big(mail: Candidate, limit: int) -> str:
+    size = f"{mail.size} bytes" if mail.exact else f"more than {limit} bytes"
+    return f"refused, not stored: {size} is over the limit of {limit} bytes ([smtp] max_message_size)"

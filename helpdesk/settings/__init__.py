@@ -44,7 +44,7 @@ from helpdesk.settings.sla import (
 )
 from helpdesk.settings.urls import redact_url
 from intake.authentication import SenderAuthConfig
-from intake.config import IntakeConfig, SmtpListenConfig
+from intake.config import IntakeConfig, LmtpListenConfig, SmtpListenConfig
 from intake.imap_config import ImapMailboxConfig
 from models.db import DatabaseConfig
 from notify.config import LimitsConfig, MailIdentity, OutgoingConfig, TokenConfig
@@ -93,6 +93,7 @@ SECTIONS = (
     "imap",
     "limits",
     "security",
+    "lmtp",
 )
 
 
@@ -113,6 +114,7 @@ class Settings:
     tokens: TokenConfig = field(default_factory=TokenConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     sender_auth: SenderAuthConfig = field(default_factory=SenderAuthConfig)
+    lmtp: LmtpListenConfig | None = None  # `[lmtp]`: the LMTP listener, off unless configured
     raw: Mapping[str, Any] = field(default_factory=dict)  # the merged table, for sections read elsewhere
 
     @property
@@ -217,6 +219,7 @@ def read_settings(reader: Reader, table: Mapping[str, Any], path: Path | None) -
         tokens=sections.tokens(security),
         limits=sections.limits(reader.table("limits", table.get("limits"))),
         sender_auth=sections.sender_auth(security),
+        lmtp=sections.lmtp_listener(reader.table("lmtp", table.get("lmtp")), smtp),
         raw=dict(table),
     )
 

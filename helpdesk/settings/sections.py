@@ -14,7 +14,7 @@ from typing import Any
 from helpdesk.settings.reader import Table, parse_text, resolve
 from helpdesk.settings.urls import MAILDIR_PREFIX, database_url, relay, relay_settings
 from intake.authentication import SenderAuthConfig
-from intake.config import IntakeConfig, SessionLimits, SmtpListenConfig
+from intake.config import IntakeConfig, LmtpListenConfig, SessionLimits, SmtpListenConfig
 from models.db import DatabaseConfig
 from notify.config import LimitsConfig, MailIdentity, OutgoingConfig, TokenConfig
 from routing.config import DEFAULT_THRESHOLD, RoutingConfig
@@ -25,6 +25,7 @@ DEFAULT_OUTGOING_URL = f"{MAILDIR_PREFIX}var/sent"
 _SMTP = SmtpListenConfig()
 DEFAULT_LISTEN = f"{_SMTP.host}:{_SMTP.port}"
 MS = 1000
+UNIX_PREFIX = "unix:"  # `[lmtp] listen = "unix:/run/helpdesk/lmtp.sock"`
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,36 @@ def smtp_listener(smtp: Table) -> SmtpListenConfig:
     if config.limits.max_data_in_memory < config.max_message_size:
         smtp.reader.problem("smtp.max_data_in_memory must be at least smtp.max_message_size")
     return config
+
+
+def lmtp_listener(lmtp: Table, smtp: SmtpListenConfig) -> LmtpListenConfig | None:
+    """`[lmtp]`: off unless `listen` is set, to HOST:PORT or "unix:PATH". The size and session
+    limits are those of `[smtp]`: one limit for every way in."""
+    where = lmtp.get("listen", None, lambda value: _lmtp_listen(value, lmtp.reader.base))
+    if where is None:
+        return None
+    host, port, path = where
+    default = LmtpListenConfig()
+    return LmtpListenConfig(
+        host=host or default.host,
+        port=port or default.port,
+        socket=path,
+        max_message_size=smtp.max_message_size,
+        hostname=smtp.hostname,
+        limits=smtp.limits,
+    )
+
+
+def _lmtp_listen(value: Any, base: Path) -> tuple[str, int, Path | None] | None:
+    if value == "":
+        return None
+    if isinstance(value, str) and value.startswith(UNIX_PREFIX):
+        path = value[len(UNIX_PREFIX) :]
+        if not path:
+            raise ValueError(f'must be HOST:PORT or "unix:PATH", not {value!r}')
+        return "", 0, resolve(base, path)
+    host, port = _listen(value)
+    return host, port, None
 
 
 def intake(section: Table, mail: Table) -> IntakeConfig:

@@ -1,4 +1,5 @@
-"""Pytest fixtures for the private servers: `postgres_cluster`, `pg_url`, `dovecot`, `dovecot_factory`.
+"""Pytest fixtures for the private servers: `postgres_cluster`, `pg_url`, `dovecot`, `dovecot_factory`,
+`postfix`.
 
 Costs measured on a 2-core machine: a PostgreSQL cluster starts in about 1.5 s (initdb included)
 and is shared by the session; a database for one test takes under 0.1 s. A Dovecot starts in
@@ -19,6 +20,7 @@ import pytest
 
 from tests.servers.common import ServerUnavailable
 from tests.servers.dovecot import DovecotServer
+from tests.servers.postfix import PostfixServer
 from tests.servers.postgres import PostgresCluster
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -43,6 +45,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.dovecot)
         if names & {"postgres_cluster", "pg_url"}:
             item.add_marker(pytest.mark.postgres)
+        if "postfix" in names:
+            item.add_marker(pytest.mark.postfix)
 
 
 @pytest.fixture(scope="session")
@@ -97,3 +101,17 @@ def dovecot_factory() -> Iterator[DovecotFactory]:
 def dovecot(dovecot_factory: DovecotFactory) -> DovecotServer:
     """A private, started Dovecot with users alice, bob and carol (see `DEFAULT_USERS`)."""
     return dovecot_factory()
+
+
+@pytest.fixture
+def postfix() -> Iterator[PostfixServer]:
+    """A private Postfix, configured with the base lines only and not started (a test adds its
+    lines with `configure` first); stopped and deleted afterwards."""
+    try:
+        server = PostfixServer()
+    except ServerUnavailable as exc:
+        server_unavailable(str(exc))
+    try:
+        yield server
+    finally:
+        server.close()
