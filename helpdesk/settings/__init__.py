@@ -185,6 +185,10 @@ def load_settings(
             table = tomllib.loads(config_path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"{config_path}: {exc}") from exc
+        except UnicodeDecodeError as exc:  # TOML is UTF-8 (TOML 1.0, "Spec")
+            raise SettingsError(f"{config_path}: not UTF-8 at byte {exc.start}; save it as UTF-8") from exc
+        except OSError as exc:
+            raise SettingsError(f"{config_path}: cannot read it: {exc.strerror or exc}") from exc
     elif required:
         raise SettingsError(f"no configuration at {config_path}; run `helpdesk init` to write one")
     table = _merge(table, env_overrides(os.environ if environ is None else environ))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk.settings import SettingsError, build_settings, env_overrides, read_sla
+from helpdesk.settings import SettingsError, build_settings, env_overrides, load_settings, read_sla
 from helpdesk.settings.reader import (
     EnvText,
     format_duration,
@@ -163,3 +163,10 @@ def test_an_sla_target_is_a_duration_of_the_one_grammar() -> None:
     assert read_sla({"urgent": {"resolution": "1w"}}).target(Priority.URGENT).resolution == timedelta(weeks=1)
     with pytest.raises(SettingsError, match="weeks do not count business time"):
         read_sla({"low": {"resolution": "2w"}})
+
+
+def test_a_configuration_that_is_not_utf8_is_a_settings_error(tmp_path: Path) -> None:
+    config = tmp_path / "helpdesk.toml"
+    config.write_bytes('[mail]\naddress = "pomoc@example.test"\n# Zażółć\n'.encode("iso-8859-2"))
+    with pytest.raises(SettingsError, match="not UTF-8 at byte"):
+        load_settings(config, environ={})
