@@ -22,6 +22,8 @@ from helpdesk.app import App
 from intake.smtp_listener import SmtpListener
 from models.claims import release_dead_claims
 from models.election import elected
+from models.heartbeat import Heartbeat, Released
+from models.leases import holder_name
 
 log = logging.getLogger("helpdesk.daemon")
 
@@ -47,7 +49,10 @@ class Daemon:
         self.stop_event = threading.Event()
         self._released_at = 0.0
         self.listener = SmtpListener(app.settings.smtp, app.store, app.settings.identity)
+        # Liveness shared through the database: a dead daemon's claims are given back on any host.
+        self.heartbeat = Heartbeat(app.sessions, holder_name(), on_released=self._wake_takers)
         self.parts: list[Part] = [
+            Part("heartbeat", self.heartbeat.run),
             Part("worker", app.worker.run),
             Part("sender", app.sender.run),
             Part("rules", self._watch_rules),
@@ -58,6 +63,10 @@ class Daemon:
             # One reader per mailbox across every process sharing the database.
             name = f"imap:{poller.config.name}"
             self.parts.append(Part(name, elected(app.engine, name, poller.run)))
+
+    def _wake_takers(self, _released: Released) -> None:
+        self.app.worker.wake.set()
+        self.app.sender.wake.set()
 
     def add_part(self, name: str, run: Callable[[threading.Event], None]) -> None:
         self.parts.append(Part(name, run))
