@@ -48,6 +48,9 @@ CLAIM_LEASE = timedelta(minutes=5)
 LEASE_MARGIN = timedelta(minutes=1)
 # How long `run` waits for its connections to finish their transactions once stopped.
 STOP_GRACE = 5.0
+# A claim older than this when its mail is about to go (the process was paused, or the machine
+# starved) is checked first: the heartbeat may have given the row to another sender meanwhile.
+RECHECK_AFTER = 2.0
 # A transaction of the sender idling this long (the process paused) is ended by PostgreSQL, so
 # the rows it locked can be given to another sender (models/leases.py).
 IDLE_IN_TRANSACTION = 15.0
@@ -77,6 +80,7 @@ class Claimed:
     envelope_from: str  # the signed per-mail return address (VERP) for our own mail
     recipients: list[str]
     data: bytes
+    at: float = field(default_factory=time.monotonic)  # when it was claimed
 
 
 class Sender:
@@ -145,6 +149,9 @@ class Sender:
         row when `then_claim` (one transaction per mail, however many mails)."""
         error: str | None = None
         permanent = False
+        if time.monotonic() - claimed.at > RECHECK_AFTER and not self._still_ours(claimed.id):
+            log.warning("SEND outbox=%d was given to another sender while this one stood still", claimed.id)
+            return self.claim() if then_claim else None
         try:
             transport.send(claimed.envelope_from, claimed.recipients, claimed.data)
         except PermanentError as exc:
@@ -173,6 +180,11 @@ class Sender:
         if failed:
             self.wake.set()  # the failure notice it queued
         return following
+
+    def _still_ours(self, outbox_id: int) -> bool:
+        with self._sessions() as session:
+            row = session.get(OutboxMessage, outbox_id)
+            return row is not None and row.status is OutboxStatus.SENDING and row.claimed_by == self._name
 
     def _record(
         self,
