@@ -43,6 +43,7 @@ from tests.servers.postgres import PostgresCluster
 
 PER_ADDRESS = 5  # [mail] auto_reply_limit, the default
 CLIENTS = 6
+HEAVY_BURST = 8  # roots from one address at once, where the per-address limit answers 5
 FINISH_TIMEOUT = 120.0
 DOMAIN = "bench.example"
 
@@ -79,20 +80,28 @@ SUBJECTS = [
 
 
 def generate(count: int, seed: int = 12) -> list[Mail]:
-    """`count` mails in sending order: roots, replies (some before their root), heavy senders."""
+    """`count` mails in sending order: roots, replies (some before their root), and now and then
+    a burst of roots from one of a few heavy senders, more than the per-address limit answers."""
     rng = random.Random(seed)
     heavy = [f"heavy{i}@{DOMAIN}" for i in range(6)]
     order: list[Mail] = []
-    roots: list[Mail] = []
     n = 0
     while len(order) < count:
         n += 1
-        sender = heavy[n % len(heavy)] if n % 10 == 0 else f"user{n}@d{n % 17}.{DOMAIN}"
+        if n % 40 == 0:
+            sender = heavy[(n // 40) % len(heavy)]
+            for k in range(HEAVY_BURST):
+                mid = f"heavy{n}-{k}@{DOMAIN}"
+                order.append(
+                    Mail(mid, sender, _mail(mid, sender, rng.choice(SUBJECTS), f"Again {n}.{k}", None))
+                )
+            continue
+        sender = f"user{n}@d{n % 17}.{DOMAIN}"
         subject = rng.choice(SUBJECTS)
         root = Mail(
             f"root{n}@{DOMAIN}", sender, _mail(f"root{n}@{DOMAIN}", sender, subject, f"Help #{n}", None)
         )
-        if rng.random() < 0.4 and not sender.startswith("heavy"):
+        if rng.random() < 0.4:
             reply_id = f"reply{n}@{DOMAIN}"
             reply = Mail(
                 reply_id,
@@ -103,7 +112,6 @@ def generate(count: int, seed: int = 12) -> list[Mail]:
             order += [reply, root] if rng.random() < 0.25 else [root, reply]
         else:
             order.append(root)
-        roots.append(root)
     return order[:count]
 
 
@@ -126,35 +134,47 @@ class Run:
         return self.mails / self.seconds if self.seconds else 0.0
 
 
-def send_all(mails: Sequence[Mail], targets: list[Served], switch: threading.Event | None = None) -> None:
-    """Send every mail from CLIENTS clients, each to the daemons in turn (only the live ones after `switch`)."""
+def send_all(mails: Sequence[Mail], targets: list[Served]) -> None:
+    """Send every mail from CLIENTS clients to the daemons in `targets` in turn (read at each mail,
+    so a daemon taken out of it gets no more); a session that fails or hangs is tried again on
+    another daemon, as an MTA would (the Message-ID makes a second copy a no-op)."""
     queue = list(enumerate(mails))
     lock = threading.Lock()
 
     def client() -> None:
-        conns: dict[int, smtplib.SMTP] = {}
         while True:
             with lock:
                 if not queue:
-                    break
+                    return
                 index, mail = queue.pop(0)
-                live = [s for s in targets if s.alive() and not getattr(s, "paused", False)]
-            served = live[index % len(live)]
-            conn = conns.get(served.smtp_port)
-            if conn is None:
-                conn = conns[served.smtp_port] = smtplib.SMTP("127.0.0.1", served.smtp_port, timeout=60)
-            conn.sendmail(mail.sender, [SUPPORT], mail.data)
-        for conn in conns.values():
-            try:
-                conn.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
+            for attempt in range(5):
+                port = targets[(index + attempt) % len(targets)].smtp_port
+                try:
+                    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+                        smtp.sendmail(mail.sender, [SUPPORT], mail.data)
+                    break
+                except (OSError, smtplib.SMTPException):
+                    continue
 
     threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def holding(desk: DaemonDesk, daemons: Sequence[Served]) -> bool:
+    """Each of `daemons` has stored mail claimed right now."""
+    with desk.sessions() as session:
+        holders = set(
+            session.scalars(select(RawMessage.claimed_by).where(RawMessage.status == RawStatus.PROCESSING))
+        )
+    return all(d.holder in holders for d in daemons)
+
+
+def stored(desk: DaemonDesk) -> int:
+    with desk.sessions() as session:
+        return session.scalar(select(func.count()).select_from(RawMessage)) or 0
 
 
 def wait_done(desk: DaemonDesk, count: int, timeout: float) -> bool:
@@ -254,20 +274,24 @@ def run_once(
         for s in served:
             s.wait_ready()
         started = time.monotonic()
+        targets = list(served)
+        sending = threading.Thread(target=send_all, args=(mails, targets))
+        sending.start()
         if faults:
-            third = len(mails) // 3
-            send_all(mails[:third], served)
+            # A third of the way in, at a moment both hold claimed mail.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (
+                stored(desk) >= len(mails) // 3 and holding(desk, served[:2])
+            ):
+                time.sleep(0.01)
+            targets[:] = served[2:]
             served[0].kill()
             os.kill(served[1].proc.pid, signal.SIGSTOP)
-            served[1].paused = True  # type: ignore[attr-defined]
-            send_all(mails[third:], served)
-        else:
-            send_all(mails, served)
+        sending.join()
         run.finished = wait_done(desk, len(mails), FINISH_TIMEOUT)
         run.seconds = time.monotonic() - started
         if faults:
             os.kill(served[1].proc.pid, signal.SIGCONT)
-            served[1].paused = False  # type: ignore[attr-defined]
             wait_done(desk, len(mails), 30.0)
         measure(desk, mails, run)
     finally:
@@ -310,11 +334,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="hd-scale-") as tmp, PostgresCluster() as cluster:
         root = Path(tmp)
         models: Path | None = None
-        for count in (int(n) for n in args.daemons.split(",")):
+        for count in (int(n) for n in args.daemons.split(",") if n):
             runs.append(run_once(cluster, root, count, mails, models, faults=False))
             models = models or next(root.glob("scale_*/var/models"), None)
             print(f"  {count} daemon(s): {runs[-1].rate:.1f} mails/s", flush=True)
         if not args.no_faults:
+            if models is None:
+                make_desk(cluster, root, "models", None)
+                models = root / "models" / "var" / "models"
             faulty = run_once(cluster, root, 3, mails, models, faults=True)
             faulty.faults = True  # type: ignore[attr-defined]
             runs.append(faulty)

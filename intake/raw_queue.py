@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from intake.errors import StoreError
 from models import tables
 from models.base import utcnow
+from models.leases import bound_idle_transaction
 from models.raw_message import RawMessage, RawStatus
 from models.thread_keys import keys_of
 
@@ -37,6 +38,8 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _MSGID = re.compile(r"<([^<>\s\x00-\x1f\x7f-\x9f]{1,998})>")
 _INSERT_RAW = insert(tables.raw_messages)
 _INSERT_KEYS = insert(tables.raw_thread_keys)
+# PostgreSQL ends a store's transaction idle this long (its process paused); a store takes milliseconds.
+STORE_IDLE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,9 @@ class RawStore:
         incoming = Incoming(data, source, source_key, envelope_from, tuple(envelope_to), backfill)
         try:
             with self._sessions() as session:
+                # A listener paused mid-store must not hold the mail's unique keys for as long as it
+                # is paused: the sender's retry at another daemon would wait on them.
+                bound_idle_transaction(session, STORE_IDLE_SECONDS)
                 result = self._store_in(session, incoming)
                 session.commit()
         except (SQLAlchemyError, TimeoutError) as exc:

@@ -59,6 +59,16 @@ class Released:
     outbox: int = 0
 
 
+def database_now(session: Session) -> datetime:
+    """The database server's clock on PostgreSQL (daemons on several hosts compare their beats
+    on one clock, whatever their own say); this process's on SQLite, where there is one host."""
+    if session.get_bind().dialect.name == "postgresql":
+        now = session.scalar(select(func.now()))
+        if isinstance(now, datetime):
+            return now
+    return utcnow()
+
+
 def beat(session: Session, holder: str, now: datetime, started_at: datetime) -> None:
     """Write (or refresh) this daemon's heartbeat row in `session`'s transaction."""
     host, _, pid = holder.rpartition(":")
@@ -117,7 +127,7 @@ class Heartbeat:
         *,
         every: float = HEARTBEAT_EVERY,
         timeout: float = HEARTBEAT_TIMEOUT,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] | None = None,
         on_released: Callable[[Released], None] | None = None,
     ) -> None:
         self._sessions = sessions
@@ -126,12 +136,12 @@ class Heartbeat:
         self.timeout = timedelta(seconds=timeout)
         self._clock = clock
         self._on_released = on_released
-        self.started_at = clock()
+        self.started_at = clock() if clock is not None else utcnow()
 
     def once(self) -> Released:
         """One round: beat, then give back what the silent hold."""
-        now = self._clock()
         with self._sessions() as session:
+            now = self._clock() if self._clock is not None else database_now(session)
             beat(session, self.holder, now, self.started_at)
             session.commit()
             released = release_stale(session, now, self.timeout, self.holder)

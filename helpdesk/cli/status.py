@@ -14,7 +14,7 @@ from helpdesk.views import iso
 from intake.imap_state import MailboxStatus, mailbox_statuses
 from intake.quarantine import oldest_waiting, queue_counts
 from models.base import utcnow
-from models.heartbeat import DaemonStatus, daemon_statuses
+from models.heartbeat import DaemonStatus, daemon_statuses, database_now
 from tickets.queries import status_counts
 
 
@@ -32,7 +32,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             counts = status_counts(session)
             automatic = app.mailer.budgets.report(session, utcnow()).as_dict()
             automatic["held_notices_pending"] = counts.held_notices_pending
-            daemons = daemon_statuses(session, utcnow())
+            daemons = daemon_statuses(session, database_now(session))
         mailboxes = {m.name: m for m in mailbox_statuses(app.readers)}
         status: dict[str, Any] = {
             "address": settings.identity.address,
