@@ -46,6 +46,8 @@ CLIENTS = 6
 HEAVY_BURST = 8  # roots from one address at once, where the per-address limit answers 5
 FINISH_TIMEOUT = 120.0
 DOMAIN = "bench.example"
+REPO = Path(__file__).resolve().parent.parent
+ROSTER = False  # --roster
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,10 @@ def make_desk(cluster: PostgresCluster, root: Path, name: str, models: Path | No
     else:
         done = desk.cli("init", timeout=600)
         assert done.returncode == 0, done.stderr
+    if ROSTER:
+        # Technicians: every new ticket is assigned, so groups of mails update their rows too.
+        done = desk.cli("technicians", "import", str(REPO / "deploy" / "technicians.example.toml"))
+        assert done.returncode == 0, done.stderr
     return desk
 
 
@@ -326,7 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=600)
     parser.add_argument("--daemons", default="1,2,3")
     parser.add_argument("--no-faults", action="store_true")
+    parser.add_argument("--roster", action="store_true", help="import the example technicians")
     args = parser.parse_args(argv)
+    global ROSTER
+    ROSTER = args.roster
     mails = generate(args.count)
     replies = sum(1 for m in mails if m.root)
     print(f"{len(mails)} mails ({replies} replies), {CLIENTS} SMTP clients")
