@@ -243,7 +243,12 @@ def measure(desk: DaemonDesk, mails: Sequence[Mail], run: Run) -> None:
         if irt and tag and first_of_ticket.get(int(tag.group(1))) not in (None, irt.group(1)):
             run.ack_not_first += 1
     for served in desk.served:
-        run.deadlocks += len(re.findall(r"(?i)deadlock", served.log_text()))
+        # One per retried (RETRY) or quarantined (QUARANTINED) group or mail that met a deadlock.
+        run.deadlocks += sum(
+            1
+            for line in served.log_text().splitlines()
+            if "deadlock" in line.lower() and ("RETRY" in line or "QUARANTINED" in line)
+        )
 
 
 def make_desk(cluster: PostgresCluster, root: Path, name: str, models: Path | None) -> DaemonDesk:
