@@ -23,6 +23,8 @@ from helpdesk.app import App
 from intake.smtp_listener import SmtpListener
 from models.claims import release_dead_claims
 from models.election import elected
+from models.heartbeat import Heartbeat, Released
+from models.leases import holder_name
 
 if TYPE_CHECKING:
     from intake.lmtp_listener import LmtpListener
@@ -56,7 +58,10 @@ class Daemon:
             from intake.lmtp_listener import LmtpListener  # aiosmtpd's LMTP only when configured
 
             self.lmtp = LmtpListener(app.settings.lmtp, app.store, app.settings.identity)
+        # Liveness shared through the database: a dead daemon's claims are given back on any host.
+        self.heartbeat = Heartbeat(app.sessions, holder_name(), on_released=self._wake_takers)
         self.parts: list[Part] = [
+            Part("heartbeat", self.heartbeat.run),
             Part("worker", app.worker.run),
             Part("sender", app.sender.run),
             Part("rules", self._watch_rules),
@@ -67,6 +72,10 @@ class Daemon:
             # One reader per mailbox across every process sharing the database.
             name = f"imap:{poller.config.name}"
             self.parts.append(Part(name, elected(app.engine, name, poller.run)))
+
+    def _wake_takers(self, _released: Released) -> None:
+        self.app.worker.wake.set()
+        self.app.sender.wake.set()
 
     def add_part(self, name: str, run: Callable[[threading.Event], None]) -> None:
         self.parts.append(Part(name, run))

@@ -26,7 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from intake.errors import StoreError
 from models import tables
 from models.base import utcnow
+from models.leases import bound_idle_transaction
 from models.raw_message import RawMessage, RawStatus
+from models.thread_keys import keys_of
 
 log = logging.getLogger("helpdesk.intake.raw_queue")
 
@@ -35,6 +37,9 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 # refuses in text) or longer than a line is no id, and the mail is deduplicated by its content.
 _MSGID = re.compile(r"<([^<>\s\x00-\x1f\x7f-\x9f]{1,998})>")
 _INSERT_RAW = insert(tables.raw_messages)
+_INSERT_KEYS = insert(tables.raw_thread_keys)
+# PostgreSQL ends a store's transaction idle this long (its process paused); a store takes milliseconds.
+STORE_IDLE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,18 @@ def extract_message_id(value: str | None) -> str | None:
 def header_message_id(header_block: bytes) -> str | None:
     headers = BytesHeaderParser(policy=compat32).parsebytes(header_block + b"\n\n")
     return extract_message_id(headers.get("Message-ID"))
+
+
+def thread_key_values(header_block: bytes, envelope_to: Sequence[str]) -> list[str]:
+    """What ties a mail to others of its conversation (models/thread_keys.py): its Message-ID,
+    In-Reply-To, the first and last References (RFC 5322 section 3.6.4: the root and the parent)
+    and the rest of them, and the tag of each plus-address it was sent to."""
+    headers = BytesHeaderParser(policy=compat32).parsebytes(header_block + b"\n\n")
+    own = extract_message_id(headers.get("Message-ID"))
+    parents = _MSGID.findall(str(headers.get("In-Reply-To", "")))
+    refs = _MSGID.findall(str(headers.get("References", "")))
+    tags = [f"tag:{a.lower().partition('@')[0].partition('+')[2]}" for a in envelope_to if "+" in a]
+    return [v for v in (own, *parents, *refs[:1], *refs[-1:], *refs[1:-1], *tags) if v and v != "tag:"]
 
 
 def content_digest(data: bytes) -> str:
@@ -133,6 +150,9 @@ class RawStore:
         incoming = Incoming(data, source, source_key, envelope_from, tuple(envelope_to), backfill)
         try:
             with self._sessions() as session:
+                # A listener paused mid-store must not hold the mail's unique keys for as long as it
+                # is paused: the sender's retry at another daemon would wait on them.
+                bound_idle_transaction(session, STORE_IDLE_SECONDS)
                 result = self._store_in(session, incoming)
                 session.commit()
         except (SQLAlchemyError, TimeoutError) as exc:
@@ -176,6 +196,8 @@ class RawStore:
             message_id = None
         key = dedupe_key_for(message_id, mail.data)
         raw_id = self._insert(session, mail, key, message_id)
+        if raw_id is not None and mail.refused is None and session.get_bind().dialect.name == "postgresql":
+            self._insert_thread_keys(session, raw_id, header_block, mail.envelope_to)
         if raw_id is None:
             existing = self._existing(session, mail.source_key, key)
             if existing is not None and message_id and not self._same_content(existing, mail.data):
@@ -228,6 +250,17 @@ class RawStore:
         savepoint.commit()
         key = result.inserted_primary_key
         return int(key[0]) if key is not None else None
+
+    def _insert_thread_keys(
+        self, session: Session, raw_id: int, header_block: bytes, envelope_to: Sequence[str]
+    ) -> None:
+        """Several workers share the queue on PostgreSQL: the keys keep a conversation in order."""
+        try:
+            keys = keys_of(thread_key_values(header_block, envelope_to))
+        except Exception:  # headers the stdlib cannot read: the mail is ordered by nothing
+            return
+        if keys:
+            session.connection().execute(_INSERT_KEYS, [{"raw_id": raw_id, "key": k} for k in keys])
 
     def _existing(self, session: Session, source_key: str | None, dedupe_key: str) -> RawMessage | None:
         if source_key is not None:

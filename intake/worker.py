@@ -11,6 +11,12 @@ Each mail is parsed before its transaction begins, in a child process within the
 budget (`intake.isolation`): no transaction, and on SQLite no write lock, is held while a mail's
 content is read, so the listeners store mail whatever the worker is reading, and a mail too slow
 to read is quarantined as such while the worker goes on.
+
+Several workers on one PostgreSQL stay as correct as one: a conversation's mails are claimed
+one after another in arrival order (models/thread_keys.py); a group's rows are locked when its
+transaction begins, so rows given back from a daemon taken for dead are never worked twice; a
+deadlock, serialization failure or lost connection reruns the group after a backoff, never
+quarantining a mail (if the database stays away, the rows are handed back and the error raised).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,7 +39,14 @@ from intake.pipeline import Pipeline
 from models import tables
 from models.base import utcnow
 from models.db import read_only, session_factory
-from models.leases import RAW_QUEUE, holder_name
+from models.leases import (
+    RAW_QUEUE,
+    backoff_delay,
+    bound_idle_transaction,
+    finish_threads,
+    holder_name,
+    transient_reason,
+)
 from models.mail import ParsedEmail
 from models.raw_message import RawMessage, RawOutcome, RawStatus
 
@@ -40,6 +54,14 @@ log = logging.getLogger("helpdesk.worker")
 
 # Parsed mails held at once before their transaction, by their raw size: memory stays bounded.
 MAX_GROUP_BYTES = 32 * 1024 * 1024
+# A group hit by transient database errors runs again this many times, waiting RETRY_INITIAL
+# doubled each time up to RETRY_MAX seconds, then goes back to the queue.
+MAX_TRANSIENT_RETRIES = 8
+RETRY_INITIAL = 0.05
+RETRY_MAX = 2.0
+# A group's transaction idle this long (the process paused) is ended by PostgreSQL, so its rows
+# can go to another worker; far above one mail's work between two statements.
+IDLE_IN_TRANSACTION = 15.0
 
 _raw = tables.raw_messages
 _MARK_PROCESSED = (
@@ -73,6 +95,20 @@ class WorkReport:
             f"tickets created {self.tickets_created}, replies {self.replies}, strangers {self.strangers}, "
             f"automatic {self.automatic + self.bounces}, quarantined {self.quarantined}"
         )
+
+    def absorb(self, other: WorkReport) -> None:
+        """Add what `other` (one committed group) counted."""
+        for name in (
+            "processed",
+            "tickets_created",
+            "replies",
+            "strangers",
+            "automatic",
+            "bounces",
+            "quarantined",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.ticket_ids.extend(other.ticket_ids)
 
     def add(self, outcome: RawOutcome | None, ticket_id: int | None) -> None:
         self.processed += 1
@@ -131,6 +167,7 @@ class Worker:
         self.name = holder_name()
         self._lease = timedelta(seconds=config.claim_lease_seconds)
         self.wake = threading.Event()
+        self.transient: Counter[str] = Counter()  # transient database errors retried, by kind
 
     def close(self) -> None:
         """Stop the parser's child process."""
@@ -190,22 +227,66 @@ class Worker:
         return group
 
     def _write(self, group: list[_Prepared], pending: list[int], report: WorkReport) -> None:
-        """Run the pipeline on a parsed group in one transaction; renew the lease of what is left."""
+        """Run a parsed group in one transaction, again after a backoff when the database had a
+        transient fault (never quarantining a mail for it); counted in `report` once committed."""
         if not group:
             return
+        failures = 0
+        while True:
+            done = WorkReport()
+            try:
+                self._write_once(group, pending, done)
+            except Exception as exc:
+                reason = transient_reason(exc)
+                if reason is None:
+                    raise
+                failures += 1
+                self.transient[reason] += 1
+                ids = ",".join(str(item.raw_id) for item in group)
+                log.warning(
+                    "RETRY raw=%s after a %s (attempt %d): %s", ids, reason, failures, _first_line(exc)
+                )
+                if failures >= MAX_TRANSIENT_RETRIES:
+                    self._give_back([item.raw_id for item in group] + pending)
+                    pending.clear()
+                    raise  # the caller waits before it claims again (`run`), or gives up (ingest)
+                time.sleep(backoff_delay(failures, RETRY_INITIAL, RETRY_MAX))
+                continue
+            report.absorb(done)
+            return
+
+    def _give_back(self, raw_ids: list[int]) -> None:
+        """The database keeps failing: hand the rows back, so that any worker takes them later."""
+        try:
+            with self._sessions() as session:
+                count = RAW_QUEUE.give_back(session, raw_ids, holder=self.name, uncount=True)
+                session.commit()
+        except Exception as exc:  # still away: the lease or the heartbeat gives them back
+            log.warning("cannot hand back %d stored mails: %s", len(raw_ids), _first_line(exc))
+            return
+        log.warning("GAVE BACK %d stored mails after repeated database faults", count)
+
+    def _write_once(self, group: list[_Prepared], pending: list[int], report: WorkReport) -> None:
+        """Run the pipeline on a parsed group in one transaction; renew the lease of what is left."""
         with self._sessions() as session:
+            bound_idle_transaction(session, IDLE_IN_TRANSACTION)
+            # Locked first: rows given back meanwhile (we were taken for dead) are not ours to work.
             rows = {
                 raw.id: raw
                 for raw in session.scalars(
                     select(RawMessage)
                     .options(defer(RawMessage.data))  # parsed already; loaded only if a stage asks
                     .where(RawMessage.id.in_([item.raw_id for item in group]))
+                    .order_by(RawMessage.id)
+                    .with_for_update(of=RawMessage)
                 )
             }
+            finished: list[int] = []
             for item in group:
                 raw = rows.get(item.raw_id)
                 if raw is None or raw.status is not RawStatus.PROCESSING or raw.claimed_by != self.name:
                     continue
+                finished.append(raw.id)
                 if item.failure is not None:
                     log.warning("QUARANTINED raw=%d: %s", raw.id, item.failure)
                     self._quarantine(raw, item.failure, self._clock())
@@ -213,6 +294,7 @@ class Worker:
                     continue
                 outcome, ticket_id = self._run_one(session, raw, item.mail)
                 report.add(outcome, ticket_id)
+            finish_threads(session, finished)
             if pending:
                 RAW_QUEUE.renew(session, pending, holder=self.name, until=self._clock() + self._lease)
             self._commit(session)
@@ -246,6 +328,8 @@ class Worker:
             )
             savepoint.commit()
         except Exception as exc:
+            if transient_reason(exc) is not None:
+                raise  # the whole group runs again: nothing about this mail is wrong
             savepoint.rollback()
             reason = describe(exc)
             log.warning("QUARANTINED raw=%d: %s", raw_id, reason)
@@ -294,6 +378,10 @@ class Worker:
                 # Mail is arriving: let a few more land so they share one claim and one commit.
                 stop.wait(self._config.gather_seconds)
             self.wake.clear()
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{exc.__class__.__name__}: {(str(exc).splitlines() or [''])[0]}"
 
 
 def requeue(sessions: sessionmaker[Session], raw_ids: list[int] | None = None) -> int:

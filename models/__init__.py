@@ -9,17 +9,20 @@ classes and receive an engine or session factory from the composition root.
 
 from models.base import Base, utcnow
 from models.budget import HeldNotice, MailBudget
+from models.heartbeat import DaemonRow
 from models.mailbox_state import MailboxConnState, MailboxState
 from models.message import Attachment, Message, MessageRef
 from models.outbox import OutboxMessage, OutboxStatus
 from models.people import CoordinatorRow, TechnicianRow
 from models.raw_message import RawMessage, RawStatus
+from models.thread_keys import ThreadKey
 from models.ticket import Participant, Priority, Ticket, TicketEvent, TicketStatus
 
 __all__ = [
     "Attachment",
     "Base",
     "CoordinatorRow",
+    "DaemonRow",
     "HeldNotice",
     "MailBudget",
     "MailboxConnState",
@@ -33,6 +36,7 @@ __all__ = [
     "RawMessage",
     "RawStatus",
     "TechnicianRow",
+    "ThreadKey",
     "Ticket",
     "TicketEvent",
     "TicketStatus",

@@ -5,7 +5,11 @@ workers and senders can all run everywhere (rows are claimed with SKIP LOCKED), 
 mailbox must be read by one poller and the SLA timer must tick in one place. Each such part
 takes a session-level advisory lock named after it (`pg_try_advisory_lock`) on a connection it
 keeps open: if the process dies, PostgreSQL drops the connection and the lock, and another
-process takes over at its next try. On SQLite there is one process, so the part simply runs.
+process takes over at its next try. A process that is paused (SIGSTOP, a frozen VM) keeps its
+connection open but silent: the server closes it after `IDLE_SESSION_SECONDS` without a
+heartbeat (PostgreSQL 14 and later), so the lock passes on within seconds then too, and the
+paused process stops the part when it wakes up and finds its connection gone. On SQLite there is
+one process, so the part simply runs.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ log = logging.getLogger("helpdesk.election")
 
 RETRY_SECONDS = 5.0
 HEARTBEAT_SECONDS = 5.0
+# The lock's connection idle this long (its process paused) is closed by the server; several
+# heartbeats, so a busy process is never taken for a paused one.
+IDLE_SESSION_SECONDS = 20.0
 
 
 def lock_key(name: str) -> int:
@@ -47,6 +54,7 @@ def elected(
         while not stop.is_set():
             try:
                 with engine.connect() as conn:
+                    _close_when_silent(conn, max(IDLE_SESSION_SECONDS, 3 * heartbeat))
                     got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
                     conn.commit()
                     if got:
@@ -54,6 +62,9 @@ def elected(
                         log.info("ELECTION %s won: running it here", name)
                         _run_while_held(conn, name, run, stop, heartbeat)
                         _unlock(conn, key)
+                    if not conn.invalidated:
+                        _close_when_silent(conn, 0)  # back in the pool, it may idle as long as it likes
+                        conn.commit()
             except SQLAlchemyError as exc:
                 log.warning("ELECTION %s: database trouble (%s); retrying", name, exc.__class__.__name__)
                 stop.wait(retry)
@@ -67,6 +78,12 @@ def elected(
                 stop.wait(retry)
 
     return part
+
+
+def _close_when_silent(conn: Connection, seconds: float) -> None:
+    """Have the server close this connection (and drop its locks) after `seconds` of silence."""
+    if (conn.dialect.server_version_info or (0,)) >= (14,):
+        conn.execute(text(f"SET idle_session_timeout = {int(seconds * 1000)}"))  # 0: never
 
 
 def _unlock(conn: Connection, key: int) -> None:

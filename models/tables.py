@@ -12,6 +12,7 @@ from sqlalchemy import Table
 import models  # noqa: F401  (every mapped class registered on the metadata)
 from models.base import Base
 
+daemons: Table = Base.metadata.tables["daemons"]
 attachments: Table = Base.metadata.tables["attachments"]
 held_notices: Table = Base.metadata.tables["held_notices"]
 mail_budget: Table = Base.metadata.tables["mail_budget"]
@@ -20,5 +21,6 @@ messages: Table = Base.metadata.tables["messages"]
 outbox: Table = Base.metadata.tables["outbox"]
 participants: Table = Base.metadata.tables["participants"]
 raw_messages: Table = Base.metadata.tables["raw_messages"]
+raw_thread_keys: Table = Base.metadata.tables["raw_thread_keys"]
 ticket_events: Table = Base.metadata.tables["ticket_events"]
 tickets: Table = Base.metadata.tables["tickets"]

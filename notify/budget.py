@@ -19,6 +19,11 @@ scope, so the budget holds exactly however many workers run, and no lock is held
 worker's own transaction goes on (a budget counted for a mail whose transaction then rolls back
 is lost, which errs on the side of sending less). On SQLite the whole transaction already holds
 the one write lock, so the check and the count run in it.
+
+The per-address limit is counted from the outbox, which a worker sees only once the mail is
+committed: with several workers, two mails to one address in two uncommitted transactions would
+both pass. So on PostgreSQL each address also has a counter ("auto-to:<address>") taken in the
+same short locked transaction as the shared budgets, all or none.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ AUTO = "auto"  # automatic mail to unauthenticated senders, all domains
 AUTO_DOMAIN = "auto-domain:"  # ... to one domain
 AUTO_ADDRESS = "auto-address"  # suppressions by the per-address limit (its sends are counted in the outbox)
 AUTO_AUTHENTICATED = "auto-authenticated"  # automatic mail to authenticated senders: counted, never capped
+AUTO_TO = "auto-to:"  # automatic mail to one address (PostgreSQL: the per-address limit across workers)
 STAFF = "staff:"  # notices to one technician or coordinator
 DIGEST = "digest:"  # digests to one of them: one an hour
 
@@ -171,6 +177,12 @@ def reserve(
     return _check_and_count(session.connection(), caps, also, now)
 
 
+def _shared(session: Session) -> bool:
+    """Several processes may count at once (PostgreSQL): counters must decide, not the outbox."""
+    bind = session.get_bind()
+    return isinstance(bind, Engine) and bind.dialect.name == "postgresql"
+
+
 def count_suppressed(session: Session, scope: str, now: datetime) -> None:
     bind = session.get_bind()
     if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
@@ -230,20 +242,29 @@ class Budgets:
                 "address",
                 f"more than {per_address} automatic mails to that address in the last hour",
             )
+        address = ((AUTO_TO + recipient, per_address),) if _shared(session) else ()
         if authenticated:
-            reserve(session, (), now, also=(AUTO_AUTHENTICATED,))
-            return ALLOWED
-        domain = domain_of(recipient)
-        stopped = reserve(
-            session,
-            (
-                (AUTO, self.limits.automatic_per_hour),
-                (AUTO_DOMAIN + domain, self.limits.automatic_per_domain_per_hour),
-            ),
-            now,
-        )
+            stopped = reserve(session, address, now, also=(AUTO_AUTHENTICATED,))
+        else:
+            domain = domain_of(recipient)
+            stopped = reserve(
+                session,
+                (
+                    *address,
+                    (AUTO, self.limits.automatic_per_hour),
+                    (AUTO_DOMAIN + domain, self.limits.automatic_per_domain_per_hour),
+                ),
+                now,
+            )
         if stopped is None:
             return ALLOWED
+        if stopped.startswith(AUTO_TO):
+            count_suppressed(session, AUTO_ADDRESS, now)
+            return Decision(
+                False,
+                "address",
+                f"more than {per_address} automatic mails to that address in the last hour",
+            )
         if stopped == AUTO:
             return Decision(
                 False,

@@ -7,7 +7,8 @@ retried with exponential backoff until the row's deadline; 5yz is permanent and 
 failed at once.
 
 A relay cannot hold the desk's mail: each SMTP transaction has a deadline (transports.py), and
-one cut off is retried like any transient failure. `run` delivers
+one cut off is retried like any transient failure. A sender that was paused past its heartbeat
+(models/heartbeat.py) finds its row taken over and records nothing: the other records it. `run` delivers
 on `connections` connections at once, each claiming one row at a time, so a slow transaction
 holds only its own mail. Delivery is at least once: a relay that took a mail and lost the
 connection before its answer gets it again on the retry, with the same Message-ID.
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
-from models.leases import OUTBOX, STEADY_JITTER, backoff_delay, holder_name
+from models.leases import OUTBOX, STEADY_JITTER, backoff_delay, bound_idle_transaction, holder_name
 from models.outbox import OutboxMessage, OutboxStatus
 from notify.config import MailIdentity, OutgoingConfig
 from notify.errors import PermanentError, TransientError
@@ -47,6 +48,12 @@ CLAIM_LEASE = timedelta(minutes=5)
 LEASE_MARGIN = timedelta(minutes=1)
 # How long `run` waits for its connections to finish their transactions once stopped.
 STOP_GRACE = 5.0
+# A claim older than this when its mail is about to go (the process was paused, or the machine
+# starved) is checked first: the heartbeat may have given the row to another sender meanwhile.
+RECHECK_AFTER = 2.0
+# A transaction of the sender idling this long (the process paused) is ended by PostgreSQL, so
+# the rows it locked can be given to another sender (models/leases.py).
+IDLE_IN_TRANSACTION = 15.0
 
 
 @dataclass
@@ -73,6 +80,7 @@ class Claimed:
     envelope_from: str  # the signed per-mail return address (VERP) for our own mail
     recipients: list[str]
     data: bytes
+    at: float = field(default_factory=time.monotonic)  # when it was claimed
 
 
 class Sender:
@@ -141,6 +149,9 @@ class Sender:
         row when `then_claim` (one transaction per mail, however many mails)."""
         error: str | None = None
         permanent = False
+        if time.monotonic() - claimed.at > RECHECK_AFTER and not self._still_ours(claimed.id):
+            log.warning("SEND outbox=%d was given to another sender while this one stood still", claimed.id)
+            return self.claim() if then_claim else None
         try:
             transport.send(claimed.envelope_from, claimed.recipients, claimed.data)
         except PermanentError as exc:
@@ -153,7 +164,15 @@ class Sender:
         now = self._clock()
         failed = False
         with self._sessions() as session:
-            row = session.get(OutboxMessage, claimed.id)
+            bound_idle_transaction(session, IDLE_IN_TRANSACTION)
+            row = session.get(OutboxMessage, claimed.id, with_for_update=True)
+            if row is not None and (row.status is not OutboxStatus.SENDING or row.claimed_by != self._name):
+                # We were taken for dead (paused past our heartbeat) and another sender has the row:
+                # it records the outcome; the mail went out with the same Message-ID either way.
+                log.warning(
+                    "SEND outbox=%d was taken over by %s; leaving it", row.id, row.claimed_by or "nobody"
+                )
+                row = None
             if row is not None:
                 failed = self._record(session, row, error, permanent, now, report)
             following = self._claim_next(session, now) if then_claim else None
@@ -161,6 +180,11 @@ class Sender:
         if failed:
             self.wake.set()  # the failure notice it queued
         return following
+
+    def _still_ours(self, outbox_id: int) -> bool:
+        with self._sessions() as session:
+            row = session.get(OutboxMessage, outbox_id)
+            return row is not None and row.status is OutboxStatus.SENDING and row.claimed_by == self._name
 
     def _record(
         self,

@@ -1,4 +1,5 @@
-"""`helpdesk status [--json]`: queue, outbox, tickets, suppressed automatic mail, IMAP mailboxes."""
+"""`helpdesk status [--json]`: queue, outbox, tickets, suppressed automatic mail, IMAP mailboxes, and the
+daemons sharing the database with what each holds."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from helpdesk.views import iso
 from intake.imap_state import MailboxStatus, mailbox_statuses
 from intake.quarantine import oldest_waiting, queue_counts
 from models.base import utcnow
+from models.heartbeat import DaemonStatus, daemon_statuses, database_now
 from tickets.queries import status_counts
 
 
@@ -30,6 +32,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             counts = status_counts(session)
             automatic = app.mailer.budgets.report(session, utcnow()).as_dict()
             automatic["held_notices_pending"] = counts.held_notices_pending
+            daemons = daemon_statuses(session, database_now(session))
         mailboxes = {m.name: m for m in mailbox_statuses(app.readers)}
         status: dict[str, Any] = {
             "address": settings.identity.address,
@@ -40,6 +43,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             "tickets": {s.value: n for s, n in counts.tickets.items()},
             "automatic_mail_last_hour": automatic,
             "mailboxes": [_mailbox_view(cfg.name, mailboxes.get(cfg.name)) for cfg in settings.mailboxes],
+            "daemons": [_daemon_view(d) for d in daemons],
         }
         if args.json:
             emit_json(status)
@@ -61,7 +65,37 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             if box["last_error"]:
                 line += f"; last error: {box['last_error']}"
             echo(cell(line))
+        for daemon in status["daemons"]:
+            echo(cell(_daemon_line(daemon)))
         return 0
+
+
+def _daemon_view(daemon: DaemonStatus) -> dict[str, Any]:
+    return {
+        "holder": daemon.holder,
+        "host": daemon.host,
+        "pid": daemon.pid,
+        "started_at": iso(daemon.started_at),
+        "last_heartbeat": iso(daemon.beat_at),
+        "silent": daemon.silent,
+        "holds": {
+            "stored": daemon.raw_held,
+            "outgoing": daemon.outbox_held,
+            "mailboxes": list(daemon.mailboxes),
+        },
+    }
+
+
+def _daemon_line(daemon: dict[str, Any]) -> str:
+    holds = daemon["holds"]
+    line = (
+        f"daemon {daemon['host']} pid {daemon['pid']}: last heartbeat {daemon['last_heartbeat']}"
+        f"{' (SILENT: its claims are being released)' if daemon['silent'] else ''}; "
+        f"holds {holds['stored']} stored, {holds['outgoing']} outgoing"
+    )
+    if holds["mailboxes"]:
+        line += ", polls " + ", ".join(holds["mailboxes"])
+    return line
 
 
 def _automatic_line(auto: dict[str, Any]) -> str:

@@ -1,0 +1,53 @@
+"""The thread keys of mail still waiting or being worked on, so related mail is worked in order.
+
+Several workers on one PostgreSQL must thread mail as one would: a reply handled while its root
+is still uncommitted in another worker's transaction finds nothing and opens a ticket of its own.
+So each stored mail's thread keys (its Message-ID, In-Reply-To, References, and the tag of a
+plus-address it was sent to) are written with it, as 64-bit hashes, and a mail is claimed only
+when no earlier mail sharing a key is still unfinished (models/leases.py). Mails of one
+conversation are therefore worked one after another in the order they arrived, whichever worker
+takes which; unrelated mail runs in parallel. A mail's keys are deleted in the transaction that
+finishes it, so the table holds only the mail in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from sqlalchemy import BigInteger, ForeignKey, Index
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, BigID
+
+# A mail with a longer References list is still ordered by its first and latest ids.
+MAX_KEYS = 24
+
+
+class ThreadKey(Base):
+    __tablename__ = "raw_thread_keys"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    raw_id: Mapped[int] = mapped_column(ForeignKey("raw_messages.id", ondelete="CASCADE"))
+    key: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_raw_thread_keys_key_raw_id", "key", "raw_id"),
+        Index("ix_raw_thread_keys_raw_id", "raw_id"),
+    )
+
+
+def key_of(value: str) -> int:
+    """A stable signed 64-bit hash of one thread key (a Message-ID, or "tag:" and a plus-address tag)."""
+    return int.from_bytes(hashlib.sha256(value.encode("utf-8", "replace")).digest()[:8], "big", signed=True)
+
+
+def keys_of(values: Iterable[str]) -> list[int]:
+    """The distinct hashes of `values`, at most MAX_KEYS (the first ones: own id, parent, root)."""
+    seen: dict[int, None] = {}
+    for value in values:
+        if value:
+            seen.setdefault(key_of(value), None)
+        if len(seen) >= MAX_KEYS:
+            break
+    return list(seen)
