@@ -35,6 +35,7 @@ from tickets.acknowledgment import acknowledge as acknowledge_ticket
 from tickets.assignment import Assignment
 from tickets.delivery import DeliveryFailures, record_delivery_report
 from tickets.events import record_event
+from tickets.loop_config import KnowledgeConfig
 from tickets.mailer import Mailer
 from tickets.messages import StoredMessage
 from tickets.opening import open_ticket
@@ -64,6 +65,7 @@ class Services:
     staff_replies: StaffReplies | None = None
     delivery: DeliveryFailures | None = None  # tells staff when a mail of ours bounced
     authenticator: SenderAuthenticator | None = None
+    knowledge: KnowledgeConfig | None = None  # articles offered in acknowledgments
 
     @property
     def identity(self) -> MailIdentity:
@@ -299,6 +301,7 @@ def acknowledge(ctx: Context, services: Services) -> None:
         message=ctx.message,
         auth=ctx.auth,
         skip=skip,
+        knowledge=services.knowledge,
     )
 
 

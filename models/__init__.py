@@ -9,6 +9,7 @@ classes and receive an engine or session factory from the composition root.
 
 from models.base import Base, utcnow
 from models.budget import HeldNotice, MailBudget
+from models.loop import Article, ArticleVersion, LifecycleStep, Satisfaction
 from models.mailbox_state import MailboxConnState, MailboxState
 from models.message import Attachment, Message, MessageRef
 from models.outbox import OutboxMessage, OutboxStatus
@@ -17,10 +18,13 @@ from models.raw_message import RawMessage, RawStatus
 from models.ticket import Participant, Priority, Ticket, TicketEvent, TicketStatus
 
 __all__ = [
+    "Article",
+    "ArticleVersion",
     "Attachment",
     "Base",
     "CoordinatorRow",
     "HeldNotice",
+    "LifecycleStep",
     "MailBudget",
     "MailboxConnState",
     "MailboxState",
@@ -32,6 +36,7 @@ __all__ = [
     "Priority",
     "RawMessage",
     "RawStatus",
+    "Satisfaction",
     "TechnicianRow",
     "Ticket",
     "TicketEvent",

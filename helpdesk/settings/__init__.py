@@ -50,6 +50,7 @@ from models.db import DatabaseConfig
 from notify.config import LimitsConfig, MailIdentity, OutgoingConfig, TokenConfig
 from routing.config import RoutingConfig
 from routing.sla import SlaConfig
+from tickets.loop_config import KnowledgeConfig, LifecycleConfig
 
 __all__ = [
     "CONFIG_NAME",
@@ -93,6 +94,8 @@ SECTIONS = (
     "imap",
     "limits",
     "security",
+    "lifecycle",
+    "knowledge",
 )
 
 
@@ -113,6 +116,8 @@ class Settings:
     tokens: TokenConfig = field(default_factory=TokenConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     sender_auth: SenderAuthConfig = field(default_factory=SenderAuthConfig)
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+    knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
     raw: Mapping[str, Any] = field(default_factory=dict)  # the merged table, for sections read elsewhere
 
     @property
@@ -217,6 +222,8 @@ def read_settings(reader: Reader, table: Mapping[str, Any], path: Path | None) -
         tokens=sections.tokens(security),
         limits=sections.limits(reader.table("limits", table.get("limits"))),
         sender_auth=sections.sender_auth(security),
+        lifecycle=sections.lifecycle(reader.table("lifecycle", table.get("lifecycle"))),
+        knowledge=sections.knowledge(reader.table("knowledge", table.get("knowledge"))),
         raw=dict(table),
     )
 
