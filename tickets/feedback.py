@@ -87,7 +87,7 @@ def read_rating(text: str) -> Rating | None:
     if match is None:
         return None
     value = int(match.group(1)) if match.group(1).isdigit() else RATING_WORDS[match.group(1).lower()]
-    said = first[match.end() :].strip(" \t,.;:!-–—")
+    said = first[match.end() :].lstrip(" \t,.;:!-–—").rstrip()
     comment = "\n".join(part for part in (said, rest) if part).strip()[:COMMENT_MAX]
     return Rating(value, comment)
 

@@ -34,7 +34,7 @@ TITLE_MAX = 300
 COPIED_RUN = 6
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Seven or more digits with the separators phone numbers are written with.
-_PHONE = re.compile(r"(?<![\w+])\+?\(?\d[\d ()./-]{5,}\d(?!\w)")
+_PHONE = re.compile(r"(?<![\w+])\+?\d[\d ()./-]{5,}\d(?!\w)")
 _POSTAL = re.compile(r"(?<!\w)(?:\d{2}-\d{3}|\d{5})(?!\w)")
 _WORD = re.compile(r"\w+", re.UNICODE)
 NAME = "[name]"
@@ -80,18 +80,27 @@ def scrub(text: str, personal: Personal) -> str:
     for address in sorted(personal.addresses, key=len, reverse=True):
         text = re.sub(re.escape(address), ADDRESS, text, flags=re.IGNORECASE)
     phones = {_digits(p) for p in _PHONE.findall(theirs) if len(_digits(p)) >= 7}
-    text = _PHONE.sub(lambda m: PHONE if _digits(m.group()) in phones else m.group(), text)
+    text = _PHONE.sub(lambda m: PHONE if _same_phone(_digits(m.group()), phones) else m.group(), text)
     postal = set(_POSTAL.findall(theirs))
     text = _POSTAL.sub(lambda m: POSTAL if m.group() in postal else m.group(), text)
-    # Names: the whole name first, then each part of it long enough not to be a common word.
-    parts = {part for name in personal.names for part in _WORD.findall(name) if len(part) >= 3}
-    for name in sorted({*personal.names, *parts}, key=len, reverse=True):
+    # Names: the whole name first, then each part of it long enough not to be a common word, in
+    # any of its inflected forms (Polish and German decline names: Zofia, Zofii; Kowalska, Kowalskiej).
+    for name in sorted(personal.names, key=len, reverse=True):
         text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", NAME, text, flags=re.IGNORECASE)
+    parts = {part for name in personal.names for part in _WORD.findall(name) if len(part) >= 3}
+    for part in sorted(parts, key=len, reverse=True):
+        form = re.escape(part[:-2]) + r"\w{0,4}" if len(part) >= 5 else re.escape(part)
+        text = re.sub(rf"(?<!\w){form}(?!\w)", NAME, text, flags=re.IGNORECASE)
     return _elide_copied(text, theirs)
 
 
 def _digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
+
+
+def _same_phone(digits: str, phones: set[str]) -> bool:
+    """One number with or without its country code: +48 601 234 567 is 601-234-567."""
+    return len(digits) >= 7 and any(p.endswith(digits) or digits.endswith(p) for p in phones)
 
 
 def _elide_copied(text: str, theirs: str) -> str:

@@ -6,7 +6,10 @@ English, Polish and German dropped, each cut to its first STEM letters so that "
 the requests of the tickets it was published from: those words find the next requester who
 describes the same problem the same way, and they are only compared, never shown. Only published
 articles in the request's own language are offered, at most `[knowledge] suggestions` of them,
-and only at `suggest_threshold` or above (calibrated by `bench/kb_suggestions.py`).
+and only at `suggest_threshold` or above (calibrated by `bench/kb_suggestions.py`). When a rule or
+a confident classifier routed the request (its category is not the default one), only articles of
+that category are offered: on real tickets that lifts the share of right suggestions from about
+two in three to nearly nine in ten (the benchmark's "routed" figures).
 """
 
 from __future__ import annotations
@@ -104,16 +107,17 @@ def suggest(
     request: str,
     config: KnowledgeConfig,
     *,
+    category: str | None = None,
     exclude_ticket: int | None = None,
 ) -> list[Suggestion]:
-    """The published articles in `language` most like `request`, best first, at the threshold or above."""
+    """The published articles in `language` (and `category`, when given) most like `request`, best
+    first, at the threshold or above."""
     if config.suggestions <= 0:
         return []
-    articles = list(
-        session.scalars(
-            select(Article).where(Article.status == ArticleStatus.PUBLISHED, Article.language == language)
-        )
-    )
+    query = select(Article).where(Article.status == ArticleStatus.PUBLISHED, Article.language == language)
+    if category is not None:
+        query = query.where(Article.category == category)
+    articles = list(session.scalars(query.order_by(Article.id)))
     if not articles:
         return []
     sources = {t for a in articles for t in (a.source_tickets or []) if t != exclude_ticket}
