@@ -55,6 +55,9 @@ function show() {
   }
   none.hidden = shown > 0;
 }
+// index.html#q=printer+queue opens with that search: a link can point at the answers to a question.
+const asked = new URLSearchParams(location.hash.slice(1)).get('q');
+if (asked) query.value = asked;
 query.addEventListener('input', show); language.addEventListener('change', show); show();
 """
 

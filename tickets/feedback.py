@@ -1,6 +1,6 @@
 """What a requester's reply may say besides a new problem: a rating, or "solved".
 
-* **A rating** of a resolved ticket: the resolved mail asks for one by reply, a digit 1-5 or a
+* **A rating** of a resolved ticket (or one closed since): the resolved mail asks for one by reply, a digit 1-5 or a
   word in the requester's language ("good", "dobrze", "gut", ...) at the start of the reply, and
   any comment after it. It is recorded (a later rating replaces it), never reopens the ticket,
   and a low one (LOW_RATING or less) with a comment tells the coordinators. Nothing is counted
@@ -25,8 +25,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.loop import Satisfaction
+from models.mail import ParsedEmail
 from models.outbox import OutboxKind
-from models.ticket import EventKind, Ticket, TicketEvent, TicketStatus
+from models.ticket import DONE_STATUSES, EventKind, Ticket, TicketEvent, TicketStatus
 from tickets.events import record_event
 from tickets.mailer import Mailer
 from tickets.roster import technician_by_email
@@ -47,7 +48,7 @@ RATING_WORDS: dict[str, int] = {
     "ausgezeichnet": 5, "sehr gut": 5, "gut": 4, "befriedigend": 3, "mittel": 3, "schlecht": 2,
     "sehr schlecht": 1, "mangelhaft": 1,
 }  # fmt: skip
-SOLVED_WORDS = ("solved", "resolved", "rozwiązane", "rozwiązany", "rozwiązana", "gelöst", "erledigt")
+SOLVED_WORDS = ("solved", "rozwiązane", "rozwiązany", "rozwiązana", "gelöst", "erledigt")
 _AFTER = r"(?=$|[\s,.;:!)\-–—/])"
 _DIGIT = re.compile(r"^([1-5])(?:\s*(?:/|of|z|von)\s*5)?" + _AFTER, re.IGNORECASE)
 _WORDS = re.compile(
@@ -98,6 +99,16 @@ def says_solved(text: str) -> bool:
     return bool(_SOLVED.match(first)) or any(line.lower() == "#solved" for line in _lines(text))
 
 
+def rates_closed_ticket(ticket: Ticket | None, mail: ParsedEmail) -> bool:
+    """Whether `mail` is the requester's rating of `ticket`, which closed before they rated it."""
+    return (
+        ticket is not None
+        and ticket.status is TicketStatus.CLOSED
+        and mail.sender == ticket.requester
+        and read_rating(mail.new_text or mail.text) is not None
+    )
+
+
 class Feedback:
     """Ratings and self-service resolutions, read from requesters' replies."""
 
@@ -111,7 +122,7 @@ class Feedback:
         """Whether the reply was a rating or "solved" (True: it must not reopen the ticket)."""
         if sender != ticket.requester:
             return False  # a colleague in Cc neither rates nor closes the requester's ticket
-        if ticket.status is TicketStatus.RESOLVED:
+        if ticket.status in DONE_STATUSES:
             rating = read_rating(text)
             if rating is not None:
                 self.rate(session, ticket, rating, now=now, message_id=message_id)

@@ -7,18 +7,23 @@ reply never counts as a rating, a "solved" or an answer.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from helpdesk.app import App
 from helpdesk.views import ticket_detail
 from models.loop import Satisfaction
+from models.outbox import OutboxMessage
 from models.ticket import Ticket, TicketStatus
 from tests.mail import SUPPORT, make_mail
 from tests.tickets import test_technicians as conversation
 from tests.tickets.test_technicians import TechnicianDesk, polish_printer_ticket
 from tickets.queries import ticket_record
+from tickets.sla_timer import SlaReport
 
 desk = conversation.desk  # the same desk: roster, rules, SMTP listener and sink
 
@@ -236,3 +241,40 @@ def test_a_colleague_in_cc_does_not_rate_the_requesters_ticket(desk: TechnicianD
         )
     )
     assert satisfaction(desk, number) is None
+
+
+def test_a_late_rating_of_a_closed_ticket_rates_it_and_opens_nothing(desk: TechnicianDesk) -> None:
+    number = resolved_printer_ticket(desk)
+    desk.clock.advance(days=8)
+    assert desk.app.sla_timer.check().auto_closed == 1
+    answer(desk, ZOFIA, ZOFIA_ADDR, "5 - bardzo dziękuję")
+    with desk.app.sessions() as s:
+        assert list(s.scalars(select(Ticket.id))) == [number]  # no follow-up ticket
+    assert desk.ticket(number).status is TicketStatus.CLOSED
+    assert satisfaction(desk, number)["rating"] == 5  # type: ignore[index]
+    # Anything else to a closed ticket still opens a follow-up, as before.
+    answer(desk, ZOFIA, ZOFIA_ADDR, "Drukarka znowu nie drukuje.")
+    with desk.app.sessions() as s:
+        follow_up = s.scalars(select(Ticket).where(Ticket.id != number)).one()
+        assert follow_up.follow_up_of == number
+
+
+def test_two_timers_at_once_remind_once(desk: TechnicianDesk, make_app: Callable[..., App]) -> None:
+    waiting_ticket(desk)
+    other = make_app(sla={"timezone": "Europe/Warsaw", "hours": ["mon-fri 08:00-16:00"]})
+    desk.clock.advance(days=6)
+    reports: list[SlaReport] = []
+    timers = [
+        threading.Thread(target=lambda t=t: reports.append(t.check()))
+        for t in (desk.app.sla_timer, other.sla_timer)
+    ]
+    for timer in timers:
+        timer.start()
+    for timer in timers:
+        timer.join()
+    assert sum(r.reminders for r in reports) == 1
+    with desk.app.sessions() as s:
+        assert (
+            s.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind == "reminder"))
+            == 1
+        )
