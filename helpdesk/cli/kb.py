@@ -1,4 +1,4 @@
-"""`helpdesk kb list [--json] | show ID | edit ID | unpublish ID | export --html DIR`: the knowledge base.
+"""`helpdesk kb list [--json] | show ID | edit ID | unpublish ID | publish ID | export --html DIR`.
 
 Articles are published by mail (`#publish TITLE` beside `#resolve`); here they are read, edited
 (each edit a new version), taken off the desk's suggestions and site, and exported as a static
@@ -46,6 +46,9 @@ def add_parser(sub: argparse._SubParsersAction[Any], name: str, help_text: str) 
     p = kb.add_parser("unpublish", help="take an article off suggestions and the site (its history stays)")
     p.add_argument("article", type=_article_id)
     p.set_defaults(func=cmd_unpublish)
+    p = kb.add_parser("publish", help="put an unpublished article back on suggestions and the site")
+    p.add_argument("article", type=_article_id)
+    p.set_defaults(func=cmd_publish)
     p = kb.add_parser("export", help="the published articles as a static, searchable site")
     p.add_argument("--html", type=Path, required=True, metavar="DIR", help="the directory to write into")
     p.set_defaults(func=cmd_export)
@@ -154,6 +157,10 @@ def cmd_unpublish(args: argparse.Namespace, settings: Settings) -> int:
     return _write(settings, args.article, "unpublish")
 
 
+def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
+    return _write(settings, args.article, "publish")
+
+
 def _write(settings: Settings, article_id: int, action: str, **changes: Any) -> int:
     from helpdesk.app import build_app
     from models.base import utcnow
@@ -169,7 +176,7 @@ def _write(settings: Settings, article_id: int, action: str, **changes: Any) -> 
                     return 1
                 found = edit(session, article_id, now=utcnow(), **changes)
             else:
-                found = set_published(session, article_id, False, now=utcnow())
+                found = set_published(session, article_id, action == "publish", now=utcnow())
         except KnowledgeError as exc:
             echo(str(exc), file=sys.stderr)
             return 1

@@ -243,3 +243,5 @@ def test_kb_command_line_lists_edits_unpublishes_and_exports(
         "Drukarka nie drukuje, wszystkie zadania stoją w kolejce wydruku.",
     )
     assert "KB-" not in ack.get_content()
+    run(capsys, config, "kb", "publish", str(article.id))
+    assert [a["status"] for a in json.loads(run(capsys, config, "kb", "list", "--json"))] == ["published"]
