@@ -17,6 +17,7 @@ from models.mail import ParsedEmail
 from models.outbox import OutboxKind
 from models.sender_auth import SenderAuth, domain_of
 from models.ticket import EventKind, Ticket
+from routing.facts import DEFAULT_CATEGORY
 from tickets.events import record_event
 from tickets.loop_config import KnowledgeConfig
 from tickets.mailer import Mailer
@@ -65,8 +66,12 @@ def acknowledge(
         )
     assignee = technician_by_email(session, ticket.assignee) if ticket.assignee else None
     request = f"{ticket.subject}\n{mail.new_text or mail.text}"
+    # Routed by a rule or a confident model: only articles of its category (see tickets.suggestions).
+    routed = ticket.category if ticket.category != DEFAULT_CATEGORY else None
     articles = (
-        suggest(session, ticket.language, request, knowledge, exclude_ticket=ticket.id) if knowledge else []
+        suggest(session, ticket.language, request, knowledge, category=routed, exclude_ticket=ticket.id)
+        if knowledge
+        else []
     )
     queued = mailer.mail_requester(
         session,

@@ -2,8 +2,9 @@
 
 A reply reopens a resolved ticket (the requester is told, and the ticket goes back to its
 technician while they can take it) and takes a waiting one back to open; the assignee hears of
-it. A rating of a resolved ticket, or "solved", changes what `tickets.feedback` says instead. Automatic mail that threads onto a ticket (an out-of-office answering our mail) is kept on
-it and changes nothing.
+it. A rating of a resolved ticket, or "solved", changes what `tickets.feedback` says instead.
+Automatic mail that threads onto a ticket (an out-of-office answering our mail) is kept on it
+and changes nothing.
 """
 
 from __future__ import annotations

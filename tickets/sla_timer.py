@@ -135,7 +135,9 @@ class SlaTimer:
             or report.breaches
             or report.assigned
             or report.reassigned
-            or (report.reminders or report.auto_resolved or report.auto_closed)
+            or report.reminders
+            or report.auto_resolved
+            or report.auto_closed
         ):
             log.info("SLA CHECKED %d tickets: %s", report.checked, report.as_dict())
         return report

@@ -23,6 +23,7 @@ from tests.mail import make_mail
 from tests.tickets import test_technicians as conversation
 from tests.tickets.test_loop_conversations import answer, last_to
 from tests.tickets.test_technicians import TechnicianDesk
+from tickets.knowledge import edit
 
 desk = conversation.desk  # the same desk: roster, rules, SMTP listener and sink
 
@@ -245,3 +246,18 @@ def test_kb_command_line_lists_edits_unpublishes_and_exports(
     assert "KB-" not in ack.get_content()
     run(capsys, config, "kb", "publish", str(article.id))
     assert [a["status"] for a in json.loads(run(capsys, config, "kb", "list", "--json"))] == ["published"]
+
+
+def test_a_routed_request_is_offered_articles_of_its_category_only(desk: TechnicianDesk) -> None:
+    article = published_polish_article(desk)
+    with desk.app.sessions() as s:
+        edit(s, article.id, by="cli", now=desk.clock.now, category="network", note="recategorised")
+        s.commit()
+    _, ack = new_ticket(
+        desk,
+        "Piotr Nowak <piotr.nowak@klient.example.pl>",
+        "Nie mogę drukować",
+        "Drukarka nie drukuje, wszystkie zadania stoją w kolejce wydruku. Co robić?",
+    )
+    assert desk.ticket(2).category == "printing"  # the printers rule routed it
+    assert "KB-" not in ack.get_content()
