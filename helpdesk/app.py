@@ -26,6 +26,7 @@ from routing.model_store import ModelStore
 from routing.rules_loader import RulesHolder
 from tickets.assignment import Assignment
 from tickets.delivery import DeliveryFailures
+from tickets.lifecycle import Lifecycle
 from tickets.mailer import Mailer
 from tickets.sla_timer import SlaTimer
 from tickets.staff_replies import StaffReplies
@@ -145,6 +146,7 @@ def build_app(
             staff_replies=StaffReplies(assignment, settings.routing.categories, tokens=settings.tokens),
             delivery=delivery,
             authenticator=SenderAuthenticator(settings.sender_auth),
+            knowledge=settings.knowledge,
         )
     )
     worker = Worker(sessions, pipeline, settings.intake, clock=clock, on_committed=sender.wake.set)
@@ -163,7 +165,12 @@ def build_app(
         sender=sender,
         assignment=assignment,
         sla_timer=SlaTimer(
-            sessions, assignment, settings.sla, clock=clock, interval=settings.sla_check_interval
+            sessions,
+            assignment,
+            settings.sla,
+            clock=clock,
+            interval=settings.sla_check_interval,
+            lifecycle=Lifecycle(mailer, settings.lifecycle, settings.sla.hours, settings.sla.holidays),
         ),
         pollers=_pollers(settings, store, sessions, clock),
     )

@@ -55,4 +55,30 @@ def render_report(report: dict[str, Any]) -> str:
         "Opened by category: "
         + (", ".join(f"{k} {v}" for k, v in report["opened_by_category"].items()) or "-")
     )
+    lines.extend(_loop_lines(report))
     return "\n".join(cell(line) for line in lines)  # subjects and names are mail-derived
+
+
+def _loop_lines(report: dict[str, Any]) -> list[str]:
+    """Satisfaction per technician, category and week; self-service; what the lifecycle timer did."""
+    rated, cycle = report["satisfaction"], report["lifecycle"]
+
+    def figure(group: dict[str, Any]) -> str:
+        return f"{group['average']} avg of {group['count']}" + (
+            f", {group['low']} low" if group["low"] else ""
+        )
+
+    lines = ["", f"Satisfaction: {figure(rated) if rated['count'] else 'no ratings'}"]
+    for name, title in (("by_technician", "technician"), ("by_category", "category"), ("by_week", "week")):
+        for key, group in rated[name].items():
+            lines.append(f"  {title} {key}: {figure(group)}")
+    lines.append(
+        f"Self-service: {report['self_service']} solved by requesters   knowledge: "
+        f"{report['knowledge']['acknowledgments_with_articles']} acknowledgments offered articles, "
+        f"{report['knowledge']['published']} published"
+    )
+    lines.append(
+        f"Lifecycle: {cycle['reminders']} reminders, {cycle['auto_resolved']} resolved without an answer, "
+        f"{cycle['auto_closed']} closed"
+    )
+    return lines

@@ -125,6 +125,10 @@ def ticket_detail(record: TicketRecord) -> dict[str, Any]:
         }
         for e in ticket.events
     ]
+    rated = record.satisfaction
+    view["satisfaction"] = (
+        {"rating": rated.rating, "comment": rated.comment, "at": iso(rated.at)} if rated is not None else None
+    )
     return view
 
 
@@ -190,6 +194,10 @@ def render_ticket(view: dict[str, Any]) -> str:
     ]
     if view["tags"]:
         out.append(f"  tags {', '.join(view['tags'])}")
+    rated = view.get("satisfaction")
+    if rated:
+        comment = f": {' '.join(rated['comment'].split())}" if rated["comment"] else ""
+        out.append(f"  rated {rated['rating']}/5 at {rated['at']}{comment}")
     routing = view.get("routing") or {}
     if routing:
         out.append("")

@@ -35,6 +35,8 @@ from tickets.acknowledgment import acknowledge as acknowledge_ticket
 from tickets.assignment import Assignment
 from tickets.delivery import DeliveryFailures, record_delivery_report
 from tickets.events import record_event
+from tickets.feedback import rates_closed_ticket
+from tickets.loop_config import KnowledgeConfig
 from tickets.mailer import Mailer
 from tickets.messages import StoredMessage
 from tickets.opening import open_ticket
@@ -64,6 +66,7 @@ class Services:
     staff_replies: StaffReplies | None = None
     delivery: DeliveryFailures | None = None  # tells staff when a mail of ours bounced
     authenticator: SenderAuthenticator | None = None
+    knowledge: KnowledgeConfig | None = None  # articles offered in acknowledgments
 
     @property
     def identity(self) -> MailIdentity:
@@ -156,9 +159,11 @@ def thread(ctx: Context, services: Services) -> None:
     if ctx.match is None:
         return
     ticket = ctx.session.get(Ticket, ctx.match.ticket_id)
-    # Whatever its state: a stranger's mail is a note on it, never a follow-up or a reopening.
+    # Whatever its state: a stranger's mail is a note on it, never a follow-up or a reopening. A
+    # requester's late rating of a ticket that closed meanwhile is a rating of it, not a new ticket.
     staff = ctx.match.token is not None and ctx.match.token.kind.staff
-    if not ctx.match.stranger and opens_follow_up(ticket, staff=staff):
+    rating = ctx.automation.kind.answerable and rates_closed_ticket(ticket, ctx.parsed)
+    if not ctx.match.stranger and opens_follow_up(ticket, staff=staff) and not rating:
         assert ticket is not None
         ctx.ticket = None
         ctx.match = ThreadMatch(ticket.id, f"follow-up ({ctx.match.by})")
@@ -299,6 +304,7 @@ def acknowledge(ctx: Context, services: Services) -> None:
         message=ctx.message,
         auth=ctx.auth,
         skip=skip,
+        knowledge=services.knowledge,
     )
 
 

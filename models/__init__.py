@@ -10,6 +10,7 @@ classes and receive an engine or session factory from the composition root.
 from models.base import Base, utcnow
 from models.budget import HeldNotice, MailBudget
 from models.heartbeat import DaemonRow
+from models.loop import Article, ArticleVersion, LifecycleStep, Satisfaction
 from models.mailbox_state import MailboxConnState, MailboxState
 from models.message import Attachment, Message, MessageRef
 from models.outbox import OutboxMessage, OutboxStatus
@@ -19,11 +20,14 @@ from models.thread_keys import ThreadKey
 from models.ticket import Participant, Priority, Ticket, TicketEvent, TicketStatus
 
 __all__ = [
+    "Article",
+    "ArticleVersion",
     "Attachment",
     "Base",
     "CoordinatorRow",
     "DaemonRow",
     "HeldNotice",
+    "LifecycleStep",
     "MailBudget",
     "MailboxConnState",
     "MailboxState",
@@ -35,6 +39,7 @@ __all__ = [
     "Priority",
     "RawMessage",
     "RawStatus",
+    "Satisfaction",
     "TechnicianRow",
     "ThreadKey",
     "Ticket",

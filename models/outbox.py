@@ -41,6 +41,10 @@ class OutboxKind(enum.StrEnum):
     COORDINATOR = "coordinator"  # unassignable, escalated, SLA warning or breach
     DELIVERY_FAILED = "delivery_failed"
     DIGEST = "digest"  # held staff notices, folded into one mail
+    REMINDER = "reminder"  # the requester is reminded that we wait for their answer
+    AUTO_RESOLVED = "auto_resolved"  # no answer after the reminder: resolved, and they are told
+    SELF_SERVICE = "self_service"  # the technician hears that the requester solved it themselves
+    LOW_RATING = "low_rating"  # the coordinators hear of a low rating with a comment
 
 
 class OutboxMessage(Base):

@@ -71,6 +71,11 @@ class EventKind(enum.StrEnum):
     COMMANDS_REFUSED = "commands_refused"
     DELIVERY_FAILED = "delivery_failed"
     DELIVERY_REPORT = "delivery_report"
+    LIFECYCLE = "lifecycle"  # a reminder, auto-resolution or auto-close by the lifecycle timer
+    SATISFACTION = "satisfaction"  # the requester rated the resolved ticket
+    SELF_SERVICE = "self_service"  # the requester said an article (or they themselves) solved it
+    KB_SUGGESTED = "kb_suggested"  # articles offered in the acknowledgment
+    KB_PUBLISHED = "kb_published"  # the resolution became (a version of) an article
 
 
 class Priority(enum.StrEnum):

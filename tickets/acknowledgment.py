@@ -3,7 +3,8 @@
 Never to automatic mail or spam (the pipeline says why not), never to mail whose From domain's own
 checks failed, to a Reply-To only when it is in the From's domain or the From is authenticated
 (anyone can name anyone in Reply-To), and within the hourly budgets (`tickets.mailer`). Each
-acknowledgment not sent is an event on the ticket that says why.
+acknowledgment not sent is an event on the ticket that says why. When published articles match
+the request (`tickets.suggestions`), the acknowledgment offers them, and an event names them.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from models.mail import ParsedEmail
 from models.outbox import OutboxKind
 from models.sender_auth import SenderAuth, domain_of
 from models.ticket import EventKind, Ticket
+from routing.facts import DEFAULT_CATEGORY
 from tickets.events import record_event
+from tickets.loop_config import KnowledgeConfig
 from tickets.mailer import Mailer
 from tickets.messages import StoredMessage
 from tickets.roster import technician_by_email
+from tickets.suggestions import suggest
 
 
 def acknowledge(
@@ -32,6 +36,7 @@ def acknowledge(
     message: StoredMessage | None,
     auth: SenderAuth,
     skip: str = "",
+    knowledge: KnowledgeConfig | None = None,
 ) -> None:
     """Acknowledge `ticket` to whoever may be answered; `skip`: why it must not be (empty: it may)."""
     if not skip and not ticket.requester:
@@ -60,7 +65,15 @@ def acknowledge(
             f"{mail.sender}: the acknowledgment goes to the From",
         )
     assignee = technician_by_email(session, ticket.assignee) if ticket.assignee else None
-    mailer.mail_requester(
+    request = f"{ticket.subject}\n{mail.new_text or mail.text}"
+    # Routed by a rule or a confident model: only articles of its category (see tickets.suggestions).
+    routed = ticket.category if ticket.category != DEFAULT_CATEGORY else None
+    articles = (
+        suggest(session, ticket.language, request, knowledge, category=routed, exclude_ticket=ticket.id)
+        if knowledge
+        else []
+    )
+    queued = mailer.mail_requester(
         session,
         ticket,
         "ack",
@@ -69,6 +82,16 @@ def acknowledge(
         automatic=True,
         reply_to_message=message,
         to=to,
-        context={"assignee_name": assignee.technician.name if assignee else None},
+        context={"assignee_name": assignee.technician.name if assignee else None, "articles": articles},
         answering=auth,
     )
+    if queued is not None and articles:
+        record_event(
+            session,
+            ticket,
+            EventKind.KB_SUGGESTED,
+            "system",
+            now=now,
+            reason="offered " + ", ".join(f"KB-{a.article} ({a.score:.2f})" for a in articles),
+            data={"suggestions": [a.as_dict() for a in articles]},
+        )

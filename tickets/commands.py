@@ -3,6 +3,7 @@
     #status open|in_progress|waiting    #priority low|normal|high|urgent    #category NAME
     #assign EMAIL    #escalate REASON    #note TEXT    #resolve RESOLUTION    #close
     #add EMAIL       (someone not on the ticket joins it and gets its mail, as the requester does)
+    #publish TITLE   (the resolution becomes a knowledge-base article; beside #resolve, or later)
 
 Each command has a `name`, a `help` line (the command_error mail lists them), `check`, which says
 what is wrong with its argument before anything is applied, and `apply`. `COMMANDS` lists them in
@@ -26,7 +27,9 @@ from models.outbox import OutboxKind
 from models.ticket import DONE_STATUSES, EventKind, Priority, Ticket, TicketStatus
 from routing.shifts import is_on_shift
 from tickets.assignment import Assignment
+from tickets.errors import KnowledgeError
 from tickets.events import record_event
+from tickets.knowledge import publish
 from tickets.messages import internal_note
 from tickets.participants import add_participant
 from tickets.roster import technician_by_email
@@ -60,6 +63,8 @@ class Work:
     line: str = ""  # the command line being applied, as written
     # Status changes the requester is told of: in the relayed reply, or a short mail each.
     notices: list[OutboxKind] = field(default_factory=list)
+    # What runs once every command of the reply is applied (#publish needs the #resolve beside it).
+    after: list[Callable[[], None]] = field(default_factory=list)
 
 
 class Command:
@@ -260,6 +265,32 @@ class Add(Command):
         log.info("ADDED #%d %s by=%s", ticket.id, address, work.actor)
 
 
+class Publish(Command):
+    name, help = "publish", "#publish TITLE      (the resolution becomes a knowledge-base article)"
+
+    def check(self, arg: str, checks: Checks) -> str:
+        return (
+            ""
+            if arg.strip()
+            else "#publish needs the article's title, e.g. #publish Printer offline after update"
+        )
+
+    def apply(self, arg: str, work: Work) -> None:
+        session, ticket, line = work.session, work.ticket, work.line
+
+        def publish_resolution() -> None:
+            try:
+                publish(session, ticket, arg, actor=work.actor, now=work.now)
+            except KnowledgeError as exc:
+                reason = f"{line}: {exc} (resolve it with #resolve RESOLUTION in the same reply)"
+                record_event(
+                    session, ticket, EventKind.COMMANDS_REFUSED, work.actor, now=work.now, reason=reason
+                )
+                log.info("NOT PUBLISHED #%d: %s", ticket.id, exc)
+
+        work.after.append(publish_resolution)
+
+
 # The table: every command, in the order the help lists them.
 COMMANDS: tuple[Command, ...] = (
     SetStatus(),
@@ -271,6 +302,7 @@ COMMANDS: tuple[Command, ...] = (
     Resolve(),
     Close(),
     Add(),
+    Publish(),
 )
 BY_NAME = {command.name: command for command in COMMANDS}
 COMMAND_HELP = tuple(command.help for command in COMMANDS)

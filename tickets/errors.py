@@ -3,7 +3,8 @@
 TicketsError
 ├── CommandError      a staff command line is unknown or malformed (reported back to its author,
 │                     never raised through the pipeline: nothing of the reply is applied)
-└── UnknownPerson     no technician with that address (`helpdesk technicians set`)
+├── UnknownPerson     no technician with that address (`helpdesk technicians set`)
+└── KnowledgeError    an article cannot be published or changed as asked (`tickets.knowledge`)
 
 Anything else a lifecycle step raises (a database error) rolls the mail's transaction back, and
 intake quarantines the mail with the reason.
@@ -32,3 +33,7 @@ class UnknownPerson(TicketsError, KeyError):
     def __str__(self) -> str:
         # KeyError's str() quotes its argument; this one is a sentence for people.
         return str(self.args[0]) if self.args else ""
+
+
+class KnowledgeError(TicketsError):
+    """An article cannot be published or changed as asked (the message says why)."""

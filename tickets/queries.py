@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.budget import HeldNotice
+from models.loop import Satisfaction
 from models.message import Message
 from models.outbox import OutboxMessage, OutboxStatus
 from models.raw_message import RawMessage
@@ -84,6 +85,7 @@ class TicketRecord:
     ticket: Ticket
     deliveries: Mapping[int, Delivery] = field(default_factory=dict)  # by outbox row
     sender_auth: Mapping[int, dict[str, Any]] = field(default_factory=dict)  # by stored mail
+    satisfaction: Satisfaction | None = None  # the requester's rating, once they gave one
 
 
 def deliveries(session: Session, outbox_ids: Sequence[int]) -> dict[int, Delivery]:
@@ -118,7 +120,8 @@ def record_of(session: Session, ticket: Ticket) -> TicketRecord:
     """`ticket` with the deliveries of its outgoing mail and the verdicts of its inbound mail."""
     sent = [m.outbox_id for m in ticket.messages if m.outbox_id is not None]
     received = [m.raw_id for m in ticket.messages if m.raw_id is not None]
-    return TicketRecord(ticket, deliveries(session, sent), sender_auth_by_raw(session, received))
+    rating = session.scalar(select(Satisfaction).where(Satisfaction.ticket_id == ticket.id))
+    return TicketRecord(ticket, deliveries(session, sent), sender_auth_by_raw(session, received), rating)
 
 
 def ticket_record(session: Session, number: int) -> TicketRecord | None:

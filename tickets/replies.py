@@ -2,8 +2,9 @@
 
 A reply reopens a resolved ticket (the requester is told, and the ticket goes back to its
 technician while they can take it) and takes a waiting one back to open; the assignee hears of
-it. Automatic mail that threads onto a ticket (an out-of-office answering our mail) is kept on
-it and changes nothing.
+it. A rating of a resolved ticket, or "solved", changes what `tickets.feedback` says instead.
+Automatic mail that threads onto a ticket (an out-of-office answering our mail) is kept on it
+and changes nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from models.raw_message import RawMessage
 from models.ticket import EventKind, Ticket
 from tickets.assignment import Assignment
 from tickets.events import record_event
+from tickets.feedback import Feedback
 from tickets.mailer import Mailer
 from tickets.messages import StoredMessage, record_inbound
 from tickets.participants import add_participant
@@ -63,6 +65,12 @@ def record_reply(
         reason=f"threaded by {by}",
         message_id=message.id,
     )
+    feedback = Feedback(mailer, assignment.notices if assignment is not None else None)
+    if feedback.handle(
+        session, ticket, mail.new_text or mail.text, mail.sender, now=now, message_id=message.id
+    ):
+        log.info("REPLY #%d from=%s by=%s (feedback)", ticket.id, mail.sender, by)
+        return message
     if reopen_on_reply(session, ticket, mail.sender, now=now):
         mailer.mail_requester(
             session, ticket, "requester_reopened", now=now, kind=OutboxKind.REOPENED, automatic=True

@@ -1,7 +1,8 @@
 """The figures of `helpdesk report`: what happened to tickets in a period, for coordinators.
 
 Tickets opened and resolved, what is open and with whom, how routing decided, SLA targets met
-and missed, first-response and resolution times. The command line adds what waits in the
+and missed, first-response and resolution times; satisfaction, self-service and the lifecycle
+timer (`tickets.loop_report`). The command line adds what waits in the
 quarantine and renders it (helpdesk/report.py).
 """
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from models.ticket import OPEN_STATUSES, Ticket
 from routing.sla import SlaConfig, sla_outcome
+from tickets.loop_report import loop_report
 from tickets.sla_timer import ticket_facts
 
 
@@ -76,4 +78,5 @@ def ticket_report(session: Session, *, now: datetime, days: int, sla: SlaConfig)
         "first_response_hours": _hours(first_response),
         "resolution_hours": _hours(resolution),
         "sla": {"met": met, "missed": missed, "missed_tickets": missed_tickets[:20]},
+        **loop_report(session, since),
     }

@@ -10,7 +10,9 @@ Besides the targets, the timer:
 * moves a ticket whose assignee was deactivated, or is off shift while the ticket's next SLA
   target falls before their next shift starts;
 * sends the digests of staff notices that the hourly budget held back, and prunes old budget
-  counters.
+  counters;
+* takes the lifecycle steps (`tickets.lifecycle`): reminders to requesters who owe an answer,
+  auto-resolution of tickets nobody answered, auto-close of resolved ones.
 
 Tickets an upstream filter marked as spam are left alone: they wait for the coordinator, and no
 timer mails anybody about them.
@@ -34,6 +36,7 @@ from routing.shifts import is_on_shift, next_shift_start
 from routing.sla import SlaAction, SlaConfig, SlaFacts, SlaStep, due_times, paused_spans, sla_state
 from tickets.assignment import Assignment
 from tickets.events import record_event
+from tickets.lifecycle import Lifecycle, LifecycleCounts
 from tickets.roster import StaffMember, staff
 
 log = logging.getLogger("helpdesk.sla")
@@ -48,6 +51,9 @@ class SlaReport:
     assigned: int = 0
     reassigned: int = 0
     digests: int = 0
+    reminders: int = 0  # lifecycle: requesters reminded that we wait for them
+    auto_resolved: int = 0  # lifecycle: waiting tickets resolved after the reminder went unanswered
+    auto_closed: int = 0  # lifecycle: resolved tickets closed
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
@@ -81,6 +87,7 @@ class SlaTimer:
         *,
         clock: Callable[[], datetime] = utcnow,
         interval: float = 60.0,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         self._sessions = sessions
         self._assignment = assignment
@@ -88,6 +95,7 @@ class SlaTimer:
         self._config = config
         self._clock = clock
         self.interval = interval
+        self.lifecycle = lifecycle
 
     def check(self) -> SlaReport:
         """One pass over every open ticket."""
@@ -110,6 +118,8 @@ class SlaTimer:
                     session.rollback()
                     log.exception("SLA check of #%d failed", ticket_id)
                     report.errors.append(f"#{ticket_id}: {exc.__class__.__name__}: {exc}")
+        if self.lifecycle is not None:
+            self._lifecycle(self.lifecycle, now, report)
         with self._sessions() as session:
             try:
                 report.digests = self._notices.digests.send(session, now)
@@ -119,9 +129,40 @@ class SlaTimer:
                 session.rollback()
                 log.exception("sending the digests of held notices failed")
                 report.errors.append(f"digests: {exc.__class__.__name__}: {exc}")
-        if report.digests or report.warnings or report.breaches or report.assigned or report.reassigned:
+        if (
+            report.digests
+            or report.warnings
+            or report.breaches
+            or report.assigned
+            or report.reassigned
+            or report.reminders
+            or report.auto_resolved
+            or report.auto_closed
+        ):
             log.info("SLA CHECKED %d tickets: %s", report.checked, report.as_dict())
         return report
+
+    def _lifecycle(self, lifecycle: Lifecycle, now: datetime, report: SlaReport) -> None:
+        """Reminders, auto-resolution and auto-close: each ticket in a transaction of its own."""
+        counts = LifecycleCounts()
+        with self._sessions() as session:
+            ids = lifecycle.candidates(session)
+        for ticket_id in ids:
+            with self._sessions() as session:
+                try:
+                    ticket = session.get(Ticket, ticket_id)
+                    if ticket is not None:
+                        lifecycle.check_ticket(session, ticket, now, counts)
+                    session.commit()
+                except Exception as exc:  # one bad ticket must not stop the others
+                    session.rollback()
+                    log.exception("lifecycle check of #%d failed", ticket_id)
+                    report.errors.append(f"#{ticket_id}: {exc.__class__.__name__}: {exc}")
+        report.reminders, report.auto_resolved, report.auto_closed = (
+            counts.reminders,
+            counts.auto_resolved,
+            counts.auto_closed,
+        )
 
     def _check_ticket(self, session: Session, ticket: Ticket, now: datetime, report: SlaReport) -> None:
         if SPAM_TAG in ticket.tags:

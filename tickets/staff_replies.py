@@ -249,6 +249,8 @@ class StaffReplies:
         for command in parsed.commands:
             work.line = command.line
             BY_NAME[command.name].apply(command.arg, work)
+        for step in work.after:
+            step()
         if parsed.public_text:
             mailer.mail_requester(
                 session,

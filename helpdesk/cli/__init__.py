@@ -1,7 +1,7 @@
 """The `helpdesk` command line: init, serve, ingest, tickets, quarantine, status, and the rest.
 
 One module per group of commands (init.py, serve.py, ingest.py, tickets.py, quarantine.py,
-technicians.py, sla.py, models.py for retrain and model, report.py, status.py), each adding its
+technicians.py, sla.py, models.py for retrain and model, kb.py, report.py, status.py), each adding its
 parser with `add_parser` and importing what its commands use. Only the module of the command
 being run is imported, so `helpdesk tickets list` never loads the classifier, the migrations or
 the mail parser (`helpdesk --help` loads every module, none of them heavy at import).
@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sla": ("sla", "SLA timers"),
     "retrain": ("models", "train a new classifier version, evaluate it, and optionally activate it"),
     "model": ("models", "classifier versions"),
+    "kb": ("kb", "the knowledge base: articles published from resolved tickets; a static site"),
     "report": ("report", "what the desk did: volumes, SLA, response times, who has what"),
     "status": ("status", "queue, outbox and ticket counts"),
 }

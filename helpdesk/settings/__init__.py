@@ -50,6 +50,7 @@ from models.db import DatabaseConfig
 from notify.config import LimitsConfig, MailIdentity, OutgoingConfig, TokenConfig
 from routing.config import RoutingConfig
 from routing.sla import SlaConfig
+from tickets.loop_config import KnowledgeConfig, LifecycleConfig
 
 __all__ = [
     "CONFIG_NAME",
@@ -94,6 +95,8 @@ SECTIONS = (
     "limits",
     "security",
     "lmtp",
+    "lifecycle",
+    "knowledge",
 )
 
 
@@ -115,6 +118,8 @@ class Settings:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     sender_auth: SenderAuthConfig = field(default_factory=SenderAuthConfig)
     lmtp: LmtpListenConfig | None = None  # `[lmtp]`: the LMTP listener, off unless configured
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+    knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
     raw: Mapping[str, Any] = field(default_factory=dict)  # the merged table, for sections read elsewhere
 
     @property
@@ -224,6 +229,8 @@ def read_settings(reader: Reader, table: Mapping[str, Any], path: Path | None) -
         limits=sections.limits(reader.table("limits", table.get("limits"))),
         sender_auth=sections.sender_auth(security),
         lmtp=sections.lmtp_listener(reader.table("lmtp", table.get("lmtp")), smtp),
+        lifecycle=sections.lifecycle(reader.table("lifecycle", table.get("lifecycle"))),
+        knowledge=sections.knowledge(reader.table("knowledge", table.get("knowledge"))),
         raw=dict(table),
     )
 

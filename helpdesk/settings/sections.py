@@ -18,6 +18,7 @@ from intake.config import IntakeConfig, LmtpListenConfig, SessionLimits, SmtpLis
 from models.db import DatabaseConfig
 from notify.config import LimitsConfig, MailIdentity, OutgoingConfig, TokenConfig
 from routing.config import DEFAULT_THRESHOLD, RoutingConfig
+from tickets.loop_config import KnowledgeConfig, LifecycleConfig
 
 DEFAULT_ADDRESS = "support@example.test"
 DEFAULT_DATABASE_URL = "sqlite:///var/helpdesk.db"
@@ -247,3 +248,26 @@ def models(section: Table) -> ModelsConfig:
 def logging_config(section: Table) -> LoggingConfig:
     """`[logging]`."""
     return LoggingConfig(level=section.text("level", LoggingConfig.level).upper(), file=section.path("file"))
+
+
+def lifecycle(section: Table) -> LifecycleConfig:
+    """`[lifecycle]`: the reminder and auto-resolution of waiting tickets, the auto-close of resolved ones."""
+    default = LifecycleConfig()
+    return LifecycleConfig(
+        waiting_reminder=section.whole("waiting_reminder", default.waiting_reminder),
+        waiting_close=section.whole("waiting_close", default.waiting_close),
+        resolved_close=section.whole("resolved_close", default.resolved_close),
+    )
+
+
+def knowledge(section: Table) -> KnowledgeConfig:
+    """`[knowledge]`: which articles an acknowledgment offers, and where the exported site lives."""
+    default = KnowledgeConfig()
+    threshold = section.number("suggest_threshold", default.suggest_threshold)
+    if not 0.0 <= threshold <= 1.0:
+        section.problem("suggest_threshold", f"must be between 0 and 1, got {threshold}")
+    return KnowledgeConfig(
+        suggest_threshold=threshold,
+        suggestions=section.whole("suggestions", default.suggestions),
+        site_url=section.text("site_url", default.site_url),
+    )

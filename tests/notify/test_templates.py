@@ -23,7 +23,20 @@ TICKET = SimpleNamespace(
 TECH = SimpleNamespace(name="Alicja Nowak", email="alicja@example.test")
 COORD = SimpleNamespace(name="Marta", email="coord@example.test")
 CONTEXT: dict[str, dict[str, Any]] = {
-    "ack": {"requester_name": "Zofia", "assignee_name": "Alicja Nowak"},
+    "ack": {
+        "requester_name": "Zofia",
+        "assignee_name": "Alicja Nowak",
+        "articles": [
+            SimpleNamespace(article=3, title="Printer offline", excerpt="Turn it off and on.", url=""),
+            SimpleNamespace(
+                article=4, title="Toner", excerpt="Replace it.", url="https://kb.example/kb-4.html"
+            ),
+        ],
+    },
+    "requester_waiting_reminder": {"requester_name": "Zofia", "close_days": 4},
+    "requester_auto_resolved": {"requester_name": "Zofia"},
+    "technician_self_service": {"technician": TECH, "articles": [3, 4]},
+    "coordinator_low_rating": {"coordinator": COORD, "rating": 1, "comment": "nobody called back"},
     "requester_assigned": {"requester_name": "Zofia", "technician_name": "Alicja Nowak"},
     "requester_waiting": {"requester_name": ""},
     "requester_resolved": {"requester_name": "Zofia", "resolution": "toner replaced"},

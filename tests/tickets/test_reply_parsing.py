@@ -78,6 +78,7 @@ def test_the_help_lists_every_command_of_the_table_in_order() -> None:
         "resolve",
         "close",
         "add",
+        "publish",
     }
 
 
