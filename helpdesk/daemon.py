@@ -17,11 +17,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from helpdesk.app import App
 from intake.smtp_listener import SmtpListener
 from models.claims import release_dead_claims
 from models.election import elected
+
+if TYPE_CHECKING:
+    from helpdesk.web.server import WebServer
 
 log = logging.getLogger("helpdesk.daemon")
 
@@ -47,6 +51,11 @@ class Daemon:
         self.stop_event = threading.Event()
         self._released_at = 0.0
         self.listener = SmtpListener(app.settings.smtp, app.store, app.settings.identity)
+        self.web: WebServer | None = None
+        if app.settings.web.enabled:
+            from helpdesk.web.server import WebServer, dashboard_of  # only a desk with a dashboard loads it
+
+            self.web = WebServer(dashboard_of(app), app.settings.web.host, app.settings.web.port)
         self.parts: list[Part] = [
             Part("worker", app.worker.run),
             Part("sender", app.sender.run),
@@ -105,6 +114,7 @@ class Daemon:
         sys.setswitchinterval(SWITCH_INTERVAL)
         self.release_dead_claims()
         self.listener.start()
+        self._start_web()
         for part in self.parts:
             self._start_part(part)
         log.info(
@@ -113,6 +123,20 @@ class Daemon:
             self.listener.config.host,
             self.listener.port,
         )
+
+    def _start_web(self) -> None:
+        """The dashboard, in a thread of its own; a desk whose dashboard cannot listen still takes mail."""
+        if self.web is None:
+            return
+        try:
+            self.web.start()
+        except Exception as exc:
+            log.error(
+                "DASHBOARD cannot serve on %s: %s; the desk runs without it",
+                self.app.settings.web.listen,
+                exc,
+            )
+            self.web = None
 
     def supervise_once(self) -> None:
         if time.monotonic() - self._released_at >= RELEASE_EVERY:
@@ -131,6 +155,8 @@ class Daemon:
             self.listener.stop()
         except Exception:
             log.exception("SMTP listener did not stop cleanly")
+        if self.web is not None:
+            self.web.stop()
         self.stop_event.set()
         self.app.worker.wake.set()
         self.app.sender.wake.set()

@@ -15,6 +15,7 @@ from models.outbox import OutboxMessage, OutboxStatus
 from models.people import CoordinatorRow, TechnicianRow
 from models.raw_message import RawMessage, RawStatus
 from models.ticket import Participant, Priority, Ticket, TicketEvent, TicketStatus
+from models.web_session import WebSession
 
 __all__ = [
     "Attachment",
@@ -36,5 +37,6 @@ __all__ = [
     "Ticket",
     "TicketEvent",
     "TicketStatus",
+    "WebSession",
     "utcnow",
 ]

@@ -41,6 +41,8 @@ class OutboxKind(enum.StrEnum):
     COORDINATOR = "coordinator"  # unassignable, escalated, SLA warning or breach
     DELIVERY_FAILED = "delivery_failed"
     DIGEST = "digest"  # held staff notices, folded into one mail
+    SIGN_IN = "sign_in"  # a one-time link to the dashboard, asked for on its sign-in page
+    WEEKLY_REPORT = "weekly_report"  # the coordinators' weekly report
 
 
 class OutboxMessage(Base):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helpdesk.settings import sections
+from helpdesk.settings import sections, web
 from helpdesk.settings.imap import mailboxes, read_mailbox, read_mailboxes
 from helpdesk.settings.reader import EnvText, Reader, SettingsError, parse_duration
 from helpdesk.settings.sections import (
@@ -43,6 +43,7 @@ from helpdesk.settings.sla import (
     sla_policy,
 )
 from helpdesk.settings.urls import redact_url
+from helpdesk.web.config import ReportConfig, WebConfig
 from intake.authentication import SenderAuthConfig
 from intake.config import IntakeConfig, SmtpListenConfig
 from intake.imap_config import ImapMailboxConfig
@@ -93,6 +94,8 @@ SECTIONS = (
     "imap",
     "limits",
     "security",
+    "web",
+    "report",
 )
 
 
@@ -113,6 +116,8 @@ class Settings:
     tokens: TokenConfig = field(default_factory=TokenConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     sender_auth: SenderAuthConfig = field(default_factory=SenderAuthConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     raw: Mapping[str, Any] = field(default_factory=dict)  # the merged table, for sections read elsewhere
 
     @property
@@ -217,6 +222,8 @@ def read_settings(reader: Reader, table: Mapping[str, Any], path: Path | None) -
         tokens=sections.tokens(security),
         limits=sections.limits(reader.table("limits", table.get("limits"))),
         sender_auth=sections.sender_auth(security),
+        web=web.web(reader.table("web", table.get("web"))),
+        report=web.report(reader.table("report", table.get("report"))),
         raw=dict(table),
     )
 

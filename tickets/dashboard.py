@@ -1,0 +1,245 @@
+"""What the dashboard reads of the queue: open tickets with their SLA clocks, filtered and sorted
+by what falls due next, the SLA page's buckets, and the team's load and shifts.
+
+Each page asks once: the tickets' columns (not whole rows), the status changes of the tickets it
+shows in one query (for the time their resolution clock stood still), and the clocks computed
+with routing.sla. A technician sees their own tickets and the unassigned ones; a coordinator all.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from models.people import TechnicianRow
+from models.ticket import (
+    ACTIVE_STATUSES,
+    OPEN_STATUSES,
+    EventKind,
+    Priority,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+)
+from routing.assign import weighted_load
+from routing.people import Technician
+from routing.shifts import is_on_shift, next_shift_start
+from routing.sla import SlaConfig, SlaFacts, paused_spans, sla_outcome
+from tickets.roster import technician_of
+from tickets.sign_in import Viewer
+
+Q = TypeVar("Q", bound=Select[*tuple[Any, ...]])
+SOON = timedelta(hours=1)
+LATER = timedelta(hours=4)
+EVENT_BATCH = 900  # ids per IN (...): under SQLite's and PostgreSQL's bind limits
+
+
+class SlaState(enum.StrEnum):
+    OVERDUE = "overdue"
+    WITHIN_1H = "1h"  # falls due within the hour
+    WITHIN_4H = "4h"
+    ON_TRACK = "ok"
+    PAUSED = "paused"  # waiting on the requester: the clock stands still
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    statuses: Collection[TicketStatus] = OPEN_STATUSES
+    priority: Priority | None = None
+    category: str | None = None
+    assignee: str | None = None  # an address, or "" for the unassigned
+    language: str | None = None
+    sla: SlaState | None = None
+    limit: int = 200
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    number: int
+    subject: str
+    status: TicketStatus
+    priority: Priority
+    category: str
+    assignee: str | None
+    language: str
+    created_at: datetime
+    due_at: datetime | None  # the next target: the first response, else the resolution
+    due_what: str  # "first response" or "resolution" ("" when done)
+    left: timedelta | None  # time left; negative when overdue
+    state: SlaState
+
+
+@dataclass(frozen=True)
+class Queue:
+    rows: list[QueueRow]
+    total: int  # rows matching before the limit
+    choices: dict[str, list[str]]  # what the filters can choose from
+
+
+def visible_to(query: Q, who: Viewer) -> Q:
+    """A query limited to what `who` may see."""
+    if who.is_coordinator:
+        return query
+    return query.where(or_(Ticket.assignee == who.email, Ticket.assignee.is_(None)))
+
+
+def may_see(ticket: Ticket, who: Viewer) -> bool:
+    return who.is_coordinator or ticket.assignee is None or ticket.assignee == who.email
+
+
+def status_changes(session: Session, ids: Sequence[int]) -> dict[int, list[tuple[datetime, TicketStatus]]]:
+    """Each ticket's status changes in time order, for the spans its clock stood still."""
+    found: dict[int, list[tuple[datetime, TicketStatus]]] = defaultdict(list)
+    for start in range(0, len(ids), EVENT_BATCH):
+        rows = session.execute(
+            select(TicketEvent.ticket_id, TicketEvent.at, TicketEvent.new)
+            .where(
+                TicketEvent.ticket_id.in_(ids[start : start + EVENT_BATCH]),
+                TicketEvent.kind == EventKind.STATUS.value,
+            )
+            .order_by(TicketEvent.id)
+        )
+        for ticket_id, at, new in rows:
+            if new is not None and new in TicketStatus._value2member_map_:
+                found[ticket_id].append((at, TicketStatus(new)))
+    return found
+
+
+def clock(
+    facts: SlaFacts, now: datetime, sla: SlaConfig
+) -> tuple[datetime | None, str, timedelta | None, SlaState]:
+    """The next due time of a ticket, what falls due then, the time left, and its state."""
+    if facts.status not in OPEN_STATUSES:
+        return None, "", None, SlaState.ON_TRACK
+    outcome = sla_outcome(facts, now, sla)
+    if facts.first_response_at is None:
+        due, what = outcome.first_response_due, "first response"
+    elif facts.status is TicketStatus.WAITING:
+        return None, "resolution", None, SlaState.PAUSED
+    else:
+        due, what = outcome.resolution_due, "resolution"
+    left = due - now
+    if left < timedelta(0):
+        state = SlaState.OVERDUE
+    elif left <= SOON:
+        state = SlaState.WITHIN_1H
+    elif left <= LATER:
+        state = SlaState.WITHIN_4H
+    else:
+        state = SlaState.ON_TRACK
+    return due, what, left, state
+
+
+def queue(session: Session, who: Viewer, which: QueueFilter, *, now: datetime, sla: SlaConfig) -> Queue:
+    columns = (
+        Ticket.id,
+        Ticket.subject,
+        Ticket.status,
+        Ticket.priority,
+        Ticket.category,
+        Ticket.assignee,
+        Ticket.language,
+        Ticket.created_at,
+        Ticket.first_response_at,
+        Ticket.resolved_at,
+    )
+    query = visible_to(select(*columns), who).where(Ticket.status.in_(list(which.statuses)))
+    if which.priority is not None:
+        query = query.where(Ticket.priority == which.priority)
+    if which.category:
+        query = query.where(Ticket.category == which.category)
+    if which.assignee is not None:
+        query = query.where(
+            Ticket.assignee.is_(None) if which.assignee == "" else Ticket.assignee == which.assignee
+        )
+    if which.language:
+        query = query.where(Ticket.language == which.language)
+    tickets = session.execute(query).all()
+    changes = status_changes(session, [t.id for t in tickets if t.first_response_at is not None])
+    rows: list[QueueRow] = []
+    for t in tickets:
+        facts = SlaFacts(
+            created_at=t.created_at,
+            priority=t.priority,
+            status=t.status,
+            first_response_at=t.first_response_at,
+            resolved_at=t.resolved_at,
+            paused=paused_spans(changes.get(t.id, [])),
+        )
+        due, what, left, state = clock(facts, now, sla)
+        if which.sla is not None and state is not which.sla:
+            continue
+        rows.append(
+            QueueRow(
+                t.id, t.subject, t.status, t.priority, t.category, t.assignee, t.language,
+                t.created_at, due, what, left, state,
+            )
+        )  # fmt: skip
+    far = now + timedelta(days=36500)
+    rows.sort(key=lambda r: (r.due_at or far, -r.priority.rank, r.number))
+    return Queue(rows[: which.limit], len(rows), _choices(session, who))
+
+
+def _choices(session: Session, who: Viewer) -> dict[str, list[str]]:
+    base = visible_to(select(Ticket.id), who).where(Ticket.status.in_(list(OPEN_STATUSES))).subquery()
+
+    def distinct(column: Any) -> list[str]:
+        query = select(column).join(base, base.c.id == Ticket.id).distinct()
+        return sorted(str(value) for value in session.scalars(query) if value)
+
+    return {
+        "category": distinct(Ticket.category),
+        "language": distinct(Ticket.language),
+        "assignee": distinct(Ticket.assignee),
+    }
+
+
+@dataclass(frozen=True)
+class TeamMember:
+    technician: Technician
+    on_shift: bool
+    next_shift: datetime | None
+    open_count: int
+    load: float  # weighted by priority, as assignment counts it
+
+    @property
+    def full(self) -> bool:
+        return self.load >= self.technician.max_open
+
+
+def team(session: Session, *, now: datetime) -> list[TeamMember]:
+    """Every active technician: on shift now, open load against max_open, next shift."""
+    priorities: dict[str, list[Priority]] = defaultdict(list)
+    rows = session.execute(
+        select(Ticket.assignee, Ticket.priority, func.count())
+        .where(Ticket.status.in_(list(ACTIVE_STATUSES)), Ticket.assignee.is_not(None))
+        .group_by(Ticket.assignee, Ticket.priority)
+    )
+    for assignee, priority, count in rows:
+        if assignee is None:
+            continue
+        priorities[assignee].extend([priority] * int(count))
+    members = []
+    for row in session.scalars(select(TechnicianRow).where(TechnicianRow.active.is_(True))):
+        tech = technician_of(row)
+        on = is_on_shift(tech, now)
+        held = priorities.get(tech.email, [])
+        members.append(
+            TeamMember(tech, on, None if on else next_shift_start(tech, now), len(held), weighted_load(held))
+        )
+    members.sort(key=lambda m: (not m.on_shift, -m.load / max(m.technician.max_open, 1), m.technician.email))
+    return members
+
+
+def group_by_state(rows: Iterable[QueueRow]) -> dict[SlaState, list[QueueRow]]:
+    grouped: dict[SlaState, list[QueueRow]] = {state: [] for state in SlaState}
+    for row in rows:
+        grouped[row.state].append(row)
+    return grouped
