@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from routing.people import Technician
-from routing.shifts import is_on_shift
+from routing.shifts import duty_intervals
 
 MIN_SKILL = 3
 HOURS = 7 * 24
@@ -61,7 +61,10 @@ def coverage(
     """Counts for every language and category the technicians have, and those named even if nobody has them."""
     active = [t for t in technicians if t.active]
     first = whole_hour(start)
-    on_duty = [[is_on_shift(t, first + timedelta(hours=h) + _MIDDLE) for t in active] for h in range(hours)]
+    middles = [first + timedelta(hours=h) + _MIDDLE for h in range(hours)]
+    # Each technician's spans for the whole week at once: one calendar walk each, not one an hour.
+    spans = [duty_intervals(t.schedule, t.zone, first, first + timedelta(hours=hours)) for t in active]
+    on_duty = [[any(b <= at < e for b, e in mine) for mine in spans] for at in middles]
     langs = sorted({*languages, *(lang for t in active for lang in t.languages)})
     cats = sorted({*categories, *(c for t in active for c, level in t.skills.items() if level >= min_skill)})
     return Coverage(

@@ -29,6 +29,7 @@ from models.ticket import (
     TicketStatus,
 )
 from routing.assign import weighted_load
+from routing.business_timeline import TimelineSla, with_timeline
 from routing.people import Technician
 from routing.shifts import is_on_shift, next_shift_start
 from routing.sla import SlaConfig, SlaFacts, paused_spans, sla_outcome
@@ -39,6 +40,11 @@ Q = TypeVar("Q", bound=Select[*tuple[Any, ...]])
 SOON = timedelta(hours=1)
 LATER = timedelta(hours=4)
 EVENT_BATCH = 900  # ids per IN (...): under SQLite's and PostgreSQL's bind limits
+# The business time a page's clocks may need: tickets opened up to this long ago (older ones
+# take the slower calendar walk), and due dates up to this far ahead.
+TIMELINE_BACK = timedelta(days=120)
+TIMELINE_AHEAD = timedelta(days=90)
+_timelines: dict[tuple[int, datetime, datetime], tuple[SlaConfig, TimelineSla]] = {}
 
 
 class SlaState(enum.StrEnum):
@@ -112,29 +118,52 @@ def status_changes(session: Session, ids: Sequence[int]) -> dict[int, list[tuple
     return found
 
 
-def clock(
-    facts: SlaFacts, now: datetime, sla: SlaConfig
-) -> tuple[datetime | None, str, timedelta | None, SlaState]:
-    """The next due time of a ticket, what falls due then, the time left, and its state."""
+def fast_sla(sla: SlaConfig, earliest: datetime | None, now: datetime) -> SlaConfig:
+    """`sla` with its business time from `earliest` (or less far back) to well after `now` laid out
+    once; kept for the day, so the pages of the next refreshes reuse it."""
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    start = max(earliest or day, day - TIMELINE_BACK).replace(hour=0, minute=0, second=0, microsecond=0)
+    key = (id(sla), start, day)
+    found = _timelines.get(key)
+    if found is None or found[0] is not sla:
+        if len(_timelines) > 8:
+            _timelines.clear()
+        found = (sla, with_timeline(sla, start, day + TIMELINE_AHEAD))
+        _timelines[key] = found
+    return found[1]
+
+
+def due_of(facts: SlaFacts, now: datetime, sla: SlaConfig) -> tuple[datetime | None, str]:
+    """A ticket's next due time and what falls due then; no time while its clock stands still."""
     if facts.status not in OPEN_STATUSES:
-        return None, "", None, SlaState.ON_TRACK
+        return None, ""
     outcome = sla_outcome(facts, now, sla)
     if facts.first_response_at is None:
-        due, what = outcome.first_response_due, "first response"
-    elif facts.status is TicketStatus.WAITING:
-        return None, "resolution", None, SlaState.PAUSED
-    else:
-        due, what = outcome.resolution_due, "resolution"
+        return outcome.first_response_due, "first response"
+    if facts.status is TicketStatus.WAITING:
+        return None, "resolution"
+    return outcome.resolution_due, "resolution"
+
+
+def state_of(due: datetime | None, status: TicketStatus, now: datetime) -> tuple[timedelta | None, SlaState]:
+    if due is None:
+        return None, SlaState.PAUSED if status is TicketStatus.WAITING else SlaState.ON_TRACK
     left = due - now
     if left < timedelta(0):
-        state = SlaState.OVERDUE
-    elif left <= SOON:
-        state = SlaState.WITHIN_1H
-    elif left <= LATER:
-        state = SlaState.WITHIN_4H
-    else:
-        state = SlaState.ON_TRACK
-    return due, what, left, state
+        return left, SlaState.OVERDUE
+    if left <= SOON:
+        return left, SlaState.WITHIN_1H
+    if left <= LATER:
+        return left, SlaState.WITHIN_4H
+    return left, SlaState.ON_TRACK
+
+
+# Due times by ticket, kept while the ticket is unchanged: a due time moves only when the ticket
+# does (its status, priority or first response, each of which stamps `updated_at`), so the
+# refreshes of a page compute only the clocks of tickets that changed since.
+_Key = tuple[int, datetime, TicketStatus, Priority, datetime | None]  # policy, updated, status, ...
+_dues: dict[int, tuple[_Key, datetime | None, str]] = {}
+MAX_CACHED = 200_000
 
 
 def queue(session: Session, who: Viewer, which: QueueFilter, *, now: datetime, sla: SlaConfig) -> Queue:
@@ -149,6 +178,7 @@ def queue(session: Session, who: Viewer, which: QueueFilter, *, now: datetime, s
         Ticket.created_at,
         Ticket.first_response_at,
         Ticket.resolved_at,
+        Ticket.updated_at,
     )
     query = visible_to(select(*columns), who).where(Ticket.status.in_(list(which.statuses)))
     if which.priority is not None:
@@ -162,18 +192,28 @@ def queue(session: Session, who: Viewer, which: QueueFilter, *, now: datetime, s
     if which.language:
         query = query.where(Ticket.language == which.language)
     tickets = session.execute(query).all()
-    changes = status_changes(session, [t.id for t in tickets if t.first_response_at is not None])
+    policy = id(sla)
+    keys = {t.id: (policy, t.updated_at, t.status, t.priority, t.first_response_at) for t in tickets}
+    stale = [t for t in tickets if (_dues.get(t.id) or (None,))[0] != keys[t.id]]
+    if stale:
+        fast = fast_sla(sla, min(t.created_at for t in stale), now)
+        changes = status_changes(session, [t.id for t in stale if t.first_response_at is not None])
+        if len(_dues) > MAX_CACHED:
+            _dues.clear()
+        for t in stale:
+            facts = SlaFacts(
+                created_at=t.created_at,
+                priority=t.priority,
+                status=t.status,
+                first_response_at=t.first_response_at,
+                resolved_at=t.resolved_at,
+                paused=paused_spans(changes.get(t.id, [])),
+            )
+            _dues[t.id] = (keys[t.id], *due_of(facts, now, fast))
     rows: list[QueueRow] = []
     for t in tickets:
-        facts = SlaFacts(
-            created_at=t.created_at,
-            priority=t.priority,
-            status=t.status,
-            first_response_at=t.first_response_at,
-            resolved_at=t.resolved_at,
-            paused=paused_spans(changes.get(t.id, [])),
-        )
-        due, what, left, state = clock(facts, now, sla)
+        _, due, what = _dues[t.id]
+        left, state = state_of(due, t.status, now)
         if which.sla is not None and state is not which.sla:
             continue
         rows.append(

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from models.ticket import OPEN_STATUSES, EventKind, Ticket, TicketEvent
 from routing.sla import SlaConfig, SlaFacts, paused_spans, sla_outcome
-from tickets.dashboard import status_changes
+from tickets.dashboard import fast_sla, status_changes
 
 AGE_BUCKETS: tuple[tuple[str, timedelta], ...] = (
     ("< 1 day", timedelta(days=1)),
@@ -84,9 +84,10 @@ def trends(session: Session, *, now: datetime, days: int, sla: SlaConfig) -> Tre
             Ticket.priority,
             Ticket.category,
             Ticket.assignee,
-            Ticket.routing,
+            Ticket.updated_at,
         ).where(or_(Ticket.created_at >= since, Ticket.resolved_at >= since))
     ).all()
+    decisions = _decisions(session, [r.id for r in rows if r.created_at >= since])
     opened: Counter[date] = Counter()
     resolved: Counter[date] = Counter()
     first: dict[date, list[float]] = defaultdict(list)
@@ -96,7 +97,9 @@ def trends(session: Session, *, now: datetime, days: int, sla: SlaConfig) -> Tre
     model_of: dict[int, str] = {}
     decided: Counter[str] = Counter()
     bins = [0] * CONFIDENCE_BINS
-    changes = status_changes(session, [r.id for r in rows if r.resolved_at is not None])
+    verdicts = _verdicts(
+        session, [r for r in rows if r.resolved_at is not None and r.resolved_at >= since], now, sla
+    )
     for r in rows:
         created = r.created_at >= since
         if created:
@@ -105,31 +108,19 @@ def trends(session: Session, *, now: datetime, days: int, sla: SlaConfig) -> Tre
                 first[_monday(r.created_at.date())].append(
                     (r.first_response_at - r.created_at).total_seconds() / 3600
                 )
-            decision = (r.routing or {}).get("category") or {}
-            source = str(decision.get("source") or "unknown")
+            source, version, confidence = decisions[r.id]
             decided[source] += 1
             if source == "model":
-                model_of[r.id] = str(decision.get("model_version") or "?")
-                confidence = decision.get("confidence")
-                if isinstance(confidence, int | float):
-                    bins[min(CONFIDENCE_BINS - 1, max(0, int(float(confidence) * CONFIDENCE_BINS)))] += 1
+                model_of[r.id] = version or "?"
+                if confidence is not None:
+                    bins[min(CONFIDENCE_BINS - 1, max(0, int(confidence * CONFIDENCE_BINS)))] += 1
         if r.resolved_at is not None and r.resolved_at >= since:
             resolved[r.resolved_at.date()] += 1
             hours = (r.resolved_at - r.created_at).total_seconds() / 3600
             resolution[_monday(r.resolved_at.date())].append(hours)
             if r.assignee:
                 resolved_by[r.assignee].append(hours)
-            facts = SlaFacts(
-                created_at=r.created_at,
-                priority=r.priority,
-                status=r.status,
-                first_response_at=r.first_response_at,
-                resolved_at=r.resolved_at,
-                paused=paused_spans(changes.get(r.id, [])),
-            )
-            outcome = sla_outcome(facts, now, sla)
-            week = _monday(r.resolved_at.date())
-            met[week].extend(v for v in (outcome.first_response_met, outcome.resolution_met) if v is not None)
+            met[_monday(r.resolved_at.date())].extend(verdicts[r.id])
     result.opened = [opened.get(d, 0) for d in result.days]
     result.resolved = [resolved.get(d, 0) for d in result.days]
     result.first_response = [median_p90(first.get(w, [])) for w in result.weeks]
@@ -140,6 +131,59 @@ def trends(session: Session, *, now: datetime, days: int, sla: SlaConfig) -> Tre
     result.corrections = _corrections(session, model_of)
     _backlog(session, result, now, resolved_by)
     return result
+
+
+# What a ticket's routing decided never changes; a resolved ticket's SLA verdicts change only with
+# the ticket (its `updated_at`). Kept by ticket, so a refresh of the page reads and computes only
+# what is new since the last one.
+Decision = tuple[str, str | None, float | None]  # source, model version, confidence
+_decided: dict[int, Decision] = {}
+_judged: dict[int, tuple[tuple[int, datetime], tuple[bool, ...]]] = {}
+MAX_CACHED = 200_000
+
+
+def _decisions(session: Session, ids: list[int]) -> dict[int, Decision]:
+    missing = [i for i in ids if i not in _decided]
+    if len(_decided) + len(missing) > MAX_CACHED:
+        _decided.clear()
+        missing = ids
+    for start in range(0, len(missing), EVENT_BATCH):
+        batch = missing[start : start + EVENT_BATCH]
+        for number, routing in session.execute(select(Ticket.id, Ticket.routing).where(Ticket.id.in_(batch))):
+            decision = (routing or {}).get("category") or {}
+            confidence = decision.get("confidence")
+            _decided[number] = (
+                str(decision.get("source") or "unknown"),
+                str(decision["model_version"]) if decision.get("model_version") else None,
+                float(confidence) if isinstance(confidence, int | float) else None,
+            )
+    return {i: _decided.get(i, ("unknown", None, None)) for i in ids}
+
+
+def _verdicts(
+    session: Session, rows: Sequence[Any], now: datetime, sla: SlaConfig
+) -> dict[int, tuple[bool, ...]]:
+    """Each resolved ticket's verdicts: first response met, resolution met (those that are judged)."""
+    keys = {r.id: (id(sla), r.updated_at) for r in rows}
+    stale = [r for r in rows if (_judged.get(r.id) or (None,))[0] != keys[r.id]]
+    if stale:
+        if len(_judged) + len(stale) > MAX_CACHED:
+            _judged.clear()
+        fast = fast_sla(sla, min(r.created_at for r in stale), now)
+        changes = status_changes(session, [r.id for r in stale])
+        for r in stale:
+            facts = SlaFacts(
+                created_at=r.created_at,
+                priority=r.priority,
+                status=r.status,
+                first_response_at=r.first_response_at,
+                resolved_at=r.resolved_at,
+                paused=paused_spans(changes.get(r.id, [])),
+            )
+            outcome = sla_outcome(facts, now, fast)
+            judged = tuple(v for v in (outcome.first_response_met, outcome.resolution_met) if v is not None)
+            _judged[r.id] = (keys[r.id], judged)
+    return {r.id: _judged[r.id][1] for r in rows}
 
 
 def _backlog(session: Session, result: Trends, now: datetime, resolved_by: dict[str, list[float]]) -> None:

@@ -12,6 +12,7 @@ of this site besides.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -63,7 +64,8 @@ MAX_FORM = 4096  # bytes of a sign-in or sign-out form
 
 
 class SecurityHeaders:
-    """Adds the headers above to every response; no-store to all but the static files."""
+    """Adds the headers above to every response; no-store to all but the static files; and the
+    time the server took in `Server-Timing` (what bench/web_pages.py measures)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -73,12 +75,15 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         static = str(scope.get("path", "")).startswith("/static/")
+        started = time.perf_counter()
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"cache-control"]
                 headers.extend(SECURITY_HEADERS)
                 headers.append((b"cache-control", b"public, max-age=3600" if static else b"no-store"))
+                took = (time.perf_counter() - started) * 1000
+                headers.append((b"server-timing", f"app;dur={took:.1f}".encode()))
                 message["headers"] = headers
             await send(message)
 

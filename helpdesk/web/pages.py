@@ -31,6 +31,10 @@ from tickets.sla_timer import ticket_facts
 from tickets.trends import trends
 
 REPORT_DAYS = 28
+# The reports' figures are weeks and days: computed at most this often, so that the pages'
+# refreshes on a desk of tens of thousands of tickets stay cheap (the page says as of when).
+REPORT_FRESH = timedelta(minutes=5)
+_figures: dict[tuple[int, int], tuple[datetime, Any]] = {}
 
 
 def clock_text(left: timedelta | None) -> str:
@@ -279,9 +283,20 @@ def report_charts(figures: Any) -> dict[str, Any]:
     }
 
 
+def figures_of(board: Dashboard, days: int) -> tuple[datetime, Any]:
+    """The trends of the last `days`, and when they were computed (at most REPORT_FRESH ago)."""
+    now = board.clock()
+    key = (id(board), days)
+    cached = _figures.get(key)
+    if cached is None or not timedelta(0) <= now - cached[0] < REPORT_FRESH:
+        with board.readers() as session:
+            cached = (now, trends(session, now=now, days=days, sla=board.settings.sla))
+        _figures[key] = cached
+    return cached
+
+
 def reports_page(request: Request, who: Viewer, board: Dashboard) -> Response:
-    with board.readers() as session:
-        figures = trends(session, now=board.clock(), days=REPORT_DAYS, sla=board.settings.sla)
+    as_of, figures = figures_of(board, REPORT_DAYS)
     return board.page(
         request,
         "reports.html.j2",
@@ -289,6 +304,7 @@ def reports_page(request: Request, who: Viewer, board: Dashboard) -> Response:
         title="Reports",
         figures=figures,
         days=REPORT_DAYS,
+        as_of=as_of,
         charts=report_charts(figures),
     )
 
