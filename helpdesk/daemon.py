@@ -63,6 +63,12 @@ class Daemon:
         ]
         # The SLA timer ticks in one process only, however many share the database.
         self.parts.append(Part("sla", elected(app.engine, "sla-timer", app.sla_timer.run)))
+        if app.settings.report.schedule:
+            from helpdesk.web.weekly import WeeklyReport
+
+            weekly = WeeklyReport(app.settings, app.sessions, wake_sender=app.sender.wake.set)
+            # Mailed once however many daemons run: only the elected one writes it.
+            self.parts.append(Part("report", elected(app.engine, "weekly-report", weekly.run)))
         for poller in app.pollers:
             # One reader per mailbox across every process sharing the database.
             name = f"imap:{poller.config.name}"

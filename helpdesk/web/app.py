@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -41,6 +41,8 @@ from helpdesk.web.auth import (
     link_url,
     safe_next,
 )
+from helpdesk.web.render import HERE
+from helpdesk.web.render import templates as load_templates
 from models.outbox import OutboxKind
 from notify.compose import Draft
 from notify.outbox import enqueue
@@ -48,7 +50,6 @@ from tickets.sign_in import Viewer, end_session, session_is_open, use_link, view
 
 log = logging.getLogger("helpdesk.web")
 
-HERE = Path(__file__).parent
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
@@ -108,14 +109,7 @@ class Dashboard:
 
     def __post_init__(self) -> None:
         self.signer = Signer(self.settings.identity.secret)
-        self.templates = Environment(
-            loader=FileSystemLoader(HERE / "templates"),
-            autoescape=select_autoescape(
-                disabled_extensions=("txt.j2",), default=True, default_for_string=True
-            ),
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.templates = load_templates()
 
     def link(self, email: str, next_path: str = "") -> str:
         return link_url(self.settings.web.url, self.signer, email, now=self.clock(), next_path=next_path)

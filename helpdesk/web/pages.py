@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from helpdesk.web import charts
 from helpdesk.web.app import Dashboard, Handler
+from helpdesk.web.weekly import report_charts
 from models.ticket import OPEN_STATUSES, EventKind, Priority, TicketStatus
 from notify.tokens import coordinator_token, work_token
 from routing.shifts import describe_when
@@ -239,48 +240,6 @@ def _gap_spans(gaps: list[tuple[str, str, int]], start: datetime, zone: ZoneInfo
             )
         last = (kind, name, hour)
     return spans
-
-
-def report_charts(figures: Any) -> dict[str, Any]:
-    """The charts of the Reports page and the weekly report, from `tickets.trends.Trends`."""
-    days = [f"{d:%d %b}" for d in figures.days]
-    weeks = [f"{w:%d %b}" for w in figures.weeks]
-    conf = [f"{i / 10:.1f}" for i in range(len(figures.confidence))]
-    return {
-        "volume": charts.bars(
-            "Opened and resolved per day", days, [("opened", figures.opened), ("resolved", figures.resolved)]
-        ),
-        "first_response": charts.lines(
-            "First response per week (hours)",
-            weeks,
-            [
-                ("median", [m for m, _ in figures.first_response]),
-                ("p90", [p for _, p in figures.first_response]),
-            ],
-            unit="h",
-        ),
-        "resolution": charts.lines(
-            "Resolution per week (hours)",
-            weeks,
-            [("median", [m for m, _ in figures.resolution]), ("p90", [p for _, p in figures.resolution])],
-            unit="h",
-        ),
-        "sla_met": charts.lines(
-            "SLA targets met per week", weeks, [("met", figures.sla_met)], unit="%", top=100
-        ),
-        "backlog_age": charts.hbars("Open tickets by age", list(figures.backlog_age.items())),
-        "by_category": charts.hbars("Open tickets by category", list(figures.by_category.items())),
-        "by_priority": charts.hbars("Open tickets by priority", list(figures.by_priority.items())),
-        "decided_by": charts.hbars("Category decided by", list(figures.decided_by.items())),
-        "confidence": charts.bars(
-            "Model confidence of its category decisions", conf, [("tickets", figures.confidence)]
-        ),
-        "corrections": charts.hbars(
-            "#category corrections per model version",
-            [(c["model_version"], c["rate"]) for c in figures.corrections],
-            unit="%",
-        ),
-    }
 
 
 def figures_of(board: Dashboard, days: int) -> tuple[datetime, Any]:
