@@ -86,6 +86,8 @@ class QueueRow:
 class Queue:
     rows: list[QueueRow]
     total: int  # rows matching before the limit
+    by_state: dict[SlaState, int]  # the tickets matching every filter but the SLA state's, by state
+    unassigned: int  # ... of them without an assignee
     choices: dict[str, list[str]]  # what the filters can choose from
 
 
@@ -211,9 +213,11 @@ def queue(session: Session, who: Viewer, which: QueueFilter, *, now: datetime, s
             )
             _dues[t.id] = (keys[t.id], *due_of(facts, now, fast))
     rows: list[QueueRow] = []
+    by_state = dict.fromkeys(SlaState, 0)
     for t in tickets:
         _, due, what = _dues[t.id]
         left, state = state_of(due, t.status, now)
+        by_state[state] += 1
         if which.sla is not None and state is not which.sla:
             continue
         rows.append(
@@ -224,7 +228,8 @@ def queue(session: Session, who: Viewer, which: QueueFilter, *, now: datetime, s
         )  # fmt: skip
     far = now + timedelta(days=36500)
     rows.sort(key=lambda r: (r.due_at or far, -r.priority.rank, r.number))
-    return Queue(rows[: which.limit], len(rows), _choices(session, who))
+    unassigned = sum(1 for t in tickets if t.assignee is None)
+    return Queue(rows[: which.limit], len(rows), by_state, unassigned, _choices(session, who))
 
 
 def _choices(session: Session, who: Viewer) -> dict[str, list[str]]:

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install the servers the test-suite runs privately on loopback: Dovecot (IMAP) and PostgreSQL 15.
+# Install the servers the test-suite runs privately on loopback: Dovecot (IMAP) and PostgreSQL 15,
+# and the headless browser the dashboard's screenshots are taken with (Debian's chromium).
 # Nothing is started or enabled as a system service; the tests start their own instances in temp dirs.
 # Without root (or apt) we only report; the tests then skip loudly, except under CI=true where they fail.
 set -eu
@@ -8,6 +9,7 @@ missing=""
 { command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ]; } && [ -x /usr/lib/dovecot/imap ] \
     || missing="$missing dovecot-imapd"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+{ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; } || missing="$missing chromium"
 [ -n "$missing" ] || exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "warning: missing test servers:$missing (not root, not installing; their tests will skip)" >&2

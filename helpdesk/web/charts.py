@@ -21,7 +21,8 @@ from markupsafe import Markup, escape
 
 PALETTE = ("#3465a4", "#73d216", "#f57900", "#75507b", "#c17d11", "#cc0000", "#555753")
 GAP_FILL = "#ef2929"
-WIDTH = 720
+LABEL_CHARS = 36
+WIDTH = 640
 HEIGHT = 240
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 28, 44
 
@@ -151,7 +152,7 @@ def lines(
 
 def hbars(title: str, items: Sequence[tuple[str, float]], *, unit: str = "", width: int = 460) -> Markup:
     """Horizontal bars, one per (label, value), in the order given."""
-    label_w = min(200, 12 + 7 * max((len(label) for label, _ in items), default=4))
+    label_w = min(260, 12 + 7 * max((len(label[:LABEL_CHARS]) for label, _ in items), default=4))
     row = 20
     height = TOP + row * max(len(items), 1) + 8
     top = _nice_max(max((v for _, v in items), default=0))
@@ -161,7 +162,7 @@ def hbars(title: str, items: Sequence[tuple[str, float]], *, unit: str = "", wid
         y = TOP + row * i
         w = plot_w * value / top
         body.append(
-            f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" fill="#2e3436">{escape(label[:28])}</text>'
+            f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" fill="#2e3436">{escape(label[:LABEL_CHARS])}</text>'
             f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row - 6}" fill="{PALETTE[0]}">'
             f"<title>{escape(label)}: {_num(value)}{escape(unit)}</title></rect>"
             f'<text x="{label_w + w + 4:.1f}" y="{y + 14}" fill="#2e3436">{_num(value)}{escape(unit)}</text>'
@@ -177,7 +178,7 @@ def coverage_grid(
 ) -> Markup:
     """One row per language or skill, one cell per hour; the count in each, gaps (0) in red."""
     hours = max((len(counts) for _, counts in rows), default=0)
-    label_w, cell, row_h = 90, 6, 18
+    label_w, cell, row_h = 90, 7, 18
     width = label_w + cell * hours + 10
     height = TOP + 22 + row_h * max(len(rows), 1) + 6
     top = max((c for _, counts in rows for c in counts), default=1) or 1
@@ -192,7 +193,7 @@ def coverage_grid(
                 f'<text x="{x + 3}" y="{TOP + 10}" fill="#2e3436">{local:%a %d}</text>'
             )
         elif local.hour % 6 == 0:
-            body.append(f'<text x="{x}" y="{TOP + 20}" font-size="8" fill="#555753">{local.hour:02d}</text>')
+            body.append(f'<text x="{x}" y="{TOP + 20}" font-size="9" fill="#555753">{local.hour:02d}</text>')
     for r, (name, counts) in enumerate(rows):
         y = y0 + row_h * r
         body.append(

@@ -80,6 +80,7 @@ def queue_page(request: Request, who: Viewer, board: Dashboard) -> Response:
         statuses=[s.value for s in TicketStatus],
         priorities=[p.value for p in Priority],
         sla_states=[s.value for s in SlaState],
+        states=SlaState,
         clock_text=clock_text,
     )
 
@@ -120,6 +121,8 @@ def ticket_page(request: Request, who: Viewer, board: Dashboard) -> Response:
             "reply_to": _reply_address(session, board, who, ticket.id, now),
             "subject": f"Re: [#{ticket.id}] {ticket.subject}",
         }
+        if context["reply_to"]:
+            context["mailto"] = mailto(context["reply_to"], context["subject"], "")
         return board.page(request, "ticket.html.j2", **context)
 
 

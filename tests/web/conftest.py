@@ -11,6 +11,7 @@ import pytest
 
 from bench.desk_seed import seed_roster
 from helpdesk.app import App
+from helpdesk.web.auth import link_url
 from helpdesk.web.server import WebServer, dashboard_of
 from tests.conftest import Clock
 
@@ -75,11 +76,9 @@ class Served:
         return Browser(self.server.port)
 
     def link(self, email: str, next_path: str = "") -> str:
-        return self.server_board_link(email, next_path)
-
-    def server_board_link(self, email: str, next_path: str) -> str:
-        board = self.server.board
-        return board.link(email, next_path)
+        """A sign-in link to this server (on its real port, which `[web] base_url` cannot know)."""
+        base = f"http://127.0.0.1:{self.server.port}"
+        return link_url(base, self.server.board.signer, email, now=self.clock(), next_path=next_path)
 
     def signed_in(self, email: str) -> Browser:
         browser = self.browser()
