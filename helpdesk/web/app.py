@@ -3,8 +3,9 @@
 Every page but sign-in needs a session; without one a page answers 303 to the sign-in page and
 shows nothing. Every response carries a Content-Security-Policy that allows no script at all and
 styles and images from this site only, refuses framing (frame-ancestors and X-Frame-Options, for
-browsers that know only the older header), sends no Referer (a sign-in link must not leak through
-one) and is not stored by caches (the pages hold mail). Cookies are HttpOnly and SameSite=Strict,
+browsers that know only the older header), sends a Referer to this site only (a sign-in link must
+not leak to another through one; "no-referrer" would also make browsers send `Origin: null` with
+our own forms, which the Origin check must refuse) and is not stored by caches (the pages hold mail). Cookies are HttpOnly and SameSite=Strict,
 so no other site can make a signed-in browser send a form here; forms are checked for an Origin
 of this site besides.
 """
@@ -58,7 +59,7 @@ SECURITY_HEADERS = (
     (b"content-security-policy", CSP.encode()),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
 )
 MAX_FORM = 4096  # bytes of a sign-in or sign-out form
@@ -157,8 +158,10 @@ def guarded(board: Dashboard, handler: Handler) -> Callable[[Request], Awaitable
 
 async def _form(request: Request) -> dict[str, str] | None:
     """A small urlencoded form from this site, or None (too big, or posted from elsewhere)."""
+    # A browser names the page a form was sent from (an opaque "null" for a sandboxed frame,
+    # which is how another site would hide itself): only this site's own pages may post here.
     origin = request.headers.get("origin")
-    if origin is not None and origin != "null" and origin.rstrip("/") != _origin_of(request):
+    if origin is not None and origin.rstrip("/") != _origin_of(request):
         return None
     body = b""
     async for chunk in request.stream():
@@ -224,16 +227,45 @@ def _mail_link(board: Dashboard, email: str, next_path: str) -> None:
 
 
 def link_page(board: Dashboard) -> Callable[[Request], Awaitable[Response]]:
+    """GET shows the link's page with a button; only its POST uses the link. Mail scanners and
+    link previews open links (GET) before people do: a link that a GET used up would reach its
+    owner already spent. The POST must come from this site, so another site cannot sign a
+    visitor in as someone else either."""
+
     async def endpoint(request: Request) -> Response:
-        return await run_in_threadpool(_use_link, board, request)
+        if request.method == "GET":
+            return _confirm(board, request)
+        form = await _form(request)
+        if form is None:
+            return Response("Bad request", status_code=400)
+        return await run_in_threadpool(_use_link, board, request, form.get("t", ""), form.get("next", ""))
 
     return endpoint
 
 
-def _use_link(board: Dashboard, request: Request) -> Response:
+def _refused(board: Dashboard, request: Request) -> Response:
+    return board.page(request, "sign_in.html.j2", next_path="/queue", sent=False, expired=True, status=403)
+
+
+def _confirm(board: Dashboard, request: Request) -> Response:
+    token = request.query_params.get("t", "")
+    claim = board.signer.read_link(token, now=board.clock())
+    if claim is None:
+        return _refused(board, request)
+    return board.page(
+        request,
+        "confirm.html.j2",
+        title="Sign in",
+        email=claim.email,
+        token=token,
+        next_path=safe_next(request.query_params.get("next")),
+    )
+
+
+def _use_link(board: Dashboard, request: Request, token: str, next_path: str) -> Response:
     now = board.clock()
-    claim = board.signer.read_link(request.query_params.get("t", ""), now=now)
-    refused = board.page(request, "sign_in.html.j2", next_path="/queue", sent=False, expired=True, status=403)
+    claim = board.signer.read_link(token, now=now)
+    refused = _refused(board, request)
     if claim is None:
         return refused
     with board.sessions() as session, session.begin():
@@ -242,7 +274,7 @@ def _use_link(board: Dashboard, request: Request) -> Response:
             log.warning("SIGN-IN link refused: used before, or %s is not on the roster", claim.email)
             return refused
     log.info("SIGNED IN %s as %s (link of %s)", who.email, who.role.value, issued_at(claim).isoformat())
-    response = RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
+    response = RedirectResponse(safe_next(next_path), status_code=303)
     response.set_cookie(
         COOKIE,
         board.signer.session_cookie(who.email, claim.nonce, now=now),
@@ -284,7 +316,7 @@ def build(board: Dashboard) -> ASGIApp:
     routes = [
         Route("/", lambda request: RedirectResponse("/queue", status_code=303)),
         Route("/sign-in", sign_in_page(board), methods=["GET", "POST"]),
-        Route("/auth", link_page(board)),
+        Route("/auth", link_page(board), methods=["GET", "POST"]),
         Route("/sign-out", sign_out(board), methods=["POST"]),
         *(Route(path, guarded(board, handler)) for path, handler in pages.PAGES),
         *ops.routes(board),

@@ -118,7 +118,7 @@ def ticket_page(request: Request, who: Viewer, board: Dashboard) -> Response:
             "commands": commands(
                 ticket.id, ticket.category, ticket.priority, ticket.status, ticket.routing or {}
             ),
-            "reply_to": _reply_address(session, board, who, ticket.id, now),
+            "reply_to": _reply_address(session, board, who, ticket, now),
             "subject": f"Re: [#{ticket.id}] {ticket.subject}",
         }
         if context["reply_to"]:
@@ -126,18 +126,21 @@ def ticket_page(request: Request, who: Viewer, board: Dashboard) -> Response:
         return board.page(request, "ticket.html.j2", **context)
 
 
-def _reply_address(session: Any, board: Dashboard, who: Viewer, number: int, now: datetime) -> str | None:
-    """A reply address signed for the viewer, so the commands below can be sent from their mail."""
+def _reply_address(session: Any, board: Dashboard, who: Viewer, ticket: Any, now: datetime) -> str | None:
+    """A reply address signed for the viewer, so the commands below can be sent from their mail:
+    any ticket's for a coordinator; for a technician only their own ticket's, as their mail has
+    (the dashboard gives nobody a power the desk's mail does not)."""
     identity = board.settings.identity
+    number = int(ticket.id)
     if who.is_coordinator:
         found = coordinator_by_email(session, who.email)
-        return (
-            identity.plus_address(coordinator_token(identity.secret, number, found[0], now=now))
-            if found
-            else None
-        )
+        if found is None:
+            return None
+        return identity.plus_address(coordinator_token(identity.secret, number, found[0], now=now))
     member = technician_by_email(session, who.email)
-    return identity.plus_address(work_token(identity.secret, number, member.id, now=now)) if member else None
+    if member is None or ticket.assignee != who.email:
+        return None
+    return identity.plus_address(work_token(identity.secret, number, member.id, now=now))
 
 
 def commands(

@@ -51,6 +51,9 @@ def test_a_technician_cannot_open_another_technicians_ticket(desk: Served) -> No
     queue = browser.get("/queue").body
     assert "Mine" in queue and "Nobody&#39;s" in queue
     assert "Someone else" not in queue
+    # A signed reply address for their own ticket, as their mail carries; none for the others.
+    assert "support+w" in browser.get(f"/tickets/{ids['Mine']}").body
+    assert "support+" not in browser.get(f"/tickets/{ids['Nobody' + chr(39) + 's']}").body
 
 
 def test_a_coordinator_sees_every_ticket(desk: Served) -> None:
@@ -89,7 +92,7 @@ def test_security_headers(desk: Served, path: str) -> None:
     assert directives["frame-ancestors"] == ["'none'"]
     assert answer.headers["x-frame-options"] == "DENY"
     assert answer.headers["cache-control"] == "no-store"
-    assert answer.headers["referrer-policy"] == "no-referrer"
+    assert answer.headers["referrer-policy"] == "same-origin"
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert "<script" not in answer.body
     assert 'http-equiv="refresh"' in answer.body or path == "/sign-in"

@@ -57,6 +57,29 @@ def test_a_link_works_once(desk: Served) -> None:
     assert second.get("/queue").status == 303
 
 
+def test_opening_a_link_does_not_use_it(desk: Served) -> None:
+    """Mail scanners and previews open links before people do: only the button signs in."""
+    link = desk.link(COORDINATOR, "/team")
+    scanner = desk.browser()
+    for _ in range(3):
+        page = scanner.open_link(link)
+        assert page.status == 200 and not page.cookies
+        assert "coordinator@example.test" in page.body
+    assert scanner.get("/queue").status == 303
+    answer = desk.browser().follow_link(link)
+    assert answer.status == 303 and answer.location == "/team"
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null"])
+def test_another_site_cannot_sign_a_visitor_in(desk: Served, origin: str) -> None:
+    link = desk.link(COORDINATOR)
+    token = urlsplit(link).query.split("t=", 1)[1]
+    browser = desk.browser()
+    answer = browser.post("/auth", f"t={token}&next=/queue", {"Origin": origin})
+    assert answer.status == 400 and not answer.cookies
+    assert desk.browser().follow_link(link).status == 303  # not used up by the refused attempt
+
+
 def test_a_link_is_dead_after_15_minutes(desk: Served) -> None:
     link = desk.link(COORDINATOR)
     desk.clock.advance(minutes=15, seconds=1)
@@ -100,6 +123,7 @@ def test_a_session_cookie_is_not_a_link(desk: Served) -> None:
     browser = desk.signed_in(COORDINATOR)
     value = browser.cookie.split("=", 1)[1]
     assert desk.browser().get(f"/auth?t={value}").status == 403
+    assert desk.browser().post("/auth", f"t={value}").status == 403
 
 
 def test_session_cookie_is_httponly_and_strict(desk: Served) -> None:
