@@ -10,7 +10,6 @@ from helpdesk.cli.common import reading
 from helpdesk.settings import Settings
 from helpdesk.terminal import echo
 from models.base import utcnow
-from tickets.sign_in import viewer
 
 
 def add_parser(sub: argparse._SubParsersAction[Any], name: str, help_text: str) -> None:
@@ -24,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction[Any], name: str, help_text: str) 
 
 def cmd_link(args: argparse.Namespace, settings: Settings) -> int:
     from helpdesk.web.auth import Signer, link_url  # only this command pays for itsdangerous
+    from tickets.sign_in import viewer
 
     with reading(settings) as session:
         who = viewer(session, args.email)

@@ -75,8 +75,14 @@ class WebServer:
         self.thread: threading.Thread | None = None
         self.port = port
 
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except (SystemExit, Exception) as exc:  # uvicorn exits when it cannot bind: say so, once
+            log.error("DASHBOARD stopped: %s: %s", exc.__class__.__name__, exc)
+
     def start(self) -> None:
-        self.thread = threading.Thread(target=self.server.run, name="helpdesk-web", daemon=True)
+        self.thread = threading.Thread(target=self._serve, name="helpdesk-web", daemon=True)
         self.thread.start()
         deadline = time.monotonic() + START_TIMEOUT
         while not self.server.started:
