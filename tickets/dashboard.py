@@ -63,7 +63,7 @@ class QueueFilter:
     assignee: str | None = None  # an address, or "" for the unassigned
     language: str | None = None
     sla: SlaState | None = None
-    limit: int = 200
+    limit: int = 100
 
 
 @dataclass(frozen=True)
@@ -160,29 +160,57 @@ def state_of(due: datetime | None, status: TicketStatus, now: datetime) -> tuple
     return left, SlaState.ON_TRACK
 
 
-# Due times by ticket, kept while the ticket is unchanged: a due time moves only when the ticket
-# does (its status, priority or first response, each of which stamps `updated_at`), so the
-# refreshes of a page compute only the clocks of tickets that changed since.
-_Key = tuple[int, datetime, TicketStatus, Priority, datetime | None]  # policy, updated, status, ...
-_dues: dict[int, tuple[_Key, datetime | None, str]] = {}
+# The queue's rows with their due times, kept by ticket while it is unchanged. Every change to a
+# ticket stamps its `updated_at` (the column's onupdate, for the ORM and Core updates alike), and
+# a due time moves only when the ticket does: so a refresh reads two columns of each open ticket
+# and the whole row, and computes the clock, only of the tickets that changed since.
+_Cached = tuple[tuple[int, datetime], Any, datetime | None, str]  # (policy, updated_at), row, due, what
+_rows: dict[int, _Cached] = {}
 MAX_CACHED = 200_000
+_COLUMNS = (
+    Ticket.id,
+    Ticket.subject,
+    Ticket.status,
+    Ticket.priority,
+    Ticket.category,
+    Ticket.assignee,
+    Ticket.language,
+    Ticket.created_at,
+    Ticket.first_response_at,
+    Ticket.resolved_at,
+    Ticket.updated_at,
+)
+
+
+def _refresh(session: Session, ids: list[int], *, now: datetime, sla: SlaConfig) -> None:
+    """Read the rows of `ids` and compute their due times into the cache."""
+    if len(_rows) + len(ids) > MAX_CACHED:
+        _rows.clear()
+    fresh: list[Any] = []
+    for start in range(0, len(ids), EVENT_BATCH):
+        fresh.extend(
+            session.execute(select(*_COLUMNS).where(Ticket.id.in_(ids[start : start + EVENT_BATCH])))
+        )
+    if not fresh:
+        return
+    fast = fast_sla(sla, min(t.created_at for t in fresh), now)
+    changes = status_changes(session, [t.id for t in fresh if t.first_response_at is not None])
+    for t in fresh:
+        facts = SlaFacts(
+            created_at=t.created_at,
+            priority=t.priority,
+            status=t.status,
+            first_response_at=t.first_response_at,
+            resolved_at=t.resolved_at,
+            paused=paused_spans(changes.get(t.id, [])),
+        )
+        _rows[t.id] = ((id(sla), t.updated_at), t, *due_of(facts, now, fast))
 
 
 def queue(session: Session, who: Viewer, which: QueueFilter, *, now: datetime, sla: SlaConfig) -> Queue:
-    columns = (
-        Ticket.id,
-        Ticket.subject,
-        Ticket.status,
-        Ticket.priority,
-        Ticket.category,
-        Ticket.assignee,
-        Ticket.language,
-        Ticket.created_at,
-        Ticket.first_response_at,
-        Ticket.resolved_at,
-        Ticket.updated_at,
+    query = visible_to(select(Ticket.id, Ticket.updated_at), who).where(
+        Ticket.status.in_(list(which.statuses))
     )
-    query = visible_to(select(*columns), who).where(Ticket.status.in_(list(which.statuses)))
     if which.priority is not None:
         query = query.where(Ticket.priority == which.priority)
     if which.category:
@@ -193,29 +221,15 @@ def queue(session: Session, who: Viewer, which: QueueFilter, *, now: datetime, s
         )
     if which.language:
         query = query.where(Ticket.language == which.language)
-    tickets = session.execute(query).all()
+    marks = session.execute(query).all()
     policy = id(sla)
-    keys = {t.id: (policy, t.updated_at, t.status, t.priority, t.first_response_at) for t in tickets}
-    stale = [t for t in tickets if (_dues.get(t.id) or (None,))[0] != keys[t.id]]
+    stale = [number for number, updated in marks if (_rows.get(number) or (None,))[0] != (policy, updated)]
     if stale:
-        fast = fast_sla(sla, min(t.created_at for t in stale), now)
-        changes = status_changes(session, [t.id for t in stale if t.first_response_at is not None])
-        if len(_dues) > MAX_CACHED:
-            _dues.clear()
-        for t in stale:
-            facts = SlaFacts(
-                created_at=t.created_at,
-                priority=t.priority,
-                status=t.status,
-                first_response_at=t.first_response_at,
-                resolved_at=t.resolved_at,
-                paused=paused_spans(changes.get(t.id, [])),
-            )
-            _dues[t.id] = (keys[t.id], *due_of(facts, now, fast))
+        _refresh(session, stale, now=now, sla=sla)
+    cached = [_rows[number] for number, _ in marks if number in _rows]
     rows: list[QueueRow] = []
     by_state = dict.fromkeys(SlaState, 0)
-    for t in tickets:
-        _, due, what = _dues[t.id]
+    for _, t, due, what in cached:
         left, state = state_of(due, t.status, now)
         by_state[state] += 1
         if which.sla is not None and state is not which.sla:
@@ -228,22 +242,29 @@ def queue(session: Session, who: Viewer, which: QueueFilter, *, now: datetime, s
         )  # fmt: skip
     far = now + timedelta(days=36500)
     rows.sort(key=lambda r: (r.due_at or far, -r.priority.rank, r.number))
+    tickets = [t for _, t, _, _ in cached]
     unassigned = sum(1 for t in tickets if t.assignee is None)
-    return Queue(rows[: which.limit], len(rows), by_state, unassigned, _choices(session, who))
+    choices = _choices(session, who, which, tickets)
+    return Queue(rows[: which.limit], len(rows), by_state, unassigned, choices)
 
 
-def _choices(session: Session, who: Viewer) -> dict[str, list[str]]:
-    base = visible_to(select(Ticket.id), who).where(Ticket.status.in_(list(OPEN_STATUSES))).subquery()
-
-    def distinct(column: Any) -> list[str]:
-        query = select(column).join(base, base.c.id == Ticket.id).distinct()
-        return sorted(str(value) for value in session.scalars(query) if value)
-
-    return {
-        "category": distinct(Ticket.category),
-        "language": distinct(Ticket.language),
-        "assignee": distinct(Ticket.assignee),
-    }
+def _choices(
+    session: Session, who: Viewer, which: QueueFilter, tickets: Sequence[Any]
+) -> dict[str, list[str]]:
+    """What the filters can choose from: the values of the open tickets `who` may see. Read off
+    the rows already fetched when no filter narrowed them, else in one query."""
+    narrowed = (which.priority, which.category, which.assignee, which.language) != (None, None, None, None)
+    if not narrowed and set(which.statuses) == set(OPEN_STATUSES):
+        combos: Iterable[tuple[Any, Any, Any]] = ((t.category, t.language, t.assignee) for t in tickets)
+    else:
+        query = visible_to(select(Ticket.category, Ticket.language, Ticket.assignee), who)
+        combos = session.execute(query.where(Ticket.status.in_(list(OPEN_STATUSES))).distinct()).all()
+    found: dict[str, set[str]] = {"category": set(), "language": set(), "assignee": set()}
+    for category, language, assignee in combos:
+        for key, value in (("category", category), ("language", language), ("assignee", assignee)):
+            if value:
+                found[key].add(str(value))
+    return {key: sorted(values) for key, values in found.items()}
 
 
 @dataclass(frozen=True)

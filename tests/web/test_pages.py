@@ -115,3 +115,23 @@ def test_the_queue_filters_and_sorts_by_what_is_due_next(desk: Served) -> None:
     assert "Mine" in page and "Nobody" not in page
     assert browser.get("/queue?priority=bogus&sla=nonsense&status=x").status == 200
     assert "left" in browser.get("/queue").body
+
+
+def test_the_queue_shows_a_change_at_the_next_refresh(desk: Served) -> None:
+    """Rows and clocks are kept between refreshes only while their ticket is unchanged."""
+    from models.ticket import Priority, TicketStatus
+
+    ids = desk.ids  # type: ignore[attr-defined]
+    browser = desk.signed_in(COORDINATOR)
+    assert "Mine" in browser.get("/queue").body
+    with desk.app.sessions() as session, session.begin():
+        session.execute(update(Ticket).where(Ticket.id == ids["Mine"]).values(status=TicketStatus.RESOLVED))
+        nobody = session.get(Ticket, ids["Nobody's"])
+        assert nobody is not None
+        nobody.priority = Priority.URGENT
+        nobody.subject = "Nobody's, now urgent"
+    page = browser.get("/queue").body
+    assert ">Mine<" not in page
+    assert "Nobody&#39;s, now urgent" in page
+    urgent = browser.get("/queue?priority=urgent").body
+    assert "Nobody&#39;s, now urgent" in urgent
