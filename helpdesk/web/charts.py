@@ -150,20 +150,35 @@ def lines(
     return _frame(title, desc, width, height, body)
 
 
-def hbars(title: str, items: Sequence[tuple[str, float]], *, unit: str = "", width: int = 460) -> Markup:
-    """Horizontal bars, one per (label, value), in the order given."""
+def hbars(
+    title: str,
+    items: Sequence[tuple[str, float]],
+    *,
+    unit: str = "",
+    width: int = 460,
+    limit: float | None = None,
+) -> Markup:
+    """Horizontal bars, one per (label, value), in the order given; with a `limit`, a dashed line
+    there and the bars that reach it in red (a technician at or over max_open)."""
     label_w = min(260, 12 + 7 * max((len(label[:LABEL_CHARS]) for label, _ in items), default=4))
     row = 20
     height = TOP + row * max(len(items), 1) + 8
-    top = _nice_max(max((v for _, v in items), default=0))
+    top = _nice_max(max([*(v for _, v in items), limit or 0]))
     plot_w = width - label_w - 60
     body = []
+    if limit is not None:
+        x = label_w + plot_w * limit / top
+        body.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP - 4}" y2="{height - 4}" stroke="{GAP_FILL}" '
+            f'stroke-dasharray="4 3"/><text x="{x + 3:.1f}" y="{TOP - 6}" fill="{GAP_FILL}">{_num(limit)}{escape(unit)}</text>'
+        )
     for i, (label, value) in enumerate(items):
         y = TOP + row * i
         w = plot_w * value / top
         body.append(
             f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" fill="#2e3436">{escape(label[:LABEL_CHARS])}</text>'
-            f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row - 6}" fill="{PALETTE[0]}">'
+            f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row - 6}" '
+            f'fill="{GAP_FILL if limit is not None and value >= limit else PALETTE[0]}">'
             f"<title>{escape(label)}: {_num(value)}{escape(unit)}</title></rect>"
             f'<text x="{label_w + w + 4:.1f}" y="{y + 14}" fill="#2e3436">{_num(value)}{escape(unit)}</text>'
         )

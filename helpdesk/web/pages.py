@@ -180,6 +180,7 @@ def team_page(request: Request, who: Viewer, board: Dashboard) -> Response:
             [(m.technician.name, round(100 * m.load / max(m.technician.max_open, 1))) for m in members],
             unit="%",
             width=560,
+            limit=100,
         ),
     )
 
@@ -188,10 +189,11 @@ def sla_page(request: Request, who: Viewer, board: Dashboard) -> Response:
     with board.readers() as session:
         found = queue(session, who, QueueFilter(limit=100_000), now=board.clock(), sla=board.settings.sla)
     grouped = group_by_state(found.rows)
+    # What can still be saved first, then what is lost already.
     sections = [
-        ("Breached", "overdue", grouped[SlaState.OVERDUE]),
         ("Breaching within 1 hour", "1h", grouped[SlaState.WITHIN_1H]),
         ("Breaching within 4 hours", "4h", grouped[SlaState.WITHIN_4H]),
+        ("Breached", "overdue", grouped[SlaState.OVERDUE]),
     ]
     by_assignee: dict[str, int] = {}
     for row in grouped[SlaState.OVERDUE]:

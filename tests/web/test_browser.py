@@ -26,6 +26,8 @@ PAGES = {
     "ticket": ("/tickets/250", 1600, {"table": 3, "svg": 0}),
     "coverage": ("/coverage", 1400, {"table": 2, "svg": 3}),
     "reports": ("/reports", 2400, {"table": 2, "svg": 10}),
+    "team": ("/team", 900, {"table": 1, "svg": 1}),
+    "sla": ("/sla", 1400, {"table": 3, "svg": 1}),
 }
 
 
