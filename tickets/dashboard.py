@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Engine, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from models.people import TechnicianRow
@@ -165,8 +165,17 @@ def state_of(due: datetime | None, status: TicketStatus, now: datetime) -> tuple
 # a due time moves only when the ticket does: so a refresh reads two columns of each open ticket
 # and the whole row, and computes the clock, only of the tickets that changed since.
 _Cached = tuple[tuple[int, datetime], Any, datetime | None, str]  # (policy, updated_at), row, due, what
-_rows: dict[int, _Cached] = {}
+_rows: dict[str, dict[int, _Cached]] = {}  # by database: a process may read more than one
 MAX_CACHED = 200_000
+
+
+def cache_for(caches: dict[str, dict[int, Any]], session: Session) -> dict[int, Any]:
+    """The per-ticket cache of the database `session` reads (ticket numbers are per database)."""
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    return caches.setdefault(engine.url.render_as_string(hide_password=True), {})
+
+
 _COLUMNS = (
     Ticket.id,
     Ticket.subject,
@@ -182,10 +191,12 @@ _COLUMNS = (
 )
 
 
-def _refresh(session: Session, ids: list[int], *, now: datetime, sla: SlaConfig) -> None:
-    """Read the rows of `ids` and compute their due times into the cache."""
-    if len(_rows) + len(ids) > MAX_CACHED:
-        _rows.clear()
+def _refresh(
+    session: Session, cache: dict[int, _Cached], ids: list[int], *, now: datetime, sla: SlaConfig
+) -> None:
+    """Read the rows of `ids` and compute their due times into `cache`."""
+    if len(cache) + len(ids) > MAX_CACHED:
+        cache.clear()
     fresh: list[Any] = []
     for start in range(0, len(ids), EVENT_BATCH):
         fresh.extend(
@@ -204,7 +215,7 @@ def _refresh(session: Session, ids: list[int], *, now: datetime, sla: SlaConfig)
             resolved_at=t.resolved_at,
             paused=paused_spans(changes.get(t.id, [])),
         )
-        _rows[t.id] = ((id(sla), t.updated_at), t, *due_of(facts, now, fast))
+        cache[t.id] = ((id(sla), t.updated_at), t, *due_of(facts, now, fast))
 
 
 def queue(session: Session, who: Viewer, which: QueueFilter, *, now: datetime, sla: SlaConfig) -> Queue:
@@ -223,10 +234,11 @@ def queue(session: Session, who: Viewer, which: QueueFilter, *, now: datetime, s
         query = query.where(Ticket.language == which.language)
     marks = session.execute(query).all()
     policy = id(sla)
-    stale = [number for number, updated in marks if (_rows.get(number) or (None,))[0] != (policy, updated)]
+    cache: dict[int, _Cached] = cache_for(_rows, session)
+    stale = [number for number, updated in marks if (cache.get(number) or (None,))[0] != (policy, updated)]
     if stale:
-        _refresh(session, stale, now=now, sla=sla)
-    cached = [_rows[number] for number, _ in marks if number in _rows]
+        _refresh(session, cache, stale, now=now, sla=sla)
+    cached = [cache[number] for number, _ in marks if number in cache]
     rows: list[QueueRow] = []
     by_state = dict.fromkeys(SlaState, 0)
     for _, t, due, what in cached:

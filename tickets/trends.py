@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from models.ticket import OPEN_STATUSES, EventKind, Ticket, TicketEvent
 from routing.sla import SlaConfig, SlaFacts, paused_spans, sla_outcome
-from tickets.dashboard import fast_sla, status_changes
+from tickets.dashboard import cache_for, fast_sla, status_changes
 
 AGE_BUCKETS: tuple[tuple[str, timedelta], ...] = (
     ("< 1 day", timedelta(days=1)),
@@ -137,27 +137,28 @@ def trends(session: Session, *, now: datetime, days: int, sla: SlaConfig) -> Tre
 # the ticket (its `updated_at`). Kept by ticket, so a refresh of the page reads and computes only
 # what is new since the last one.
 Decision = tuple[str, str | None, float | None]  # source, model version, confidence
-_decided: dict[int, Decision] = {}
-_judged: dict[int, tuple[tuple[int, datetime], tuple[bool, ...]]] = {}
+_decided: dict[str, dict[int, Decision]] = {}  # by database, as tickets.dashboard's cache
+_judged: dict[str, dict[int, tuple[tuple[int, datetime], tuple[bool, ...]]]] = {}
 MAX_CACHED = 200_000
 
 
 def _decisions(session: Session, ids: list[int]) -> dict[int, Decision]:
-    missing = [i for i in ids if i not in _decided]
-    if len(_decided) + len(missing) > MAX_CACHED:
-        _decided.clear()
+    decided: dict[int, Decision] = cache_for(_decided, session)
+    missing = [i for i in ids if i not in decided]
+    if len(decided) + len(missing) > MAX_CACHED:
+        decided.clear()
         missing = ids
     for start in range(0, len(missing), EVENT_BATCH):
         batch = missing[start : start + EVENT_BATCH]
         for number, routing in session.execute(select(Ticket.id, Ticket.routing).where(Ticket.id.in_(batch))):
             decision = (routing or {}).get("category") or {}
             confidence = decision.get("confidence")
-            _decided[number] = (
+            decided[number] = (
                 str(decision.get("source") or "unknown"),
                 str(decision["model_version"]) if decision.get("model_version") else None,
                 float(confidence) if isinstance(confidence, int | float) else None,
             )
-    return {i: _decided.get(i, ("unknown", None, None)) for i in ids}
+    return {i: decided.get(i, ("unknown", None, None)) for i in ids}
 
 
 def _verdicts(
@@ -165,10 +166,11 @@ def _verdicts(
 ) -> dict[int, tuple[bool, ...]]:
     """Each resolved ticket's verdicts: first response met, resolution met (those that are judged)."""
     keys = {r.id: (id(sla), r.updated_at) for r in rows}
-    stale = [r for r in rows if (_judged.get(r.id) or (None,))[0] != keys[r.id]]
+    judged_of: dict[int, tuple[tuple[int, datetime], tuple[bool, ...]]] = cache_for(_judged, session)
+    stale = [r for r in rows if (judged_of.get(r.id) or (None,))[0] != keys[r.id]]
     if stale:
-        if len(_judged) + len(stale) > MAX_CACHED:
-            _judged.clear()
+        if len(judged_of) + len(stale) > MAX_CACHED:
+            judged_of.clear()
         fast = fast_sla(sla, min(r.created_at for r in stale), now)
         changes = status_changes(session, [r.id for r in stale])
         for r in stale:
@@ -182,8 +184,8 @@ def _verdicts(
             )
             outcome = sla_outcome(facts, now, fast)
             judged = tuple(v for v in (outcome.first_response_met, outcome.resolution_met) if v is not None)
-            _judged[r.id] = (keys[r.id], judged)
-    return {r.id: _judged[r.id][1] for r in rows}
+            judged_of[r.id] = (keys[r.id], judged)
+    return {r.id: judged_of[r.id][1] for r in rows}
 
 
 def _backlog(session: Session, result: Trends, now: datetime, resolved_by: dict[str, list[float]]) -> None:

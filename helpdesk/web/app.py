@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, quote
 from jinja2 import Environment
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -42,12 +43,13 @@ from helpdesk.web.auth import (
     link_url,
     safe_next,
 )
+from helpdesk.web.config import LINK_LIFETIME
 from helpdesk.web.render import HERE
 from helpdesk.web.render import templates as load_templates
 from models.outbox import OutboxKind
 from notify.compose import Draft
 from notify.outbox import enqueue
-from tickets.sign_in import Viewer, end_session, session_is_open, use_link, viewer
+from tickets.sign_in import Viewer, end_session, forget_sessions, session_is_open, use_link, viewer
 
 log = logging.getLogger("helpdesk.web")
 
@@ -190,10 +192,12 @@ def sign_in_page(board: Dashboard) -> Callable[[Request], Awaitable[Response]]:
             return board.page(
                 request, "sign_in.html.j2", next_path=next_path, sent=False, limited=True, status=429
             )
+        # The same answer whoever asked, and as fast: the roster is nobody's business. The lookup
+        # and the mail happen after the answer has gone.
+        response = board.page(request, "sign_in.html.j2", next_path=next_path, sent=True)
         if "@" in email:
-            await run_in_threadpool(_mail_link, board, email, safe_next(form.get("next")))
-        # The same answer whoever asked: the roster is nobody's business.
-        return board.page(request, "sign_in.html.j2", next_path=next_path, sent=True)
+            response.background = BackgroundTask(_mail_link, board, email, safe_next(form.get("next")))
+        return response
 
     return endpoint
 
@@ -273,6 +277,10 @@ def _use_link(board: Dashboard, request: Request, token: str, next_path: str) ->
         if who is None or not use_link(session, claim.nonce, claim.email, now=now):
             log.warning("SIGN-IN link refused: used before, or %s is not on the roster", claim.email)
             return refused
+        # Uses older than any link or session could be are kept no longer.
+        forget_sessions(
+            session, before=now - timedelta(seconds=board.settings.web.session_lifetime + LINK_LIFETIME)
+        )
     log.info("SIGNED IN %s as %s (link of %s)", who.email, who.role.value, issued_at(claim).isoformat())
     response = RedirectResponse(safe_next(next_path), status_code=303)
     response.set_cookie(
