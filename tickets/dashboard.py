@@ -239,25 +239,26 @@ def queue(session: Session, who: Viewer, which: QueueFilter, *, now: datetime, s
     if stale:
         _refresh(session, cache, stale, now=now, sla=sla)
     cached = [cache[number] for number, _ in marks if number in cache]
-    rows: list[QueueRow] = []
+    far = now + timedelta(days=36500)
+    picked: list[tuple[datetime, int, int, Any, datetime | None, str, timedelta | None, SlaState]] = []
     by_state = dict.fromkeys(SlaState, 0)
     for _, t, due, what in cached:
         left, state = state_of(due, t.status, now)
         by_state[state] += 1
-        if which.sla is not None and state is not which.sla:
-            continue
-        rows.append(
-            QueueRow(
-                t.id, t.subject, t.status, t.priority, t.category, t.assignee, t.language,
-                t.created_at, due, what, left, state,
-            )
-        )  # fmt: skip
-    far = now + timedelta(days=36500)
-    rows.sort(key=lambda r: (r.due_at or far, -r.priority.rank, r.number))
+        if which.sla is None or state is which.sla:
+            picked.append((due or far, -t.priority.rank, t.id, t, due, what, left, state))
+    picked.sort(key=lambda p: (p[0], p[1], p[2]))
+    rows = [
+        QueueRow(
+            t.id, t.subject, t.status, t.priority, t.category, t.assignee, t.language,
+            t.created_at, due, what, left, state,
+        )
+        for *_, t, due, what, left, state in picked[: which.limit]
+    ]  # fmt: skip
     tickets = [t for _, t, _, _ in cached]
     unassigned = sum(1 for t in tickets if t.assignee is None)
     choices = _choices(session, who, which, tickets)
-    return Queue(rows[: which.limit], len(rows), by_state, unassigned, choices)
+    return Queue(rows, len(picked), by_state, unassigned, choices)
 
 
 def _choices(
