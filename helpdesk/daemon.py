@@ -29,6 +29,9 @@ from models.leases import holder_name
 if TYPE_CHECKING:
     from intake.lmtp_listener import LmtpListener
 
+if TYPE_CHECKING:
+    from helpdesk.web.server import WebServer
+
 log = logging.getLogger("helpdesk.daemon")
 
 RESTART_PAUSE = 2.0
@@ -60,6 +63,11 @@ class Daemon:
             self.lmtp = LmtpListener(app.settings.lmtp, app.store, app.settings.identity)
         # Liveness shared through the database: a dead daemon's claims are given back on any host.
         self.heartbeat = Heartbeat(app.sessions, holder_name(), on_released=self._wake_takers)
+        self.web: WebServer | None = None
+        if app.settings.web.enabled:
+            from helpdesk.web.server import WebServer, dashboard_of  # only a desk with a dashboard loads it
+
+            self.web = WebServer(dashboard_of(app), app.settings.web.host, app.settings.web.port)
         self.parts: list[Part] = [
             Part("heartbeat", self.heartbeat.run),
             Part("worker", app.worker.run),
@@ -68,6 +76,12 @@ class Daemon:
         ]
         # The SLA timer ticks in one process only, however many share the database.
         self.parts.append(Part("sla", elected(app.engine, "sla-timer", app.sla_timer.run)))
+        if app.settings.report.schedule:
+            from helpdesk.web.weekly import WeeklyReport
+
+            weekly = WeeklyReport(app.settings, app.sessions, wake_sender=app.sender.wake.set)
+            # Mailed once however many daemons run: only the elected one writes it.
+            self.parts.append(Part("report", elected(app.engine, "weekly-report", weekly.run)))
         for poller in app.pollers:
             # One reader per mailbox across every process sharing the database.
             name = f"imap:{poller.config.name}"
@@ -125,6 +139,7 @@ class Daemon:
         self.listener.start()
         if self.lmtp is not None:
             self.lmtp.start()
+        self._start_web()
         for part in self.parts:
             self._start_part(part)
         log.info(
@@ -133,6 +148,20 @@ class Daemon:
             self.listener.config.host,
             self.listener.port,
         )
+
+    def _start_web(self) -> None:
+        """The dashboard, in a thread of its own; a desk whose dashboard cannot listen still takes mail."""
+        if self.web is None:
+            return
+        try:
+            self.web.start()
+        except Exception as exc:
+            log.error(
+                "DASHBOARD cannot serve on %s: %s; the desk runs without it",
+                self.app.settings.web.listen,
+                exc,
+            )
+            self.web = None
 
     def supervise_once(self) -> None:
         if time.monotonic() - self._released_at >= RELEASE_EVERY:
@@ -156,6 +185,8 @@ class Daemon:
                 self.lmtp.stop()
             except Exception:
                 log.exception("LMTP listener did not stop cleanly")
+        if self.web is not None:
+            self.web.stop()
         self.stop_event.set()
         self.app.worker.wake.set()
         self.app.sender.wake.set()

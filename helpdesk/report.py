@@ -20,6 +20,17 @@ def build_report(session: Session, *, now: datetime, days: int, sla: SlaConfig) 
     return {**ticket_report(session, now=now, days=days, sla=sla), "quarantined": quarantined_count(session)}
 
 
+NONE = "—"  # a figure there is nothing to compute from (no ticket answered yet, ...)
+
+
+def hours(value: float | None) -> str:
+    return NONE if value is None else f"{value} h"
+
+
+def listed(counts: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or NONE
+
+
 def render_report(report: dict[str, Any]) -> str:
     period = report["period"]
     open_now = report["open_now"]
@@ -34,16 +45,17 @@ def render_report(report: dict[str, Any]) -> str:
             if report["sla"]["missed_tickets"]
             else ""
         ),
-        f"  first response: median {report['first_response_hours']['median']} h,"
-        f" p90 {report['first_response_hours']['p90']} h",
-        f"  resolution:     median {report['resolution_hours']['median']} h, p90 {report['resolution_hours']['p90']} h",
-        f"  routed by: {', '.join(f'{k} {v}' for k, v in report['routed_by'].items()) or '-'}",
+        f"  first response: median {hours(report['first_response_hours']['median'])},"
+        f" p90 {hours(report['first_response_hours']['p90'])}",
+        f"  resolution:     median {hours(report['resolution_hours']['median'])},"
+        f" p90 {hours(report['resolution_hours']['p90'])}",
+        f"  routed by: {listed(report['routed_by'])}",
         "",
         "Open now:",
-        "  by status:   " + (", ".join(f"{k} {v}" for k, v in open_now["by_status"].items()) or "-"),
-        "  by priority: " + (", ".join(f"{k} {v}" for k, v in open_now["by_priority"].items()) or "-"),
-        "  by category: " + (", ".join(f"{k} {v}" for k, v in open_now["by_category"].items()) or "-"),
-        "  by assignee: " + (", ".join(f"{k} {v}" for k, v in open_now["by_assignee"].items()) or "-"),
+        "  by status:   " + listed(open_now["by_status"]),
+        "  by priority: " + listed(open_now["by_priority"]),
+        "  by category: " + listed(open_now["by_category"]),
+        "  by assignee: " + listed(open_now["by_assignee"]),
     ]
     if open_now["oldest"]:
         lines.append("  oldest:")
@@ -51,10 +63,7 @@ def render_report(report: dict[str, Any]) -> str:
             f"    #{t['number']} {t['subject'][:60]} ({t['age_hours']} h)" for t in open_now["oldest"]
         )
     lines.append("")
-    lines.append(
-        "Opened by category: "
-        + (", ".join(f"{k} {v}" for k, v in report["opened_by_category"].items()) or "-")
-    )
+    lines.append("Opened by category: " + listed(report["opened_by_category"]))
     lines.extend(_loop_lines(report))
     return "\n".join(cell(line) for line in lines)  # subjects and names are mail-derived
 

@@ -18,6 +18,7 @@ from models.people import CoordinatorRow, TechnicianRow
 from models.raw_message import RawMessage, RawStatus
 from models.thread_keys import ThreadKey
 from models.ticket import Participant, Priority, Ticket, TicketEvent, TicketStatus
+from models.web_session import WebSession
 
 __all__ = [
     "Article",
@@ -45,5 +46,6 @@ __all__ = [
     "Ticket",
     "TicketEvent",
     "TicketStatus",
+    "WebSession",
     "utcnow",
 ]

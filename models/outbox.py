@@ -45,6 +45,8 @@ class OutboxKind(enum.StrEnum):
     AUTO_RESOLVED = "auto_resolved"  # no answer after the reminder: resolved, and they are told
     SELF_SERVICE = "self_service"  # the technician hears that the requester solved it themselves
     LOW_RATING = "low_rating"  # the coordinators hear of a low rating with a comment
+    SIGN_IN = "sign_in"  # a one-time link to the dashboard, asked for on its sign-in page
+    WEEKLY_REPORT = "weekly_report"  # the coordinators' weekly report
 
 
 class OutboxMessage(Base):

@@ -78,6 +78,7 @@ def desk_settings(tmp_path: Path, db_url: str, **sections: dict[str, Any]) -> Se
         "mail": {"address": "support@example.test", "secret": "test-secret", "instance": "helpdesk-test"},
         "database": {"url": db_url, "sqlite_synchronous": "NORMAL"},
         "outgoing": {"url": "maildir:sent"},
+        "web": {"listen": ""},  # a test that wants the dashboard gives it a free port
     }
     for name, values in sections.items():
         table[name] = {**table.get(name, {}), **values}

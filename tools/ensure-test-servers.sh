@@ -1,6 +1,7 @@
 #!/bin/sh
-# Install the servers the test-suite runs privately on loopback: Dovecot (IMAP), PostgreSQL 15 and
-# Postfix (the MTA that deploy/mta.md is proven against).
+# Install the servers the test-suite runs privately on loopback: Dovecot (IMAP), PostgreSQL 15,
+# Postfix (the MTA that deploy/mta.md is proven against), and the headless browser the dashboard's
+# screenshots are taken with (Debian's chromium).
 # Nothing is started or enabled as a system service; the tests start their own instances in temp dirs.
 # Without root (or apt) we only report; the tests then skip loudly, except under CI=true where they fail.
 set -eu
@@ -17,6 +18,7 @@ if [ ! -x /usr/sbin/postfix ]; then
         missing="$missing postfix"
     fi
 fi
+{ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; } || missing="$missing chromium"
 [ -n "$missing" ] || exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "warning: missing test servers:$missing (not root, not installing; their tests will skip)" >&2

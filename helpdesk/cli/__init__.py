@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kb": ("kb", "the knowledge base: articles published from resolved tickets; a static site"),
     "report": ("report", "what the desk did: volumes, SLA, response times, who has what"),
     "status": ("status", "queue, outbox and ticket counts"),
+    "web": ("web", "the dashboard: a one-time sign-in link"),
 }
 # The global options that take a value (the command is the first word that is not an option).
 _VALUED_OPTIONS = ("--config", "-c")

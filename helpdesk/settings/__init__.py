@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helpdesk.settings import sections
+from helpdesk.settings import sections, web
 from helpdesk.settings.imap import mailboxes, read_mailbox, read_mailboxes
 from helpdesk.settings.reader import EnvText, Reader, SettingsError, parse_duration
 from helpdesk.settings.sections import (
@@ -43,6 +43,7 @@ from helpdesk.settings.sla import (
     sla_policy,
 )
 from helpdesk.settings.urls import redact_url
+from helpdesk.web.config import ReportConfig, WebConfig
 from intake.authentication import SenderAuthConfig
 from intake.config import IntakeConfig, LmtpListenConfig, SmtpListenConfig
 from intake.imap_config import ImapMailboxConfig
@@ -97,6 +98,8 @@ SECTIONS = (
     "lmtp",
     "lifecycle",
     "knowledge",
+    "web",
+    "report",
 )
 
 
@@ -120,6 +123,8 @@ class Settings:
     lmtp: LmtpListenConfig | None = None  # `[lmtp]`: the LMTP listener, off unless configured
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     raw: Mapping[str, Any] = field(default_factory=dict)  # the merged table, for sections read elsewhere
 
     @property
@@ -231,6 +236,8 @@ def read_settings(reader: Reader, table: Mapping[str, Any], path: Path | None) -
         lmtp=sections.lmtp_listener(reader.table("lmtp", table.get("lmtp")), smtp),
         lifecycle=sections.lifecycle(reader.table("lifecycle", table.get("lifecycle"))),
         knowledge=sections.knowledge(reader.table("knowledge", table.get("knowledge"))),
+        web=web.web(reader.table("web", table.get("web"))),
+        report=web.report(reader.table("report", table.get("report"))),
         raw=dict(table),
     )
 

@@ -174,6 +174,9 @@ class DaemonDesk:
             f"listen = {toml_value(f'127.0.0.1:{self.smtp_port}')}",
             "[outgoing]",
             'url = "maildir:var/sent"',
+            # No dashboard: desks run side by side, and the default port is one for all of them.
+            "[web]",
+            'listen = ""',
             # These desks are measured on every mail acknowledged exactly once through crashes, with
             # all senders in one domain: the budgets against forged floods are tested elsewhere.
             "[limits]",

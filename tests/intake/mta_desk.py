@@ -105,6 +105,8 @@ class MtaDesk:
             'sqlite_synchronous = "NORMAL"',
             "[outgoing]",
             'url = "maildir:var/sent"',
+            "[web]",
+            'listen = ""',
             "[logging]",
             'file = "var/helpdesk.log"',
             "[limits]",

@@ -145,6 +145,7 @@ def _write_config(directory: Path, port: int) -> Path:
         f'listen = "127.0.0.1:{port}"\n'
         "[outgoing]\n"
         'url = "maildir:var/sent"\n'
+        '[web]\nlisten = ""\n'
     )
     return config
 
