@@ -109,8 +109,8 @@ def _main(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         return EX_INTERRUPTED
     except RuntimeError as exc:
-        from helpdesk.app import NotInitialised  # the app is loaded by then: the command opened it
         from helpdesk.cli.common import EX_TEMPFAIL
+        from helpdesk.database import NotInitialised  # loaded by then: the command opened the database
 
         if not isinstance(exc, NotInitialised):
             raise
