@@ -22,6 +22,8 @@ from helpdesk.app import App
 from intake.smtp_listener import SmtpListener
 from models.claims import release_dead_claims
 from models.election import elected
+from routing.config import TARGETS
+from routing.errors import ModelError
 
 log = logging.getLogger("helpdesk.daemon")
 
@@ -99,11 +101,26 @@ class Daemon:
                 "RELEASED %d stored mails and %d outgoing mails held by a process that died", raw, out
             )
 
+    def load_models(self) -> None:
+        """Load the active models before the first mail, so its requester does not wait for them.
+
+        They land in the store's cache, where routing finds them; one that cannot be loaded is
+        reported here and again, once, when routing first asks for it."""
+        for target in TARGETS:
+            try:
+                model = self.app.models.load_active(target)
+            except (ModelError, OSError) as exc:
+                log.error("MODEL for %s cannot be loaded at start: %s", target, exc)
+                continue
+            if model is not None:
+                log.info("LOADED %s model %s at start", target, model.version)
+
     def start(self) -> None:
         # The worker is CPU-bound Python; with the default 5 ms switch interval an SMTP session,
         # which needs the interpreter briefly for each command, waits that long at every step.
         sys.setswitchinterval(SWITCH_INTERVAL)
         self.release_dead_claims()
+        self.load_models()
         self.listener.start()
         for part in self.parts:
             self._start_part(part)

@@ -1,0 +1,83 @@
+"""The arrays format answers exactly as the scikit-learn pipeline it was taken from: the same
+label, the same confidence to the last bit, the same top terms, on real tickets in several
+languages (skipped when the shared data folder is not there)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from routing.classifier import TextModel, fit_pipeline
+from routing.compact_model import CompactModel, from_npz, to_arrays, to_npz
+from routing.dataset import Example, load_csv
+from routing.errors import ModelLoadError
+
+from .conftest import shared_data_dir
+
+# (file, text columns, label column, examples used): English tickets with empty titles, and
+# multi-language ones (en, de, es, fr, pt) whose subjects are often missing.
+DATASETS = [
+    ("endava-tickets-subset/all_tickets_subset.csv", "title,body", "category", 1000),
+    ("tickets-synthetic-tobi-bueck/dataset-tickets-multi-lang3-4k.csv", "subject,body", "queue", 1000),
+    ("tickets-synthetic-tobi-bueck/dataset-tickets-multi-lang3-4k.csv", "subject,body", "priority", 600),
+]
+
+
+def _examples(relative: str, text: str, label: str, count: int) -> list[Example]:
+    path = shared_data_dir() / relative
+    if not path.is_file():
+        pytest.skip(f"shared data not found at {path} (set HELPDESK_SHARED_DATA)")
+    return list(load_csv(path, text, label).examples[:count])
+
+
+def _both(examples: list[Example], train_share: float = 0.7) -> tuple[TextModel, CompactModel]:
+    train = examples[: int(len(examples) * train_share)]
+    pipeline = fit_pipeline([ex.text for ex in train], [ex.label for ex in train])
+    model = TextModel(pipeline, target="category", version="v")
+    steps = pipeline.named_steps
+    return model, from_npz(
+        to_npz(to_arrays(steps["features"], steps["classifier"])), target="category", version="v"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("relative", "text", "label", "count"), DATASETS)
+def test_the_arrays_give_exactly_the_pipelines_answers_on_real_tickets(
+    relative: str, text: str, label: str, count: int
+) -> None:
+    examples = _examples(relative, text, label, count)
+    model, compact = _both(examples)
+    assert compact.labels == model.labels
+    differing = [
+        (ex.text, expected, got)
+        for ex in examples  # seen in training and not: every ticket of the file
+        for expected, got in [(model.predict(*ex.text), compact.predict(*ex.text))]
+        if got != expected
+    ]
+    assert differing == []
+    batch = [ex.text for ex in examples[:200]]
+    assert np.array_equal(compact.predict_proba(batch), model.predict_proba(batch))
+
+
+def test_texts_the_vocabulary_never_saw_are_answered_alike(tmp_path: Path) -> None:
+    from tests.routing.conftest import synthetic_examples
+
+    model, compact = _both(synthetic_examples(), train_share=1.0)
+    odd = [("", ""), ("!!!", "???"), ("x", "y"), ("zzzz qqqq", "ÃŸ ĳ ﬁ \u200b"), ("a" * 5000, "b " * 3000)]
+    assert compact.predict_many(odd) == model.predict_many(odd)
+
+
+def test_damaged_arrays_are_a_load_error() -> None:
+    from tests.routing.conftest import synthetic_examples
+
+    model, _ = _both(synthetic_examples(), train_share=1.0)
+    steps = model.pipeline.named_steps
+    arrays = to_arrays(steps["features"], steps["classifier"])
+    arrays["coef_t"] = arrays["coef_t"][:-1]
+    with pytest.raises(ModelLoadError, match="shapes"):
+        from_npz(to_npz(arrays), target="category", version="v")
+    del arrays["platt_a"]
+    with pytest.raises(ModelLoadError, match="platt_a"):
+        from_npz(to_npz(arrays), target="category", version="v")
