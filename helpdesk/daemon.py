@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
+from sqlalchemy.orm import configure_mappers
+
 from helpdesk.app import App
 from intake.smtp_listener import SmtpListener
 from models.claims import release_dead_claims
@@ -101,11 +103,14 @@ class Daemon:
                 "RELEASED %d stored mails and %d outgoing mails held by a process that died", raw, out
             )
 
-    def load_models(self) -> None:
-        """Load the active models before the first mail, so its requester does not wait for them.
+    def warm_up(self) -> None:
+        """Do before the first mail what it would otherwise wait for: the active models loaded,
+        the ORM's mappers configured, every template compiled.
 
-        They land in the store's cache, where routing finds them; one that cannot be loaded is
-        reported here and again, once, when routing first asks for it."""
+        The models land in the store's cache, where routing finds them; one that cannot be loaded
+        is reported here and again, once, when routing first asks for it."""
+        configure_mappers()
+        self.app.mailer.renderer.compile_all()
         for target in TARGETS:
             try:
                 model = self.app.models.load_active(target)
@@ -120,7 +125,7 @@ class Daemon:
         # which needs the interpreter briefly for each command, waits that long at every step.
         sys.setswitchinterval(SWITCH_INTERVAL)
         self.release_dead_claims()
-        self.load_models()
+        self.warm_up()
         self.listener.start()
         for part in self.parts:
             self._start_part(part)
