@@ -108,6 +108,7 @@ class Vocabulary:
     ngrams: tuple[int, int]
     column: int  # which prepared text (subject, body, full) it reads
     index: dict[str, int]
+    terms: list[str]  # by column: the same strings as the index's keys
     idf: FloatArray
     digest: str  # equal for equal vocabularies: the category and priority models share one
 
@@ -146,6 +147,7 @@ def _vocabulary(spec: Mapping[str, Any], terms: bytes, idf: FloatArray) -> Vocab
         ngrams=(int(spec["ngrams"][0]), int(spec["ngrams"][1])),
         column=int(spec["column"]),
         index={term: j for j, term in enumerate(words)},
+        terms=words,
         idf=idf,
         digest=digest,
     )
@@ -193,7 +195,6 @@ class CompactModel:
         self.version = version
         self.top_n = top_n
         self._key = "/".join(v.digest for v in self.vocabularies) + f"/{meta['subject_weight']}"
-        self._names: list[str] | None = None
 
     def __repr__(self) -> str:
         return f"CompactModel(target={self.target!r}, version={self.version!r}, labels={len(self.labels)})"
@@ -273,22 +274,22 @@ class CompactModel:
         rows = [self._proba(self.transform_prepared(p)) for p in prepare_rows(items)]
         return np.vstack(rows) if rows else np.zeros((0, len(self.labels)))
 
-    def _feature_names(self) -> list[str]:
-        if self._names is None:
-            self._names = [f"{v.name}__{term}" for v in self.vocabularies for term in v.index]
-        return self._names
+    def _feature_name(self, column: int) -> str:
+        """ "<vectorizer>__<term>" of a column, as `MailVectorizer.get_feature_names_out` names it."""
+        which = int(np.searchsorted(self.offsets, column, side="right")) - 1
+        vocabulary = self.vocabularies[which]
+        return f"{vocabulary.name}__{vocabulary.terms[column - int(self.offsets[which])]}"
 
     def _top_terms(self, row: Row, label: int, document: str) -> tuple[str, ...]:
         """The mail's own words that pushed hardest towards `label` (see `TextModel._top_terms`)."""
         columns, values = row
         contributions = values * self.coef_t[columns, label]
         order = np.argsort(-contributions, kind="stable")
-        names = self._feature_names()
         weights: dict[str, float] = {}
         for j in order[: 8 * self.top_n]:
             if contributions[j] <= 0:
                 break
-            term = readable_term(names[int(columns[j])], document)
+            term = readable_term(self._feature_name(int(columns[j])), document)
             if not is_explanatory(term):
                 continue
             weights[term] = weights.get(term, 0.0) + float(contributions[j])
