@@ -81,3 +81,29 @@ def test_damaged_arrays_are_a_load_error() -> None:
     del arrays["platt_a"]
     with pytest.raises(ModelLoadError, match="platt_a"):
         from_npz(to_npz(arrays), target="category", version="v")
+
+
+def test_loading_and_predicting_a_stored_model_imports_no_scikit_learn(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from routing.model_store import ModelStore
+    from routing.training import train
+    from tests.conftest import REPO_ROOT
+    from tests.routing.conftest import synthetic_examples
+
+    store = ModelStore(tmp_path / "models")
+    version = store.save(train(synthetic_examples(), "category"), confusion_png=False).version
+    probe = (
+        "import sys, json\nfrom routing.model_store import ModelStore\n"
+        f"model = ModelStore({str(store.directory)!r}).load({version!r})\n"
+        "answer = model.predict('printer broken', 'the printer does not print')\n"
+        "print(json.dumps([answer.label, sorted({m.split('.')[0] for m in sys.modules})]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    label, loaded = json.loads(done.stdout.splitlines()[-1])
+    assert label == "printing"
+    assert set(loaded) & {"sklearn", "scipy", "skops", "joblib"} == set()
