@@ -21,6 +21,7 @@ from types import FrameType
 from sqlalchemy.orm import configure_mappers
 
 from helpdesk.app import App
+from intake.errors import PipelineError
 from intake.smtp_listener import SmtpListener
 from models.claims import release_dead_claims
 from models.election import elected
@@ -105,10 +106,13 @@ class Daemon:
 
     def warm_up(self) -> None:
         """Do before the first mail what it would otherwise wait for: the active models loaded,
-        the ORM's mappers configured, every template compiled.
+        the ORM's mappers configured, every template compiled, the parser process started.
 
         The models land in the store's cache, where routing finds them; one that cannot be loaded
-        is reported here and again, once, when routing first asks for it."""
+        is reported here and again, once, when routing first asks for it. The parser process is
+        started before the listener and the other parts, while this thread runs alone, so it is
+        forked, ready at once, instead of a fresh interpreter importing the mail parser while
+        the first mail waits (see intake.isolation)."""
         configure_mappers()
         self.app.mailer.renderer.compile_all()
         for target in TARGETS:
@@ -119,6 +123,10 @@ class Daemon:
                 continue
             if model is not None:
                 log.info("LOADED %s model %s at start", target, model.version)
+        try:
+            self.app.worker.parser.start()
+        except (OSError, PipelineError) as exc:  # the worker tries again when it starts, and per mail
+            log.error("PARSER process cannot start yet: %s", exc)
 
     def start(self) -> None:
         # The worker is CPU-bound Python; with the default 5 ms switch interval an SMTP session,
