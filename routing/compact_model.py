@@ -46,6 +46,7 @@ from routing.text_cleaning import prepare_rows
 
 ARRAY_FORMAT = 1
 TOP_TERMS = 5
+MAX_NGRAM = 10
 # scikit-learn's defaults, which `MailVectorizer` keeps; `to_arrays` refuses a model that changed one.
 _TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 _TOKEN_RE = re.compile(_TOKEN_PATTERN)
@@ -153,6 +154,12 @@ def _vocabulary(spec: Mapping[str, Any], terms: bytes, idf: FloatArray) -> Vocab
     )
     if vocabulary.analyzer not in _ANALYZERS:
         raise ModelLoadError(f"vectorizer {vocabulary.name}: unknown analyzer {vocabulary.analyzer!r}")
+    low, high = vocabulary.ngrams
+    # A model is read, not trusted: absurd n-gram ranges would make every mail cost minutes.
+    if not 1 <= low <= high <= MAX_NGRAM or vocabulary.column not in (0, 1, 2):
+        raise ModelLoadError(
+            f"vectorizer {vocabulary.name}: n-grams {low}-{high}, column {vocabulary.column}"
+        )
     with _lock:
         return _vocabularies.setdefault(digest, vocabulary)
 

@@ -4,6 +4,7 @@ languages (skipped when the shared data folder is not there)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -78,13 +79,19 @@ def test_damaged_arrays_are_a_load_error() -> None:
     arrays["coef_t"] = arrays["coef_t"][:-1]
     with pytest.raises(ModelLoadError, match="shapes"):
         from_npz(to_npz(arrays), target="category", version="v")
+    arrays["coef_t"] = to_arrays(steps["features"], steps["classifier"])["coef_t"]
+    meta = json.loads(bytes(arrays["meta"]).decode())
+    meta["vectorizers"][1]["ngrams"] = [2, 10**9]
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with pytest.raises(ModelLoadError, match="n-grams"):
+        from_npz(to_npz(arrays), target="category", version="v")
+    arrays = to_arrays(steps["features"], steps["classifier"])
     del arrays["platt_a"]
     with pytest.raises(ModelLoadError, match="platt_a"):
         from_npz(to_npz(arrays), target="category", version="v")
 
 
 def test_loading_and_predicting_a_stored_model_imports_no_scikit_learn(tmp_path: Path) -> None:
-    import json
     import subprocess
     import sys
 
