@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from helpdesk.settings import Settings, redact_url
+from helpdesk.database import checked_engine
+from helpdesk.settings import Settings
 from intake.authentication import SenderAuthenticator
 from intake.pipeline import Pipeline, Services
 from intake.raw_queue import RawStore
 from intake.worker import Worker
 from models.base import utcnow
-from models.db import create_db_engine, read_only, schema_is_current, session_factory
+from models.db import create_db_engine, read_only, session_factory
 from notify.render import Renderer
 from notify.sender import Sender
 from routing.engine import Predictor, RoutingEngine
@@ -78,10 +79,6 @@ class ActiveModels:
             return None
 
 
-class NotInitialised(RuntimeError):
-    """The database schema is missing or older than this version: `helpdesk init` migrates it."""
-
-
 @dataclass
 class App:
     settings: Settings
@@ -120,13 +117,7 @@ class App:
 def build_app(
     settings: Settings, *, clock: Callable[[], datetime] = utcnow, check_schema: bool = True
 ) -> App:
-    engine = create_db_engine(settings.database)
-    if check_schema and not schema_is_current(engine):
-        engine.dispose()
-        raise NotInitialised(
-            f"the database at {redact_url(settings.database.url)} is not initialised or not up to date; "
-            "run `helpdesk init`"
-        )
+    engine = checked_engine(settings) if check_schema else create_db_engine(settings.database)
     sessions = session_factory(engine)
     readers = session_factory(read_only(engine))
     sender = Sender(sessions, settings.outgoing, clock=clock, identity=settings.identity)

@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from sqlalchemy.orm import configure_mappers
+
 from helpdesk.app import App
+from intake.errors import PipelineError
 from intake.smtp_listener import SmtpListener
 from models.claims import release_dead_claims
 from models.election import elected
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
 
 if TYPE_CHECKING:
     from helpdesk.web.server import WebServer
+from routing.config import TARGETS
+from routing.errors import ModelError
 
 log = logging.getLogger("helpdesk.daemon")
 
@@ -131,11 +136,36 @@ class Daemon:
                 "RELEASED %d stored mails and %d outgoing mails held by a process that died", raw, out
             )
 
+    def warm_up(self) -> None:
+        """Do before the first mail what it would otherwise wait for: the active models loaded,
+        the ORM's mappers configured, every template compiled, the parser process started.
+
+        The models land in the store's cache, where routing finds them; one that cannot be loaded
+        is reported here and again, once, when routing first asks for it. The parser process is
+        started before the listener and the other parts, while this thread runs alone, so it is
+        forked, ready at once, instead of a fresh interpreter importing the mail parser while
+        the first mail waits (see intake.isolation)."""
+        configure_mappers()
+        self.app.mailer.renderer.compile_all()
+        for target in TARGETS:
+            try:
+                model = self.app.models.load_active(target)
+            except (ModelError, OSError) as exc:
+                log.error("MODEL for %s cannot be loaded at start: %s", target, exc)
+                continue
+            if model is not None:
+                log.info("LOADED %s model %s at start", target, model.version)
+        try:
+            self.app.worker.parser.start()
+        except (OSError, PipelineError) as exc:  # the worker tries again when it starts, and per mail
+            log.error("PARSER process cannot start yet: %s", exc)
+
     def start(self) -> None:
         # The worker is CPU-bound Python; with the default 5 ms switch interval an SMTP session,
         # which needs the interpreter briefly for each command, waits that long at every step.
         sys.setswitchinterval(SWITCH_INTERVAL)
         self.release_dead_claims()
+        self.warm_up()
         self.listener.start()
         if self.lmtp is not None:
             self.lmtp.start()

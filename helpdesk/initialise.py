@@ -153,8 +153,12 @@ def initialise(
 
 
 def starter_models(settings: Settings) -> list[str]:
-    """Train and activate the starter models from the seed tickets when no model is active yet."""
+    """Train and activate the starter models from the seed tickets when no model is active yet.
+
+    Models stored with skops before the arrays format are rewritten as arrays first, so that the
+    daemon loads them without scikit-learn (see routing.skops_models)."""
     store = ModelStore(settings.models.dir)
+    store.migrate_to_arrays()
     if all(store.active(target) is not None for target in STARTER_TARGETS):
         return []
     from routing.seed import train_starter_models  # imports scikit-learn: only when needed

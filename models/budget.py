@@ -50,4 +50,6 @@ class HeldNotice(Base):
     digest_outbox_id: Mapped[int | None] = mapped_column(Integer)  # the digest that carried it
     digested_at: Mapped[datetime | None]
 
+    # Migration 0005 also makes ix_held_notices_pending, a partial index of the notices still
+    # waiting for a digest (not declared here: see the note on Ticket's indexes).
     __table_args__ = (Index("ix_held_notices_recipient_digested", "recipient", "digested_at"),)

@@ -30,6 +30,13 @@ class Renderer:
             keep_trailing_newline=True,
         )
 
+    def compile_all(self) -> int:
+        """Compile every template now (a daemon does it at start, so no mail waits for it)."""
+        names = self._env.list_templates(filter_func=lambda name: name.endswith(".txt.j2"))
+        for name in names:
+            self._env.get_template(name)
+        return len(names)
+
     def language_for(self, language: str | None) -> str:
         return language if language in LANGUAGES else FALLBACK
 

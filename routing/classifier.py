@@ -17,15 +17,9 @@ import sklearn
 from sklearn.pipeline import Pipeline
 
 from routing.calibration import PlattCalibratedSVC
+from routing.explanations import is_explanatory, readable_term
 from routing.facts import Prediction
-from routing.features import (
-    FULL,
-    FeatureSettings,
-    MailVectorizer,
-    build_features,
-    is_explanatory,
-    readable_term,
-)
+from routing.features import FULL, FeatureSettings, MailVectorizer, build_features
 from routing.text_cleaning import prepare_rows
 
 TOP_TERMS = 5

@@ -29,6 +29,7 @@ from routing.dataset import Example
 
 if TYPE_CHECKING:
     from routing.classifier import TextModel
+    from routing.compact_model import CompactModel
 
 COVERAGES = (0.5, 0.6, 0.8)
 TOLERANCE = 0.01
@@ -176,7 +177,9 @@ def evaluate_predictions(
     )
 
 
-def evaluate(model: TextModel, examples: Sequence[Example], *, notes: Sequence[str] = ()) -> EvaluationReport:
+def evaluate(
+    model: TextModel | CompactModel, examples: Sequence[Example], *, notes: Sequence[str] = ()
+) -> EvaluationReport:
     """Run an existing model over labelled examples and score it."""
     # Probabilities only: the per-mail explanations of `predict_many` are not needed here.
     proba = model.predict_proba([ex.text for ex in examples]) if examples else np.zeros((0, 1))

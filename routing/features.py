@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from routing.text_cleaning import prepare_rows
 
@@ -201,28 +201,6 @@ class MailVectorizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 self.vectorizers_[name] = vectorizer
 
 
-# Words too common to explain a decision. Only used to choose the terms shown to people (top
-# terms); they stay in the features, where TF-IDF already gives them little weight. Polish and
-# German are listed as `normalise` leaves them (accents folded, "ß" -> "ss").
-_STOP_WORDS_EN_PL_DE = """
-    hello hi dear please thanks thank regards best kind team issue problem
-    a ale bo by co czy dla do dobry dzien dziekuje i ich jak jest jestem juz lub ma mam mi mnie moj moja
-    moje na nie o od oraz po pozdrawiam prosze przez sie tak to tylko w witam z za ze
-    aber als am an auch auf aus bei bitte danke das dem den der des die ein eine einen es fur gruss
-    grusse guten habe hallo hat ich im in ist kann mein meine mich mir mit nach nicht noch oder schon
-    sich sie tag und von was werden wie wir wird zu
-"""
-_DISPLAY_STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | frozenset(_STOP_WORDS_EN_PL_DE.split())
-
-
-def is_explanatory(term: str) -> bool:
-    """False for terms made only of stop words, placeholders and single characters."""
-    return any(
-        len(tok) > 1 and tok not in _DISPLAY_STOP_WORDS and not (tok.startswith("_") and tok.endswith("_"))
-        for tok in term.split()
-    )
-
-
 # The last few vectorized mails, shared by every model in the process (see transform_prepared).
 _recent: deque[tuple[tuple[str, tuple[tuple[str, str, str], ...]], sp.csr_matrix]] = deque(maxlen=4)
 _recent_lock = threading.Lock()
@@ -240,21 +218,3 @@ def build_features(settings: FeatureSettings | None = None) -> MailVectorizer:
         max_char_features=s.max_char_features,
         sublinear_tf=s.sublinear_tf,
     )
-
-
-def readable_term(feature: str, document: str) -> str:
-    """Map a feature name back to what a person reads: a word, a phrase, or the word a char n-gram is in.
-
-    `document` is the prepared full text of the mail the feature fired in, so a character
-    n-gram like " druk" is shown as the requester's own word ("drukarka").
-    """
-    kind, _, term = feature.partition("__")
-    if kind != "char":
-        return term
-    fragment = term.strip()
-    if not fragment:
-        return term
-    for word in document.split():
-        if fragment in word:
-            return word
-    return fragment

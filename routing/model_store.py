@@ -2,15 +2,20 @@
 
 Layout (the directory is given by the caller, e.g. `var/models`):
 
-    <version>.skops          the fitted pipeline in the skops format (never pickle: a pickle runs code)
-    <version>.json           metadata: checksum, labels, data fingerprint and counts, split, metrics,
-                             settings, library versions. Its presence is what makes a version exist.
+    <version>.npz            the fitted arrays (`routing.compact_model`): numpy arrays only, read
+                             without pickle, predicted with numpy alone
+    <version>.skops          a model saved before the arrays format (skops, never pickle); still
+                             loaded, and `migrate_to_arrays` (run by `helpdesk init`) rewrites it
+    <version>.json           metadata: the model file and its checksum, labels, data fingerprint and
+                             counts, split, metrics, settings, library versions. Its presence is what
+                             makes a version exist.
     <version>.confusion.png  the held-out confusion matrix, when one was drawn
     activations.json         per target, the stack of activated versions (top = active) and a log
 
 Every file is written to a temporary name, fsynced and renamed, so a reader (the daemon) sees
 the old file or the new one, never half of one. Loading checks the file's SHA-256 against its
-metadata, then refuses any type outside `ALLOWED_TYPES` before skops builds a single object.
+metadata; an .npz is read with `allow_pickle=False`, and of a skops file any type outside
+`ALLOWED_TYPES` is refused before skops builds a single object.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import logging
 import os
 import re
 import threading
-import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -36,23 +40,24 @@ from routing.errors import (
     ModelLoadError,
     ModelNotFoundError,
     ModelStoreError,
-    UntrustedModelError,
 )
 from routing.model_files import PRIVATE_DIR, PRIVATE_FILE, atomic_write, library_versions
 
 if TYPE_CHECKING:
     from routing.classifier import TextModel
+    from routing.compact_model import CompactModel
     from routing.training import TrainingResult
+
+    LoadedModel = TextModel | CompactModel
 
 log = logging.getLogger("helpdesk.routing.models")
 
 FORMAT = 1
-MODEL_SUFFIX = ".skops"
+ARRAYS_SUFFIX = ".npz"
+MODEL_SUFFIX = ".skops"  # models saved before the arrays format
 META_SUFFIX = ".json"
 PNG_SUFFIX = ".confusion.png"
 HISTORY = "activations.json"
-# Our own classes; skops itself trusts the scikit-learn and numpy types a Pipeline is made of.
-ALLOWED_TYPES = frozenset({"routing.features.MailVectorizer", "routing.calibration.PlattCalibratedSVC"})
 CACHE_SIZE = 4
 
 _TARGET_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -60,7 +65,7 @@ _VERSION_RE = re.compile(r"^([a-z][a-z0-9_]{0,39})-\d{8}T\d{6}Z-[0-9a-f]{8}$")
 
 # Loaded models by (store directory, version): a version's file never changes, so the daemon
 # can keep answering from memory and only reads the small activation file per mail.
-_cache: OrderedDict[tuple[str, str], TextModel] = OrderedDict()
+_cache: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -174,26 +179,27 @@ class ModelStore:
         return self.info(path.stem)
 
     def save_model(self, model: TextModel, metadata: Mapping[str, Any]) -> Path:
-        import skops.io
+        from routing.compact_model import to_arrays, to_npz
 
         check_target(model.target)
         version = model.version
         if target_of(version) != model.target:
             raise ModelStoreError(f"version {version} does not belong to target {model.target}")
         self._make_directory()
-        data = skops.io.dumps(model.pipeline, compression=zipfile.ZIP_DEFLATED)
+        steps = model.pipeline.named_steps
+        data = to_npz(to_arrays(steps["features"], steps["classifier"]))
         meta = {
             **metadata,
             "format": FORMAT,
             "version": version,
             "target": model.target,
             "labels": list(model.labels),
-            "model_file": f"{version}{MODEL_SUFFIX}",
+            "model_file": f"{version}{ARRAYS_SUFFIX}",
             "model_sha256": hashlib.sha256(data).hexdigest(),
             "model_bytes": len(data),
             "libraries": library_versions(),
         }
-        model_path = self._path(version, MODEL_SUFFIX)
+        model_path = self._path(version, ARRAYS_SUFFIX)
         meta_path = self._path(version, META_SUFFIX)
         with self._locked():
             if meta_path.exists():
@@ -294,13 +300,18 @@ class ModelStore:
             self.metadata(version)
             if version in stack:
                 self._record(target, "delete", version, None, [v for v in stack if v != version])
-            for suffix in (META_SUFFIX, MODEL_SUFFIX, PNG_SUFFIX):  # metadata first: the version is gone
+            for suffix in (
+                META_SUFFIX,
+                ARRAYS_SUFFIX,
+                MODEL_SUFFIX,
+                PNG_SUFFIX,
+            ):  # metadata first: the version is gone
                 with contextlib.suppress(FileNotFoundError):
                     self._path(version, suffix).unlink()
         _forget(self.directory, version)
 
     # -- loading ---------------------------------------------------------------------------
-    def load(self, version: str) -> TextModel:
+    def load(self, version: str) -> LoadedModel:
         """Load one version, verifying checksum and types; raises a `ModelLoadError` subclass."""
         key = (str(self.directory.resolve()), version)
         with _cache_lock:
@@ -315,18 +326,15 @@ class ModelStore:
                 _cache.popitem(last=False)
         return model
 
-    def load_active(self, target: str) -> TextModel | None:
+    def load_active(self, target: str) -> LoadedModel | None:
         """The active model of `target`, or None when there is none; cached per version."""
         version = self.active(target)
         return self.load(version) if version else None
 
-    def _load_uncached(self, version: str) -> TextModel:
-        import skops.io
-
-        from routing.classifier import TextModel
-
-        meta = self.metadata(version)
-        path = self._path(version, MODEL_SUFFIX)
+    def _model_file(self, version: str, meta: Mapping[str, Any]) -> tuple[Path, bytes]:
+        """The model file the metadata names (an .npz, or a .skops of an older version), checked."""
+        suffix = ARRAYS_SUFFIX if str(meta.get("model_file", "")).endswith(ARRAYS_SUFFIX) else MODEL_SUFFIX
+        path = self._path(version, suffix)
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -335,26 +343,32 @@ class ModelStore:
             raise ModelIntegrityError(
                 f"{path}: checksum differs from its metadata; file tampered with or corrupt"
             )
-        try:
-            untrusted = skops.io.get_untrusted_types(data=data)
-        except Exception as exc:  # a damaged archive can fail in zipfile, json or skops
-            raise ModelLoadError(f"{path}: not a readable model file: {exc}") from exc
-        refused = sorted(set(untrusted) - ALLOWED_TYPES)
-        if refused:
-            raise UntrustedModelError(f"{path}: refusing to load types {', '.join(refused)}")
-        try:
-            pipeline = skops.io.loads(data, trusted=sorted(untrusted))
-            model = TextModel(pipeline, target=str(meta.get("target", target_of(version))), version=version)
-        except Exception as exc:
-            raise ModelLoadError(f"{path}: cannot build the model: {exc}") from exc
-        if list(model.labels) != list(meta.get("labels", [])):
-            raise ModelLoadError(f"{path}: labels differ from its metadata")
-        saved_with = meta.get("libraries", {}).get("sklearn")
-        if saved_with and saved_with != library_versions()["sklearn"]:
-            log.warning("model %s was saved with scikit-learn %s, running %s", version, saved_with,
-                        library_versions()["sklearn"])  # fmt: skip
-        log.info("LOADED model %s (%d bytes)", version, len(data))
-        return model
+        return path, data
+
+    def _load_uncached(self, version: str) -> LoadedModel:
+        meta = self.metadata(version)
+        path, data = self._model_file(version, meta)
+        target = str(meta.get("target", target_of(version)))
+        if path.suffix == ARRAYS_SUFFIX:
+            from routing.compact_model import from_npz
+
+            try:
+                compact = from_npz(data, target=target, version=version)
+            except ModelLoadError as exc:
+                raise ModelLoadError(f"{path}: {exc}") from exc
+            if list(compact.labels) != list(meta.get("labels", [])):
+                raise ModelLoadError(f"{path}: labels differ from its metadata")
+            log.info("LOADED model %s (%d bytes)", version, len(data))
+            return compact
+        from routing.skops_models import load_skops
+
+        return load_skops(version, meta, path, data)
+
+    def migrate_to_arrays(self) -> list[str]:
+        """Rewrite every model still stored with skops as arrays; returns the versions rewritten."""
+        from routing.skops_models import migrate
+
+        return migrate(self)
 
 
 def _forget(directory: Path, version: str) -> None:

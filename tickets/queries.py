@@ -1,6 +1,6 @@
 """What the command line reads of tickets and their outgoing mail, so that it writes no SQL itself.
 
-`helpdesk tickets list` (`list_tickets`, `message_ids_by_ticket`), `helpdesk tickets show`
+`helpdesk tickets list` (`list_tickets`, `count_tickets`, `message_ids_by_ticket`), `helpdesk tickets show`
 (`ticket_record`: the ticket with what became of its outgoing mail and who its inbound mail was
 proven to come from), and the ticket and outbox counts of `helpdesk status` (`status_counts`).
 The rows are returned as they are; how they look is the command line's business.
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from models.budget import HeldNotice
@@ -35,10 +35,10 @@ class TicketFilter:
     assignee: str | None = None
     limit: int | None = None
     newest_first: bool = False
+    since: datetime | None = None  # only tickets opened at or after this moment
 
 
-def list_tickets(session: Session, which: TicketFilter) -> list[Ticket]:
-    query = select(Ticket).order_by(Ticket.id.desc() if which.newest_first else Ticket.id)
+def _filtered(query: Select[Any], which: TicketFilter) -> Select[Any]:
     if which.statuses:
         query = query.where(Ticket.status.in_(list(which.statuses)))
     elif not which.include_closed:
@@ -47,9 +47,21 @@ def list_tickets(session: Session, which: TicketFilter) -> list[Ticket]:
         query = query.where(Ticket.requester == which.requester.lower())
     if which.assignee:
         query = query.where(Ticket.assignee == which.assignee.lower())
+    if which.since is not None:
+        query = query.where(Ticket.created_at >= which.since)
+    return query
+
+
+def list_tickets(session: Session, which: TicketFilter) -> list[Ticket]:
+    query = _filtered(select(Ticket), which).order_by(Ticket.id.desc() if which.newest_first else Ticket.id)
     if which.limit:
         query = query.limit(which.limit)
     return list(session.scalars(query.execution_options(populate_existing=False)))
+
+
+def count_tickets(session: Session, which: TicketFilter) -> int:
+    """How many tickets `which` selects, whatever its limit."""
+    return int(session.scalar(_filtered(select(func.count()).select_from(Ticket), which)) or 0)
 
 
 def message_ids_by_ticket(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[str]]:

@@ -130,7 +130,7 @@ def _main(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         return EX_INTERRUPTED
     except RuntimeError as exc:
-        from helpdesk.app import NotInitialised  # the app is loaded by then: the command opened it
+        from helpdesk.database import NotInitialised  # loaded by then: the command opened the database
 
         if not isinstance(exc, NotInitialised):
             raise

@@ -65,11 +65,12 @@ def setup_logging(
 
 @contextmanager
 def reading(settings: Settings) -> Iterator[Session]:
-    """A read-only session on the desk's database, for listings. The desk is opened as for every
-    command, so a database that is not initialised, or broken rules, are reported the same way."""
-    from helpdesk.app import build_app
+    """A read-only session on the desk's database, for listings: a database that is not initialised
+    is reported as by every command, but nothing of the daemon (pipeline, templates, rules) is
+    built, since a listing uses none of it."""
+    from helpdesk.database import readers
 
-    with build_app(settings) as app, app.readers() as session:
+    with readers(settings) as sessions, sessions() as session:
         yield session
 
 

@@ -137,18 +137,11 @@ def envelope_of(args: argparse.Namespace, settings: Settings) -> Envelope | None
 
 def open_store(settings: Settings) -> tuple[RawStore, Engine]:
     """The raw queue alone, with its engine: storing needs the database and nothing else."""
-    from helpdesk.app import NotInitialised
-    from helpdesk.settings import redact_url
+    from helpdesk.database import checked_engine
     from intake.raw_queue import RawStore
-    from models.db import create_db_engine, schema_is_current, session_factory
+    from models.db import session_factory
 
-    engine = create_db_engine(settings.database)
-    if not schema_is_current(engine):
-        engine.dispose()
-        raise NotInitialised(
-            f"the database at {redact_url(settings.database.url)} is not initialised or not up to date; "
-            "run `helpdesk init`"
-        )
+    engine = checked_engine(settings)
     return RawStore(session_factory(engine)), engine
 
 

@@ -6,13 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from helpdesk.app import build_app
 from helpdesk.cli.common import EX_USAGE, emit_json, reading
 from helpdesk.settings import Settings
 from helpdesk.terminal import cell, echo
 from helpdesk.views import quarantine_view, table
 from intake.quarantine import quarantined, stored_mail
-from intake.worker import WorkReport, requeue
 
 
 def add_parser(sub: argparse._SubParsersAction[Any], name: str, help_text: str) -> None:
@@ -74,6 +72,10 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
+    # Retrying runs the pipeline: only this command loads it, not the listings beside it.
+    from helpdesk.app import build_app
+    from intake.worker import WorkReport, requeue
+
     if not args.ids and not args.all:
         echo("helpdesk quarantine retry: give stored mail ids, or --all", file=sys.stderr)
         return EX_USAGE

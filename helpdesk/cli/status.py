@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from helpdesk.app import build_app
 from helpdesk.cli.common import emit_json
+from helpdesk.database import readers
 from helpdesk.settings import Settings, redact_url
 from helpdesk.terminal import cell, echo
 from helpdesk.views import iso
@@ -15,6 +15,7 @@ from intake.imap_state import MailboxStatus, mailbox_statuses
 from intake.quarantine import oldest_waiting, queue_counts
 from models.base import utcnow
 from models.heartbeat import DaemonStatus, daemon_statuses, database_now
+from notify.budget import Budgets
 from tickets.queries import status_counts
 
 
@@ -25,15 +26,17 @@ def add_parser(sub: argparse._SubParsersAction[Any], name: str, help_text: str) 
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    with build_app(settings) as app:
-        with app.readers() as session:
+    # Only the database is opened: a status needs none of the daemon's parts (see helpdesk.database).
+    budgets = Budgets(settings.limits, settings.outgoing.auto_reply_limit_per_hour)
+    with readers(settings) as sessions:
+        with sessions() as session:
             queue = queue_counts(session)
             oldest = oldest_waiting(session)
             counts = status_counts(session)
-            automatic = app.mailer.budgets.report(session, utcnow()).as_dict()
+            automatic = budgets.report(session, utcnow()).as_dict()
             automatic["held_notices_pending"] = counts.held_notices_pending
             daemons = daemon_statuses(session, database_now(session))
-        mailboxes = {m.name: m for m in mailbox_statuses(app.readers)}
+        mailboxes = {m.name: m for m in mailbox_statuses(sessions)}
         status: dict[str, Any] = {
             "address": settings.identity.address,
             "database": redact_url(settings.database.url),

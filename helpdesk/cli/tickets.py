@@ -1,17 +1,39 @@
-"""`helpdesk tickets list [--status S] [--all] [--json]` and `helpdesk tickets show N [--json]`."""
+"""`helpdesk tickets list [--status S] [--all] [--since WHEN] [--limit N] [--json]` and
+`helpdesk tickets show N [--json]`.
+
+A listing shows at most `DEFAULT_LIMIT` tickets unless `--limit` says otherwise (`--limit 0`: all),
+oldest first, and says on stderr how many it left out: a desk with tens of thousands of open
+tickets is answered in a fraction of a second, and a small desk sees what it always saw.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from helpdesk.cli.common import emit_json, reading
-from helpdesk.settings import Settings
+from helpdesk.settings import Settings, SettingsError, parse_duration
 from helpdesk.terminal import echo
 from helpdesk.views import render_ticket, table, ticket_detail, ticket_summary
 from models.ticket import TicketStatus
-from tickets.queries import TicketFilter, list_tickets, message_ids_by_ticket, ticket_record
+from tickets.queries import TicketFilter, count_tickets, list_tickets, message_ids_by_ticket, ticket_record
+
+DEFAULT_LIMIT = 200  # tickets a listing shows when --limit is not given
+
+
+def since(text: str) -> datetime:
+    """`--since`: a date or date and time (ISO 8601, UTC unless it says otherwise), or a duration
+    back from now ("2h", "7d")."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return datetime.now(UTC) - timedelta(seconds=parse_duration(text, bare=False, positive=True))
+        except SettingsError as exc:
+            raise argparse.ArgumentTypeError(f"not a date, a date and time, or a duration: {text!r}") from exc
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def add_parser(sub: argparse._SubParsersAction[Any], name: str, help_text: str) -> None:
@@ -21,7 +43,18 @@ def add_parser(sub: argparse._SubParsersAction[Any], name: str, help_text: str) 
     p.add_argument("--all", action="store_true", help="include closed tickets")
     p.add_argument("--requester")
     p.add_argument("--assignee")
-    p.add_argument("--limit", type=int)
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        help=f"show at most N tickets (default {DEFAULT_LIMIT}; 0 shows all)",
+    )
+    p.add_argument(
+        "--since",
+        type=since,
+        metavar="WHEN",
+        help='only tickets opened since WHEN: "2026-11-01", "2026-11-01T08:00", or "2h", "7d" ago',
+    )
     p.add_argument("--newest-first", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
@@ -37,13 +70,21 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         include_closed=args.all,
         requester=args.requester,
         assignee=args.assignee,
-        limit=args.limit,
+        limit=args.limit or None,
         newest_first=args.newest_first,
+        since=args.since,
     )
     with reading(settings) as session:
         tickets = list_tickets(session, which)
         ids = message_ids_by_ticket(session, [t.id for t in tickets])
         views = [ticket_summary(t, ids.get(t.id, [])) for t in tickets]
+        total = count_tickets(session, which) if which.limit and len(tickets) == which.limit else len(tickets)
+    if total > len(views):
+        # On stderr, so that --json output stays one JSON document.
+        echo(
+            f"{len(views)} of {total} tickets shown; --limit N (0 for all) or --since WHEN for others",
+            file=sys.stderr,
+        )
     if args.json:
         emit_json(views)
         return 0

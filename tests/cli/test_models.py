@@ -189,7 +189,7 @@ def test_retrain_with_nothing_to_learn_says_so(desk: Path, capsys: Any) -> None:
 
 
 def test_a_broken_model_file_does_not_stop_routing(desk: Path, capsys: Any) -> None:
-    for path in (desk / "var" / "models").glob("category-*.skops"):
+    for path in (desk / "var" / "models").glob("category-*.npz"):
         path.write_bytes(b"not a model")
     mail = desk / "m.eml"
     mail.write_bytes(make_mail(subject="I forgot my password"))

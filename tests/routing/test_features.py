@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from routing.features import (
-    FeatureSettings,
-    MailVectorizer,
-    build_features,
-    is_explanatory,
-    readable_term,
-)
+from routing.explanations import ENGLISH_STOP_WORDS, is_explanatory, readable_term
+from routing.features import FeatureSettings, MailVectorizer, build_features
 from routing.text_cleaning import (
     EMAIL_TOKEN,
     ID_TOKEN,
@@ -123,3 +118,9 @@ def test_equal_vectorizers_share_one_transform_and_different_ones_do_not() -> No
     assert b.transform_prepared(rows) is first  # the second model reuses the first one's work
     assert c.transform_prepared(rows) is not first
     assert "_fingerprint" not in a.__getstate__()
+
+
+def test_the_written_out_stop_words_are_scikit_learns() -> None:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS as SKLEARN_STOP_WORDS
+
+    assert frozenset(SKLEARN_STOP_WORDS) == ENGLISH_STOP_WORDS

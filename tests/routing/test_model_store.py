@@ -1,8 +1,10 @@
-"""The model store: skops round trip, atomic saves, refusing tampered files, activation history."""
+"""The model store: arrays round trip, old skops models, atomic saves, refusing tampered files,
+activation history."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import zipfile
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from routing.classifier import TextModel
+from routing.compact_model import CompactModel
 from routing.dataset import Example
 from routing.errors import (
     ModelIntegrityError,
@@ -35,7 +38,7 @@ def _files(store: ModelStore) -> list[str]:
     return sorted(p.name for p in store.directory.iterdir() if p.name != ".lock")
 
 
-def test_skops_round_trip_gives_identical_predictions(store: ModelStore, examples: list[Example]) -> None:
+def test_arrays_round_trip_gives_identical_predictions(store: ModelStore, examples: list[Example]) -> None:
     result = _train(examples)
     info = store.save(result)
     assert info.version == result.version
@@ -47,8 +50,70 @@ def test_skops_round_trip_gives_identical_predictions(store: ModelStore, example
     assert loaded.predict_many(items) == result.model.predict_many(items)
     assert loaded.labels == result.model.labels
     assert _files(store) == sorted(
-        [f"{result.version}.skops", f"{result.version}.json", f"{result.version}.confusion.png"]
+        [f"{result.version}.npz", f"{result.version}.json", f"{result.version}.confusion.png"]
     )
+
+
+def _save_as_skops(store: ModelStore, result: TrainingResult) -> None:
+    """Store a model as versions before the arrays format did: a skops file named by the metadata."""
+    import skops.io
+
+    store.save(result)
+    data = skops.io.dumps(result.model.pipeline, compression=zipfile.ZIP_DEFLATED)
+    (store.directory / f"{result.version}.npz").unlink()
+    (store.directory / f"{result.version}.skops").write_bytes(data)
+    meta_path = store.directory / f"{result.version}.json"
+    meta = json.loads(meta_path.read_text())
+    meta.update(model_file=f"{result.version}.skops", model_sha256=hashlib.sha256(data).hexdigest())
+    meta_path.write_text(json.dumps(meta))
+    clear_cache()
+
+
+def test_an_old_skops_model_still_loads_and_migrates_to_arrays(
+    store: ModelStore, examples: list[Example]
+) -> None:
+    result = _train(examples)
+    _save_as_skops(store, result)
+    items = [ex.text for ex in examples[:20]]
+    old = store.load(result.version)
+    assert isinstance(old, TextModel)
+    assert old.predict_many(items) == result.model.predict_many(items)
+    assert store.migrate_to_arrays() == [result.version]
+    assert store.migrate_to_arrays() == []  # once
+    clear_cache()
+    migrated = store.load(result.version)
+    assert isinstance(migrated, CompactModel)
+    assert migrated.predict_many(items) == result.model.predict_many(items)
+    assert store.metadata(result.version)["model_file"] == f"{result.version}.npz"
+
+
+def test_an_npz_with_pickled_objects_is_refused_unread(
+    store: ModelStore, examples: list[Example], tmp_path: Path
+) -> None:
+    import numpy as np
+
+    marker = tmp_path / "ran"
+    result = _train(examples)
+    store.save(result)
+    # An object array is stored as a pickle: loading it would call whatever it names.
+    hostile = np.empty(1, dtype=object)
+    hostile[0] = _Trap(str(marker))
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=hostile)
+    _replace_model_bytes(store, result.version, buffer.getvalue())
+    with pytest.raises(ModelLoadError, match="not a readable model file"):
+        store.load(result.version)
+    assert not marker.exists()
+
+
+class _Trap:
+    """Unpickled, it would create a file: the proof that a load ran code."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (self.path, "w"))
 
 
 def test_metadata_records_what_is_needed_to_reproduce(store: ModelStore, examples: list[Example]) -> None:
@@ -112,7 +177,7 @@ def test_tampered_model_file_is_refused(store: ModelStore, examples: list[Exampl
     result = _train(examples)
     store.save(result)
     store.activate("category", result.version)
-    path = store.directory / f"{result.version}.skops"
+    path = store.directory / f"{result.version}.npz"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -121,12 +186,13 @@ def test_tampered_model_file_is_refused(store: ModelStore, examples: list[Exampl
         store.load_active("category")
 
 
-def _replace_model_bytes(store: ModelStore, version: str, data: bytes) -> None:
+def _replace_model_bytes(store: ModelStore, version: str, data: bytes, suffix: str = ".npz") -> None:
     """Write a model file and a matching checksum, as someone with write access to the store could."""
-    (store.directory / f"{version}.skops").write_bytes(data)
+    (store.directory / f"{version}{suffix}").write_bytes(data)
     meta_path = store.directory / f"{version}.json"
     meta = json.loads(meta_path.read_text())
     meta["model_sha256"] = hashlib.sha256(data).hexdigest()
+    meta["model_file"] = f"{version}{suffix}"
     meta_path.write_text(json.dumps(meta))
     clear_cache()
 
@@ -138,7 +204,7 @@ def test_corrupt_model_file_gives_a_clear_error(store: ModelStore, examples: lis
     _replace_model_bytes(store, result.version, b"not a zip archive at all")
     with pytest.raises(ModelLoadError, match="not a readable model file"):
         store.load_active("category")
-    os.unlink(store.directory / f"{result.version}.skops")
+    os.unlink(store.directory / f"{result.version}.npz")
     with pytest.raises(ModelLoadError, match="cannot read model file"):
         store.load(result.version)
 
@@ -151,7 +217,7 @@ def test_model_with_untrusted_types_is_refused(store: ModelStore, examples: list
     store.save(result)
     # A transformer that would call an arbitrary function: exactly what a hostile file would carry.
     hostile = skops.io.dumps(FunctionTransformer(func=os.system), compression=zipfile.ZIP_DEFLATED)
-    _replace_model_bytes(store, result.version, hostile)
+    _replace_model_bytes(store, result.version, hostile, ".skops")
     with pytest.raises(UntrustedModelError, match="system"):
         store.load(result.version)
 
@@ -219,6 +285,6 @@ def test_load_active_is_cached_per_version(store: ModelStore, examples: list[Exa
     first = store.load_active("category")
     assert first is not None
     assert first is store.load_active("category")
-    assert isinstance(first, TextModel)
+    assert isinstance(first, CompactModel)
     assert first.version == result.version
     assert ModelStore(store.directory).load_active("category") is first  # another handle, same cache
