@@ -214,8 +214,9 @@ def _ingest(args: argparse.Namespace, settings: Settings, piped: bool) -> int:
                     counts.stored += part.stored
                     counts.duplicates += part.duplicates
                     counts.refused += part.refused
-                # A daemon on this database processes what an MTA pipes us; we only store it.
-                if piped and not args.no_process and not counts.refused:
+                # A daemon on this database processes what an MTA pipes us; we only store it and
+                # wake it (with --no-process too, so it need not wait for its next look).
+                if piped and not counts.refused:
                     handed = _hand_off_safely(engine)
             finally:
                 engine.dispose()
@@ -247,20 +248,18 @@ def _ingest(args: argparse.Namespace, settings: Settings, piped: bool) -> int:
             envelope.sender,
             ",".join(envelope.recipients),
         )
-    if handed:
-        return _report(args, counts, None)
+    if handed or args.no_process:  # neither the pipeline nor the templates are loaded
+        return _report(args, counts, None, handed=handed)
+    from helpdesk.app import build_app
     from intake.worker import WorkReport
 
     report = WorkReport()
-    if not args.no_process:
-        from helpdesk.app import build_app
-
-        try:
-            with build_app(settings) as app:
-                report = process(app, send=not args.no_send)
-        except Exception as exc:  # the mail is stored; processing resumes in `serve` or the next ingest
-            log.error("processing after ingest failed (the mail is stored): %s", one_line(exc), exc_info=True)
-    return _report(args, counts, report)
+    try:
+        with build_app(settings) as app:
+            report = process(app, send=not args.no_send)
+    except Exception as exc:  # the mail is stored; processing resumes in `serve` or the next ingest
+        log.error("processing after ingest failed (the mail is stored): %s", one_line(exc), exc_info=True)
+    return _report(args, counts, report, handed=False)
 
 
 def _hand_off_safely(engine: Engine) -> bool:
@@ -272,11 +271,13 @@ def _hand_off_safely(engine: Engine) -> bool:
         return False
 
 
-def _report(args: argparse.Namespace, counts: IngestCounts, report: WorkReport | None) -> int:
-    """Print the counts (processing's too, unless the mail was handed to a daemon); the exit status."""
+def _report(
+    args: argparse.Namespace, counts: IngestCounts, report: WorkReport | None, *, handed: bool
+) -> int:
+    """Print the counts (processing's too, when it processed); the exit status."""
     if report is None:
         processed = {"tickets_created": 0, "replies": 0, "automatic": 0, "quarantined": 0}
-        summary = "handed to the daemon"
+        summary = "handed to the daemon" if handed else "not processed"
     else:
         processed = {
             "tickets_created": report.tickets_created,
@@ -290,7 +291,7 @@ def _report(args: argparse.Namespace, counts: IngestCounts, report: WorkReport |
         "duplicates": counts.duplicates,
         **processed,
         "refused": len(counts.refused),
-        "handed_to_daemon": report is None,
+        "handed_to_daemon": handed,
     }
     if args.json:
         emit_json(result)
