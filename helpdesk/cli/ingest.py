@@ -157,9 +157,10 @@ def hand_off(engine: Engine) -> bool:
     from sqlalchemy.orm import Session
 
     from intake.wakeup import announce
+    from models.db import read_only
     from models.heartbeat import live_daemons
 
-    with Session(engine) as session:
+    with Session(read_only(engine)) as session:  # no write lock on SQLite for a look
         daemons = live_daemons(session)
     if not daemons:
         return False
