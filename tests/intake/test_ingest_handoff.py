@@ -28,11 +28,14 @@ from tests.mail import SUPPORT, make_mail
 
 # What the issue promises between ingest's exit and the acknowledgment in the maildir.
 ACK_WITHIN = 1.0
+# What a hand-off must not load: processing's modules, the heavy part of a piped ingest.
+PROCESSING_MODULES = ("intake.pipeline", "intake.worker", "sklearn", "jinja2", "helpdesk.app")
 
 
 def ingest(desk: DaemonDesk, data: bytes, *options: str) -> tuple[dict[str, Any], float]:
-    """Pipe one mail to `helpdesk ingest` as an MTA does; its JSON counts and when it exited."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    """Pipe one mail to `helpdesk ingest` as an MTA does; its JSON counts (with the modules it
+    imported, under "imported") and when it exited."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONPROFILEIMPORTTIME": "1"}
     command = [sys.executable, "-m", "helpdesk.cli", "--config", str(desk.config), "ingest", "--json"]
     done = subprocess.run(
         [*command, *options, "--sender", "walkin@example.com", "--recipient", SUPPORT],
@@ -46,6 +49,9 @@ def ingest(desk: DaemonDesk, data: bytes, *options: str) -> tuple[dict[str, Any]
     exited = time.monotonic()
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     counts: dict[str, Any] = json.loads(done.stdout)
+    counts["imported"] = {
+        line.rpartition("|")[2].strip() for line in done.stderr.decode().splitlines() if "|" in line
+    }
     return counts, exited
 
 
@@ -73,6 +79,10 @@ def test_a_piped_mail_is_handed_to_the_daemon_and_acknowledged_within_a_second(
         assert counts["stored"] == 1
         assert counts["handed_to_daemon"] is True
         assert counts["tickets_created"] == 0  # not processed here
+        loaded = {m for m in counts["imported"] if m.split(".")[0] in {"sklearn", "jinja2"}}
+        loaded |= counts["imported"] & set(PROCESSING_MODULES)
+        assert not loaded, f"the hand-off loaded {sorted(loaded)}"
+        assert "sqlalchemy" in counts["imported"]  # the import log was read
         assert wait_until(lambda n=number: len(desk.sent_files()) > n, 30, 0.01)  # type: ignore[misc]
         late = time.monotonic() - exited
         assert late < ACK_WITHIN, f"mail {number}: acknowledged {late:.2f} s after ingest exited"
