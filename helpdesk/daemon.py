@@ -24,6 +24,7 @@ from sqlalchemy.orm import configure_mappers
 from helpdesk.app import App
 from intake.errors import PipelineError
 from intake.smtp_listener import SmtpListener
+from intake.wakeup import Wakeup
 from models.claims import release_dead_claims
 from models.election import elected
 from models.heartbeat import Heartbeat, Released
@@ -78,6 +79,8 @@ class Daemon:
             Part("worker", app.worker.run),
             Part("sender", app.sender.run),
             Part("rules", self._watch_rules),
+            # A piped `helpdesk ingest` stores and announces; the worker hears of it at once.
+            Part("wakeup", Wakeup(app.engine, app.worker.wake.set).run),
         ]
         # The SLA timer ticks in one process only, however many share the database.
         self.parts.append(Part("sla", elected(app.engine, "sla-timer", app.sla_timer.run)))

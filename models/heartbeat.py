@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from models.base import Base, utcnow
+from models.claims import dead_local_holders
 from models.leases import OUTBOX, RAW_QUEUE
 from models.mailbox_state import MailboxState
 
@@ -114,6 +115,17 @@ def refresh(session: Session, holder: str, now: datetime) -> bool:
     """Move this daemon's beat on; False when its row is gone (others took it for dead)."""
     result = session.execute(update(DaemonRow).where(DaemonRow.holder == holder).values(beat_at=now))
     return bool(getattr(result, "rowcount", 0))
+
+
+def live_daemons(session: Session, timeout: float = HEARTBEAT_TIMEOUT) -> list[str]:
+    """The daemons serving the database now: a beat within `timeout` on the database's clock, and
+    on this host a process that still exists (a daemon killed a moment ago has a fresh row)."""
+    now = database_now(session)
+    fresh = list(
+        session.scalars(select(DaemonRow.holder).where(DaemonRow.beat_at >= now - timedelta(seconds=timeout)))
+    )
+    dead = set(dead_local_holders(fresh))
+    return [holder for holder in fresh if holder not in dead]
 
 
 class Heartbeat:

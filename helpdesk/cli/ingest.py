@@ -1,7 +1,10 @@
 """`helpdesk ingest [FILE...] [--maildir DIR] [--mbox FILE] [--imap NAME] [--sender ADDR] [--recipient ADDR]...`.
 
 Stores mail the way the SMTP listener would, then processes and delivers it in one go; storing
-and processing are separate steps, and storing needs only the database. Run by an MTA (one mail
+and processing are separate steps, and storing needs only the database. Piped mail is only
+stored when a daemon serves the same database (a fresh heartbeat): ingest commits, wakes the
+daemon (intake/wakeup.py) and exits, and the daemon processes and acknowledges it; with no live
+daemon it processes the mail itself. Run by an MTA (one mail
 on standard input, the envelope in `--sender` and `--recipient`), it is a delivery agent and its
 exit status is all the MTA acts on (sysexits.h):
 
@@ -145,8 +148,31 @@ def open_store(settings: Settings) -> tuple[RawStore, Engine]:
     return RawStore(session_factory(engine)), engine
 
 
+def hand_off(engine: Engine) -> bool:
+    """Leave the stored mail to a daemon serving the database, if one is alive: announce it and
+    return True; False when none is (the caller processes it itself).
+
+    Called after the store's commit, so the mail is safe whatever happens here; an announcement
+    that fails still leaves it to the daemon, whose worker looks for stored mail every second."""
+    from sqlalchemy.orm import Session
+
+    from intake.wakeup import announce
+    from models.db import read_only
+    from models.heartbeat import live_daemons
+
+    with Session(read_only(engine)) as session:  # no write lock on SQLite for a look
+        daemons = live_daemons(session)
+    if not daemons:
+        return False
+    try:
+        announce(engine)
+    except Exception as exc:
+        log.warning("INGEST cannot wake the daemon (it finds the mail within a second): %s", one_line(exc))
+    log.info("INGEST HANDED to daemon %s", daemons[0])
+    return True
+
+
 def _ingest(args: argparse.Namespace, settings: Settings, piped: bool) -> int:
-    from helpdesk.app import build_app
     from intake.errors import MailboxError, StoreError
     from intake.ingest import from_files, from_maildir, from_mbox, from_stream, store_all
 
@@ -163,8 +189,11 @@ def _ingest(args: argparse.Namespace, settings: Settings, piped: bool) -> int:
         )
         return EX_NOUSER
     counts = IngestCounts()
+    handed = False
     try:
         if args.imap:
+            from helpdesk.app import build_app
+
             with build_app(settings) as app:
                 report_imap = app.poller(args.imap).fetch_once()
             counts.stored += report_imap.stored  # backfilled mail is part of it
@@ -186,6 +215,10 @@ def _ingest(args: argparse.Namespace, settings: Settings, piped: bool) -> int:
                     counts.stored += part.stored
                     counts.duplicates += part.duplicates
                     counts.refused += part.refused
+                # A daemon on this database processes what an MTA pipes us; we only store it and
+                # wake it (with --no-process too, so it need not wait for its next look).
+                if piped and not counts.refused:
+                    handed = _hand_off_safely(engine)
             finally:
                 engine.dispose()
     except StoreError as exc:
@@ -216,29 +249,56 @@ def _ingest(args: argparse.Namespace, settings: Settings, piped: bool) -> int:
             envelope.sender,
             ",".join(envelope.recipients),
         )
+    if handed or args.no_process:  # neither the pipeline nor the templates are loaded
+        return _report(args, counts, None, handed=handed)
+    from helpdesk.app import build_app
     from intake.worker import WorkReport
 
     report = WorkReport()
-    if not args.no_process:
-        try:
-            with build_app(settings) as app:
-                report = process(app, send=not args.no_send)
-        except Exception as exc:  # the mail is stored; processing resumes in `serve` or the next ingest
-            log.error("processing after ingest failed (the mail is stored): %s", one_line(exc), exc_info=True)
+    try:
+        with build_app(settings) as app:
+            report = process(app, send=not args.no_send)
+    except Exception as exc:  # the mail is stored; processing resumes in `serve` or the next ingest
+        log.error("processing after ingest failed (the mail is stored): %s", one_line(exc), exc_info=True)
+    return _report(args, counts, report, handed=False)
+
+
+def _hand_off_safely(engine: Engine) -> bool:
+    """`hand_off`, where a failure to tell means processing here, as with no daemon."""
+    try:
+        return hand_off(engine)
+    except Exception as exc:  # the mail is committed: processing it here is always safe
+        log.warning("INGEST cannot tell whether a daemon runs; processing here: %s", one_line(exc))
+        return False
+
+
+def _report(
+    args: argparse.Namespace, counts: IngestCounts, report: WorkReport | None, *, handed: bool
+) -> int:
+    """Print the counts (processing's too, when it processed); the exit status."""
+    if report is None:
+        processed = {"tickets_created": 0, "replies": 0, "automatic": 0, "quarantined": 0}
+        summary = "handed to the daemon" if handed else "not processed"
+    else:
+        processed = {
+            "tickets_created": report.tickets_created,
+            "replies": report.replies,
+            "automatic": report.automatic + report.bounces,
+            "quarantined": report.quarantined,
+        }
+        summary = report.summary()
     result = {
         "stored": counts.stored,
         "duplicates": counts.duplicates,
-        "tickets_created": report.tickets_created,
-        "replies": report.replies,
-        "automatic": report.automatic + report.bounces,
-        "quarantined": report.quarantined,
+        **processed,
         "refused": len(counts.refused),
+        "handed_to_daemon": handed,
     }
     if args.json:
         emit_json(result)
     else:
         refused = f", refused {len(counts.refused)} over the size limit" if counts.refused else ""
-        echo(f"stored {counts.stored}, duplicates {counts.duplicates}{refused}; {report.summary()}")
+        echo(f"stored {counts.stored}, duplicates {counts.duplicates}{refused}; {summary}")
     return EX_DATAERR if counts.refused else 0
 
 
