@@ -21,6 +21,7 @@ import pytest
 
 from helpdesk.settings.reader import parse_size
 from tests.intake.mta_desk import MODES, MtaDesk, mta_blocks, set_up
+from tests.loopback import wait_until
 from tests.mail import SUPPORT, make_mail
 from tests.servers.postfix import PostfixServer, wait_for_log
 
@@ -157,10 +158,10 @@ def test_piped_mail_is_deferred_not_bounced_until_the_desk_is_fixed(
             == {}
         )
         assert wait_until_deferred(postfix, before + 1), f"{trouble}: not deferred\n{postfix.log_text()}"
-        (queued,) = postfix.queue()
-        (recipient,) = queued["recipients"]
+        # The log line comes first; the queue file has the reason a moment later.
+        assert wait_until(lambda: "delay_reason" in queued_recipient(postfix), DELIVERY_TIMEOUT, 0.2)
         # Postfix took the status from the start of our one line (dsn=4.3.0) and keeps the rest.
-        reason = recipient["delay_reason"]
+        reason = queued_recipient(postfix)["delay_reason"]
         assert reason.startswith("helpdesk ingest: ") and "\n" not in reason and "Traceback" not in reason
         assert "dsn=4.3.0, status=deferred (helpdesk ingest: " in postfix.log_text()
         path.chmod(fixed)
@@ -172,6 +173,13 @@ def test_piped_mail_is_deferred_not_bounced_until_the_desk_is_fixed(
     desk.wait_acks(2)
     assert len(desk.sent_files()) == 2
     assert "status=bounced" not in postfix.log_text()
+
+
+def queued_recipient(postfix: PostfixServer) -> dict[str, Any]:
+    """The one recipient of the one mail in Postfix's queue, as `postqueue -j` tells it."""
+    (queued,) = postfix.queue()
+    (recipient,) = queued["recipients"]
+    return dict(recipient)
 
 
 def wait_until_deferred(postfix: PostfixServer, count: int) -> bool:
