@@ -14,7 +14,6 @@ from email.message import Message
 from html.parser import HTMLParser
 from typing import Any
 
-from intake.charsets import decode_bytes
 from intake.encoded_words import decode_words, raw_text
 
 MAX_HTML_CHARS = 5_000_000  # HTML converted to text; markup is a few times the text it carries
@@ -60,6 +59,17 @@ def decode_text(value: Any, limit: int | None = MAX_RAW_HEADER_CHARS, hints: Seq
         value = str(value)
     text = decode_words(raw_text(value[:limit], hints), hints)
     return " ".join(clean_line(text).split())
+
+
+def payload_of(part: Message) -> Any:
+    """A part's payload as parsed: its subparts (a list), or its text with raw bytes as surrogate
+    escapes. The standard library decodes such text with the part's charset parameter, whatever
+    that holds (a NUL in it raises ValueError): then the bytes are taken as they are."""
+    try:
+        return part.get_payload()
+    except (ValueError, LookupError, UnicodeError):
+        data = part.get_payload(decode=True)
+        return data.decode("ascii", "surrogateescape") if isinstance(data, bytes) else ""
 
 
 def raw_header(message: Message, name: str) -> str | None:
@@ -155,34 +165,3 @@ class _HtmlText(HTMLParser):
     def handle_data(self, data: str) -> None:
         if not self.hidden:
             self.parts.append(data)
-
-
-def text_parts(parser: Any) -> tuple[str, bool]:
-    """(text, html_only): plain text parts joined, or the HTML parts converted when there is no plain text."""
-    charset_trouble = any("CharsetDecodeDefect" in str(d) for d in (parser.defects or []))
-    plain: list[str] = list(parser.text_plain)
-    html: list[str] = list(parser.text_html)
-    if charset_trouble:
-        plain, html = redecode_text_parts(parser.message)
-    if any(p.strip() for p in plain):
-        return "\n".join(plain), False
-    if html:
-        return "\n".join(html_to_text(h) for h in html), True
-    return "", False
-
-
-def redecode_text_parts(message: Message) -> tuple[list[str], list[str]]:
-    """Decode text parts ourselves when the declared charset was missing or wrong."""
-    plain: list[str] = []
-    html: list[str] = []
-    for part in message.walk():
-        if part.is_multipart() or part.get_content_maintype() != "text":
-            continue
-        if part.get_content_disposition() == "attachment" or part.get_filename():
-            continue
-        data = part.get_payload(decode=True)
-        if not isinstance(data, bytes):
-            continue
-        text = decode_bytes(data, part.get_content_charset())
-        (html if part.get_content_subtype() == "html" else plain).append(text)
-    return plain, html
