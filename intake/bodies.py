@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from email.policy import compat32
 
-from intake.charsets import decode_bytes
+from intake.charsets import codec_for, decode_bytes
 from intake.mime_text import html_to_text, payload_of
 
 MAX_DEPTH = 30  # MIME nesting followed; deeper structures are kept as attachments, unread
@@ -95,8 +95,8 @@ def part_text(part: Message, hints: Sequence[str]) -> str:
         payload = payload_of(part)
         return payload if isinstance(payload, str) else ""
     declared = part.get_content_charset() if part.get_content_maintype() == "text" else None
-    if declared is None and part.get_content_subtype() == "html":
-        declared = _meta_charset(data)
+    if codec_for(declared) is None and part.get_content_subtype() == "html":
+        declared = _meta_charset(data) or declared  # none, or one no codec reads ("chinesebig5")
     return decode_bytes(data, declared, hints)
 
 

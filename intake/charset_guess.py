@@ -36,6 +36,7 @@ CANDIDATES: dict[str, str] = {
 # EUC-JP, rarely met undeclared today, reads Chinese GB2312 bytes as common kanji: without a kana
 # (which Japanese text has, and Chinese text never) it loses a near tie.
 EUC_JP_WITHOUT_KANA = 0.3
+LOOSE_RATIO = 20  # well-formed characters per broken sequence a CJK reading may have
 SAMPLE_BYTES = 16 * 1024  # of lines with non-ASCII bytes in them
 
 _CJK = frozenset(("ja", "zh-hans", "zh-hant", "ko"))
@@ -65,20 +66,37 @@ def best_decoding(data: bytes) -> str | None:
     cut = len(sample) < len(data)
     best: tuple[float, str] | None = None
     for codec, family in CANDIDATES.items():
+        penalty = 0.0
         text = _strict(sample, codec, cut)
+        if text is None and family in _CJK:
+            text, penalty = _loose(sample, codec)
         if text is None:
             continue
         score = plausibility(text, family)
-        if score is not None and codec == "euc_jp" and not any("\u3040" <= ch <= "\u30ff" for ch in text):
+        if score is None:
+            continue
+        score -= penalty
+        if codec == "euc_jp" and not any("\u3040" <= ch <= "\u30ff" for ch in text):
             score -= EUC_JP_WITHOUT_KANA
-        if score is not None and (best is None or score > best[0]):
+        if best is None or score > best[0]:
             best = (score, codec)
     if best is None:
         return None
     try:
         return data.decode(best[1])
     except UnicodeDecodeError:
-        return data.decode(best[1], "replace")
+        return data.decode(best[1], "replace").replace("\ufffd", "")
+
+
+def _loose(data: bytes, codec: str) -> tuple[str | None, float]:
+    """A CJK text with a few broken sequences (a gateway cut a line, a mailer wrote a character its
+    charset lacks): read without them, and scored down by their share."""
+    text = data.decode(codec, "replace")
+    bad = text.count("\ufffd")
+    good = len(text) - len(text.encode("ascii", "ignore")) - bad
+    if good < LOOSE_RATIO * bad or good < 2:
+        return None, 0.0
+    return text.replace("\ufffd", ""), 4.0 * bad / good
 
 
 def plausibility(text: str, family: str) -> float | None:
@@ -97,7 +115,8 @@ def plausibility(text: str, family: str) -> float | None:
             word = text[index:end]
             if not word.isascii():
                 before = text[index - 2 : index] if index >= 2 else " " + text[:index]
-                scored = _word(word, family, before)
+                after = text[end] if end < length else " "
+                scored = _word(word, family, before, after)
                 if scored is None:
                     return None
                 total += scored[0]
@@ -117,19 +136,24 @@ def plausibility(text: str, family: str) -> float | None:
 
 
 def _mark(ch: str, cls: str, family: str, previous: str, following: str) -> float:
-    """A non-letter: CJK punctuation in CJK text, symbols and digits between words, not inside them."""
+    """A non-letter: CJK punctuation in CJK text, symbols and digits between words, not inside
+    them; a currency sign or a unit beside a number ("£130", "20°")."""
     if cls in ("cjk-punct", "halfwidth"):
         return 3.0 if family in _CJK and cls == "cjk-punct" else -4.0
     if family in _CJK:
         return -1.0  # the symbols of the CJK character sets: box drawing, arrows, circled numbers
+    if previous.isdigit() or following.isdigit():
+        return 1.0
     between = previous.isalpha() and following.isalpha()
     return -3.0 if between and ch not in _INWORD_MARKS else 0.0
 
 
-def _word(word: str, family: str, before: str) -> tuple[float, int] | None:
+def _word(word: str, family: str, before: str, after: str) -> tuple[float, int] | None:
     """(score, weight) of the non-ASCII letters of one word (a run of letters)."""
     if family in _CJK:
         return _cjk_word(word, family, before)
+    if len(word) == 1 and (before[-1:].isdigit() or after.isdigit()):
+        return 0.0, 1  # one letter glued to a number ("Ł130million") is a sign misread as a letter
     total = 0.0
     weight = 0
     has_ascii = not all(ch >= "\x80" for ch in word)

@@ -28,13 +28,12 @@ import charset_normalizer
 from intake.charset_guess import CANDIDATES, best_decoding, plausibility
 
 ESC = 0x1B
-# Text at least this long (in non-ASCII bytes) is left to charset-normalizer's statistics.
+# Text at least this long is left to charset-normalizer's statistics (if its reading is plausible).
 LONG_TEXT_BYTES = 400
 # charset-normalizer reads a bounded sample of a large body; what it names decodes the whole.
 DETECTION_SAMPLE = 256 * 1024
 PLAUSIBILITY_SAMPLE = 16 * 1024  # characters of a hinted reading judged
 PLAUSIBLE = 0.5  # the score (intake.charset_guess) a hinted reading needs; real text scores 1 to 3
-_HIGH_BYTES = bytes(range(0x80, 0x100))
 # A text of that charset with a byte or two broken: at least this many well-formed non-ASCII
 # characters per broken one (legacy bytes read as UTF-8 give a handful of well-formed ones at most).
 MOSTLY = 2
@@ -53,6 +52,7 @@ _ALIASES = {
     "ks_c_5601-1989": "cp949",
     "cseuckr": "cp949",
     "windows-950": "big5",
+    "chinesebig5": "big5",
     "x-johab": "johab",
     "x-ms-cp932": "cp932",
     "csshiftjis": "cp932",
@@ -173,11 +173,11 @@ def guess(data: bytes, hints: Sequence[str] = ()) -> str:
         if text is not None and plausible(text, codec):
             return text
     sample = data[:DETECTION_SAMPLE]
-    if len(sample) - len(sample.translate(None, _HIGH_BYTES)) >= LONG_TEXT_BYTES:
+    if len(sample) >= LONG_TEXT_BYTES:  # a body's worth: charset-normalizer's statistics
         detected = _normalizer_guess(sample)
         if detected is not None and detected != ISO2022JP:
             text = _try(data, detected)
-            if text is not None:
+            if text is not None and plausible(text, detected):
                 return text
     return best_decoding(data) or data.decode("cp1252", "replace")
 

@@ -247,3 +247,13 @@ def test_an_html_part_without_a_mime_charset_is_read_in_the_one_its_meta_names()
 def test_a_plain_alternative_that_is_the_html_source_gives_way() -> None:
     mail = parsed(multipart("alternative", part("text/plain", HTML), part("text/html", HTML)))
     assert mail.text == PLAIN
+
+
+def test_an_html_part_labelled_with_a_charset_no_codec_reads_uses_its_meta() -> None:
+    html = '<html><head><meta http-equiv="Content-Type" content="text/html; charset=big5"></head>'
+    data = (
+        HEAD
+        + b"Content-Type: text/html; charset=chinesebig5x\r\n\r\n"
+        + (html + "<body>您還在用</body></html>").encode("big5")
+    )
+    assert parse_email(data, IntakeConfig()).text == "您還在用"

@@ -178,3 +178,18 @@ def test_guessing_a_large_undeclared_text_reads_a_bounded_sample() -> None:
     started = time.perf_counter()
     assert best_decoding(data) == data.decode("cp1250")
     assert time.perf_counter() - started < 3.0
+
+
+def test_a_sign_beside_a_number_is_not_read_as_a_letter() -> None:
+    # One byte of Windows-1252 in an English mail: "£130", not the Polish "Ł130".
+    assert (
+        best_decoding("The £130million Airbus, 20° outside".encode("cp1252"))
+        == "The £130million Airbus, 20° outside"
+    )
+
+
+def test_a_cjk_text_with_a_broken_sequence_is_still_read_in_its_charset() -> None:
+    text = "您還在用信用卡嗎？零利率代償時代來臨囉，目前循環總額乘以信用卡利率。"
+    data = text.encode("big5")
+    broken = data[:20] + b"\xff" + data[20:]  # one byte no Big5 sequence holds
+    assert best_decoding(broken) == text
