@@ -53,9 +53,13 @@ class Text:
     content: str
     html: bool  # came from an HTML part
     markup: bool = False  # `content` is HTML still to be read as text
+    _read: str | None = field(default=None, repr=False)
 
     def read(self) -> str:
-        return html_to_text(self.content) if self.markup else self.content
+        """The text, HTML read once however often it is asked for (choosing an alternative reads it)."""
+        if self._read is None:
+            self._read = html_to_text(self.content) if self.markup else self.content
+        return self._read
 
 
 @dataclass

@@ -337,12 +337,16 @@ def _jis_run(run: bytes, mode: str) -> str:
             euc += bytes((0x8F, run[k] | 0x80, run[k + 1] | 0x80))
         return euc.decode("euc_jp", "replace")
     sjis = bytearray()
-    for k in range(0, len(run) - 1, 2):
-        j1, j2 = run[k], run[k + 1]
+    k = 0
+    while k < len(run):
+        j1 = run[k]
+        j2 = run[k + 1] if k + 1 < len(run) else 0
         if not (0x21 <= j1 <= 0x7E and 0x21 <= j2 <= 0x7E):
-            sjis += b"?"
+            sjis.append(j1 if j1 < 0x21 else 0x3F)  # a line break the mailer left in two-byte mode
+            k += 1
             continue
         s1 = ((j1 + 1) >> 1) + (0x70 if j1 <= 0x5E else 0xB0)
         s2 = j2 + (0x1F + (j2 >= 0x60) if j1 & 1 else 0x7E)
         sjis += bytes((s1, s2))
+        k += 2
     return sjis.decode("cp932", "replace")

@@ -82,7 +82,7 @@ def _delivery_report(message: Message) -> DeliveryReport | None:
     recipients: list[str] = []
     action = status = diagnostic = ""
     original: str | None = None
-    for part in message.walk():
+    for part in _parts(message):  # no recursion: a report may nest as deep as any mail
         ctype = part.get_content_type()
         if ctype == "message/delivery-status":
             blocks = payload_of(part)
@@ -192,7 +192,7 @@ def read_message(data: bytes) -> tuple[Message, list[str]]:
         if repaired is not None:
             try:
                 candidate = email.message_from_bytes(repaired.data, policy=compat32)
-            except (RecursionError, Exception):
+            except Exception:  # RecursionError included: keep the lenient reading
                 return message, []
             if len(candidate) > len(message):  # never worse than the lenient reading
                 return candidate, list(repaired.notes)

@@ -48,6 +48,9 @@ def test_iso_2022_jp_with_the_nec_and_ibm_rows_windows_writes() -> None:
     assert iso2022jp_decode(b"\x1b$B|b\x1b(B") == "髙"
     assert iso2022jp_decode(b"\x1b(I12\x1b(B ok") == "ｱｲ ok"  # half-width katakana
     assert iso2022jp_decode(b"\x1b$B%F%9%H\x1b(B") == "テスト"
+    assert (
+        iso2022jp_decode(b"\x1b$B-!%F\r\n%9%H\x1b(B") == "①テ\r\nスト"
+    )  # a line break left in two-byte mode
 
 
 def test_iso_2022_jp_without_a_label_is_recognised_by_its_escapes() -> None:
