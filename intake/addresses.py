@@ -52,13 +52,27 @@ def mailboxes(value: str | None, hints: Sequence[str] = (), *, recover_broken: b
     except Exception:  # the strict reader met something it does not handle: recover instead
         pairs = []
         defects.append({"recovered": False})
+    strict = [(name, normal_address(addr, ascii_only=ascii_only)) for name, addr in pairs]
+    if len(strict) == 1 and not strict[0][0]:
+        strict = [(_comment(text), strict[0][1])]  # "<jan@example.pl> (Jan Kowalski)"
     found: dict[str, Address] = {}
-    for name, addr in pairs:
-        _add(found, name, normal_address(addr, ascii_only=ascii_only), hints)
-    if recover_broken and (not found or any(not defect.get("recovered", False) for defect in defects)):
+    broken = not any(addr for _, addr in strict) or any(not d.get("recovered", False) for d in defects)
+    if recover_broken and broken:
+        # What a person reads comes first: "Kowalski, Jan <jan@...>" names Kowalski, Jan.
         for name, addr in recover(text):
             _add(found, name, normal_address(addr, ascii_only=ascii_only, dotted=True), hints)
+    for name, addr in strict:
+        _add(found, name, addr, hints)
     return list(found.values())
+
+
+def _comment(text: str) -> str:
+    """The text of the one comment in a mailbox, which names its owner (RFC 822 usage)."""
+    start = text.find("(")
+    end = text.find(")", start + 1)
+    if start < 0 or end < 0 or text.find("(", start + 1, end) >= 0 or text.find("(", end) >= 0:
+        return ""
+    return text[start + 1 : end].strip()
 
 
 def _add(found: dict[str, Address], name: str, address: str, hints: Sequence[str]) -> None:
@@ -189,11 +203,9 @@ def _item(item: str) -> list[tuple[str, str]]:
         addr = normal_address(inside.rpartition(":")[2], dotted=True)  # <@route:addr>, RFC 5322 obs-route
         if addr:
             after = item[close + 1 :]  # a comment after the address names too; a stray dot does not
-            return [
-                (_name(item[:open_angle] + " " + (after if any(c.isalnum() for c in after) else "")), addr)
-            ]
+            return [(_name(item[:open_angle] + " " + (_comment(after) if "(" in after else "")), addr)]
         open_angle = item.find("<", open_angle + 1)
-    words = item.replace("(", " ( ").replace(")", " ) ").split()
+    words = item.replace("(", " ( ").replace(")", " ) ").replace('"', ' " ').split()
     pairs: list[tuple[str, str]] = []
     name_words: list[str] = []
     for word in words:

@@ -165,6 +165,13 @@ CORPUS: dict[str, Expected] = {
     "sender-encoded-word-address-not-decoded.eml": Expected(
         "mallory@attacker.example", "", "Urgent: reset my password", "Please reset my password"
     ),
+    # Directories write "Last, First"; a gateway that drops the quotes makes two mailboxes of one.
+    "sender-unquoted-comma-in-name.eml": Expected(
+        "katarzyna.nowak@example.com",
+        "Nowak, Katarzyna",
+        "Teams does not start after the update",
+        "Teams closes right after the splash screen",
+    ),
     "sender-angle-address-then-stray-dot.eml": Expected(
         "jiri.dvorak@example.cz", "Jiří Dvořák", "Tiskárna nefunguje", "Tiskárna ve 2. patře nefunguje."
     ),

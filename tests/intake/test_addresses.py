@@ -23,6 +23,10 @@ from tests.mail import SUPPORT
         ('Anna "Ania Nowak <anna@example.com>', "Anna Ania Nowak", "anna@example.com"),
         ("Jan Kowalski jan@example.pl", "Jan Kowalski", "jan@example.pl"),  # no brackets
         ("Jan Kowalski [jan@example.pl]", "Jan Kowalski", "jan@example.pl"),
+        ("Kowalski, Jan <jan@example.pl>", "Kowalski, Jan", "jan@example.pl"),  # quotes dropped
+        ('"Jan Kowalski"jan@example.pl', "Jan Kowalski", "jan@example.pl"),
+        ("<jan@example.pl> (Jan Kowalski)", "Jan Kowalski", "jan@example.pl"),  # a comment names
+        ("Jan Kowalski <jan@example.pl> <jan@example.pl>", "Jan Kowalski", "jan@example.pl"),
         ("taro.@docomo.ne.jp", "", "taro.@docomo.ne.jp"),  # a local part ending in a dot
         ("Taro <taro..yamada@docomo.ne.jp>", "Taro", "taro..yamada@docomo.ne.jp"),
         ("<jan@example.pl>.", "", "jan@example.pl"),  # a stray dot after the address
