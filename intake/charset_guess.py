@@ -62,6 +62,17 @@ _INWORD_MARKS = frozenset("’‘·ʼ")
 
 def best_decoding(data: bytes) -> str | None:
     """The most plausible reading of `data` among CANDIDATES, or None when none decodes."""
+    codec = best_codec(data)
+    if codec is None:
+        return None
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError:
+        return data.decode(codec, "replace").replace("\ufffd", "")
+
+
+def best_codec(data: bytes) -> str | None:
+    """The candidate charset whose reading of `data` is most plausible, or None when none decodes."""
     sample = _sample(data)
     cut = len(sample) < len(data)
     best: tuple[float, str] | None = None
@@ -80,12 +91,7 @@ def best_decoding(data: bytes) -> str | None:
             score -= EUC_JP_WITHOUT_KANA
         if best is None or score > best[0]:
             best = (score, codec)
-    if best is None:
-        return None
-    try:
-        return data.decode(best[1])
-    except UnicodeDecodeError:
-        return data.decode(best[1], "replace").replace("\ufffd", "")
+    return None if best is None else best[1]
 
 
 def _loose(data: bytes, codec: str) -> tuple[str | None, float]:

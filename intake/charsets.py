@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 
 import charset_normalizer
 
-from intake.charset_guess import CANDIDATES, best_decoding, plausibility
+from intake.charset_guess import CANDIDATES, best_codec, plausibility
 
 ESC = 0x1B
 # Text at least this long is left to charset-normalizer's statistics (if its reading is plausible).
@@ -166,20 +166,31 @@ def decode_bytes(data: bytes, declared: str | None, hints: Sequence[str] = ()) -
 
 def guess(data: bytes, hints: Sequence[str] = ()) -> str:
     """Undeclared (or wrongly declared) 8-bit text: the mail's own charsets first, then a guess."""
+    codec = guess_codec(data, hints)
+    if codec is None:
+        return data.decode("cp1252", "replace")
+    text = _try(data, codec)
+    return text if text is not None else data.decode(codec, "replace").replace("\ufffd", "")
+
+
+def guess_codec(data: bytes, hints: Sequence[str] = ()) -> str | None:
+    """The charset undeclared 8-bit `data` was written in: a hint whose reading looks like text,
+    else charset-normalizer's answer for a body's worth of text when plausible, else the
+    reading `intake.charset_guess` finds most plausible."""
     for codec in hints:
         if codec in (ISO2022JP, "ascii", "utf-8"):
             continue
         text = _try(data, codec)
         if text is not None and plausible(text, codec):
-            return text
+            return codec
     sample = data[:DETECTION_SAMPLE]
     if len(sample) >= LONG_TEXT_BYTES:  # a body's worth: charset-normalizer's statistics
         detected = _normalizer_guess(sample)
         if detected is not None and detected != ISO2022JP:
             text = _try(data, detected)
             if text is not None and plausible(text, detected):
-                return text
-    return best_decoding(data) or data.decode("cp1252", "replace")
+                return detected
+    return best_codec(data)
 
 
 def mail_hints(labels: Iterable[str | None]) -> tuple[str, ...]:

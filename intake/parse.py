@@ -33,7 +33,7 @@ from typing import Any
 from intake.addresses import choose_sender, mailboxes
 from intake.attachments import attachments as read_attachments
 from intake.bodies import MAX_PARTS, read_body
-from intake.charsets import mail_hints
+from intake.charsets import guess_codec, mail_hints
 from intake.config import IntakeConfig
 from intake.errors import ParseError
 from intake.header_repair import repair_headers
@@ -51,6 +51,8 @@ MAX_MESSAGE_ID = 998  # RFC 5322 line length; longer ids are not ids
 MAX_REFERENCE_CHARS = 1_000_000  # of an In-Reply-To or References header (about 25,000 ids)
 MAX_ADDRESS = 254  # RFC 5321 section 4.5.3.1.3: the longest path is 256 octets with its brackets
 MAX_HINT_WORDS = 8  # encoded words per header looked at for the charsets a mail declares
+MAX_HINT_BYTES = 1024  # of each raw 8-bit header pooled to judge their charset together
+_NAMED_HEADERS = frozenset(("subject", "from", "to", "cc", "reply-to", "sender"))
 _MSGIDS = re.compile(r"<([^<>\s]+)>")
 
 
@@ -213,14 +215,34 @@ def _parts(message: Message) -> Iterator[Message]:
 
 
 def declared_charsets(message: Message) -> tuple[str, ...]:
-    """The codecs a mail declares: its text parts' charsets, then those of its encoded words."""
+    """The codecs a mail's undeclared bytes are read with: its text parts' charsets, those of its
+    encoded words, then the charset of all its raw 8-bit header bytes read together (a subject
+    and a name written by one mailer: more bytes to judge than either alone)."""
     labels: list[str | None] = []
     for part in _parts(message):
         if part.get_content_maintype() == "text":
             labels.append(part.get_content_charset())
     for name in ("Subject", "From", "To"):
         labels.extend(_word_charsets(raw_header(message, name) or ""))
-    return mail_hints(labels)
+    hints = mail_hints(labels)
+    raw = b"\n".join(
+        str(value).encode("utf-8", "surrogateescape")[:MAX_HINT_BYTES]
+        for name, value in message.raw_items()
+        if name.lower() in _NAMED_HEADERS and not str(value).isascii()
+    )
+    if raw and not _utf8(raw):
+        pooled = guess_codec(raw[: 4 * MAX_HINT_BYTES], hints)
+        if pooled is not None and pooled not in hints:
+            hints = (*hints, pooled)
+    return hints
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _word_charsets(value: str) -> list[str]:

@@ -77,6 +77,13 @@ CORPUS: dict[str, Expected] = {
     "charset-ks-c-5601-encoded-word-uhc-syllable.eml": Expected(
         "ddol@example.co.kr", "김똘똘", "똠방 회의실 프린터 고장", "똠방 회의실 프린터가 고장났습니다."
     ),
+    # A name is too short to tell EUC-KR from GB2312; the subject beside it, read with it, is not.
+    "charset-euc-kr-raw-name-and-subject-utf8-body.eml": Expected(
+        "minsu.kim@example.co.kr",
+        "김민수",
+        "프린터가 작동하지 않습니다",
+        "3층 프린터가 오늘 아침부터 작동하지 않습니다.",
+    ),
     "charset-encoded-word-stray-padding.eml": Expected(
         "michal.wisniewski@example.pl",
         "Michał Wiśniewski",
