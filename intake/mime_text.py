@@ -1,21 +1,20 @@
-"""The text of a mail: bodies and header values decoded whatever their charset, HTML read as text.
+"""The text of a mail as it may be stored and shown: header values decoded, HTML read as text.
 
-Real mail lies about its charset (8-bit bodies labelled us-ascii, or not labelled at all, raw
-UTF-8 in headers, RFC 6532), and some of it is HTML only. These functions turn it into text that
-may be stored and shown: control characters out (NUL above all, which PostgreSQL refuses in
-text), no lone surrogates, line endings as LF. `intake.parse` uses them for every part.
+Header values are decoded by `intake.encoded_words` (raw 8-bit bytes, RFC 2047 words), bodies by
+`intake.charsets`; HTML, all of it, including what follows its `</html>`, is read as text here.
+What leaves these functions may be stored and shown: control characters out (NUL above all,
+which PostgreSQL refuses in text), no lone surrogates, line endings as LF.
 """
 
 from __future__ import annotations
 
 import re
-from email.errors import MessageError
-from email.header import decode_header, make_header
+from collections.abc import Sequence
 from email.message import Message
 from html.parser import HTMLParser
 from typing import Any
 
-import charset_normalizer
+from intake.encoded_words import decode_words, raw_text
 
 MAX_HTML_CHARS = 5_000_000  # HTML converted to text; markup is a few times the text it carries
 # inscriptis keeps tables and lists readable, but within one long line its time grows with the
@@ -47,34 +46,30 @@ def valid_unicode(text: str) -> str:
     return text
 
 
-def decode_text(value: Any, limit: int | None = MAX_RAW_HEADER_CHARS) -> str:
-    """A header value as text: RFC 2047 words decoded, raw 8-bit bytes rescued, whitespace folded.
+def decode_text(value: Any, limit: int | None = MAX_RAW_HEADER_CHARS, hints: Sequence[str] = ()) -> str:
+    """A header value as text: raw 8-bit bytes and RFC 2047 words decoded, whitespace folded.
 
     Pass raw values (`raw_header`): the standard library hides raw 8-bit header bytes (RFC 6532
     UTF-8, or a legacy charset sent unencoded) behind surrogate escapes that decode to U+FFFD.
+    `hints` are the codecs the same mail declares elsewhere (`intake.charsets.mail_hints`).
     """
     if value is None:
         return ""
     if not isinstance(value, str):
         value = str(value)
-    value = value[:limit]
-    if any("\udc80" <= ch <= "\udcff" for ch in value):
-        value = decode_bytes(value.encode("utf-8", "surrogateescape"), None)
-    if "=?" not in value:
-        return " ".join(clean_line(value).split())
-    try:
-        text = str(make_header(decode_header(value)))
-    except (LookupError, UnicodeError, ValueError, TypeError, AssertionError, MessageError):
-        # MessageError: HeaderParseError, or CharsetError for a charset name that is not ASCII.
-        parts = []
-        try:
-            chunks = decode_header(value)
-        except Exception:
-            chunks = [(value, None)]
-        for chunk, charset in chunks:
-            parts.append(chunk if isinstance(chunk, str) else decode_bytes(chunk, charset))
-        text = "".join(parts)
+    text = decode_words(raw_text(value[:limit], hints), hints)
     return " ".join(clean_line(text).split())
+
+
+def payload_of(part: Message) -> Any:
+    """A part's payload as parsed: its subparts (a list), or its text with raw bytes as surrogate
+    escapes. The standard library decodes such text with the part's charset parameter, whatever
+    that holds (a NUL in it raises ValueError): then the bytes are taken as they are."""
+    try:
+        return part.get_payload()
+    except (ValueError, LookupError, UnicodeError):
+        data = part.get_payload(decode=True)
+        return data.decode("ascii", "surrogateescape") if isinstance(data, bytes) else ""
 
 
 def raw_header(message: Message, name: str) -> str | None:
@@ -86,48 +81,40 @@ def raw_header(message: Message, name: str) -> str | None:
     return None
 
 
-# The legacy charsets undeclared 8-bit mail is actually written in; letting the detector consider
-# every codec it knows picks look-alikes (cp1257 for Polish) that garble the text.
-_MAIL_CHARSETS = (
-    "cp1250",
-    "iso8859_2",
-    "cp1252",
-    "iso8859_15",
-    "cp1251",
-    "koi8_r",
-    "iso8859_7",
-    "shift_jis",
-    "euc_jp",
-    "iso2022_jp",
-    "gb18030",
-    "big5",
-    "euc_kr",
-)
-
-
-def decode_bytes(data: bytes, charset: str | None) -> str:
-    if charset and charset.lower() not in ("unknown-8bit", "x-unknown"):
-        try:
-            return data.decode(charset)
-        except (LookupError, UnicodeError, ValueError):  # ValueError: a NUL in the charset's name
-            pass
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    best = charset_normalizer.from_bytes(data, cp_isolation=list(_MAIL_CHARSETS)).best()
-    if best is not None:
-        return str(best)
-    return data.decode("latin-1")
-
-
 _BLANK_RUNS = re.compile(r"\n{3,}")  # on right-stripped lines: blank lines are empty
 
 
 def html_to_text(html: str) -> str:
+    """The text of an HTML part, including what follows its `</html>`: mobile clients and list
+    servers append text (a reply typed under a forwarded page, a footer) after the document,
+    or a second document, and an HTML parser stops at the first end of the document."""
+    html = html[:MAX_HTML_CHARS]
+    texts = [_document_text(document) for document in _documents(html)]
+    return "\n\n".join(text for text in texts if text)
+
+
+def _documents(html: str) -> list[str]:
+    """`html` cut after each `</html>` (any case); what follows the last one if it is not blank."""
+    lower = html.lower()
+    documents: list[str] = []
+    start = 0
+    while True:
+        close = lower.find("</html", start)
+        if close < 0:
+            break
+        end = lower.find(">", close)
+        end = len(html) if end < 0 else end + 1
+        documents.append(html[start:end])
+        start = end
+    tail = html[start:]
+    if tail.strip() or not documents:
+        documents.append(tail)
+    return documents
+
+
+def _document_text(html: str) -> str:
     from inscriptis import get_text  # lxml underneath: loaded with the first HTML-only mail
 
-    html = html[:MAX_HTML_CHARS]
     converted = ""
     if len(html) <= MAX_LAYOUT_HTML_CHARS:
         try:
@@ -178,34 +165,3 @@ class _HtmlText(HTMLParser):
     def handle_data(self, data: str) -> None:
         if not self.hidden:
             self.parts.append(data)
-
-
-def text_parts(parser: Any) -> tuple[str, bool]:
-    """(text, html_only): plain text parts joined, or the HTML parts converted when there is no plain text."""
-    charset_trouble = any("CharsetDecodeDefect" in str(d) for d in (parser.defects or []))
-    plain: list[str] = list(parser.text_plain)
-    html: list[str] = list(parser.text_html)
-    if charset_trouble:
-        plain, html = redecode_text_parts(parser.message)
-    if any(p.strip() for p in plain):
-        return "\n".join(plain), False
-    if html:
-        return "\n".join(html_to_text(h) for h in html), True
-    return "", False
-
-
-def redecode_text_parts(message: Message) -> tuple[list[str], list[str]]:
-    """Decode text parts ourselves when the declared charset was missing or wrong."""
-    plain: list[str] = []
-    html: list[str] = []
-    for part in message.walk():
-        if part.is_multipart() or part.get_content_maintype() != "text":
-            continue
-        if part.get_content_disposition() == "attachment" or part.get_filename():
-            continue
-        data = part.get_payload(decode=True)
-        if not isinstance(data, bytes):
-            continue
-        text = decode_bytes(data, part.get_content_charset())
-        (html if part.get_content_subtype() == "html" else plain).append(text)
-    return plain, html

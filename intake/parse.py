@@ -1,49 +1,47 @@
 """Bytes to a frozen `ParsedEmail`: addresses, subject, text, the new part of a reply, attachments, language.
 
-mail-parser does the MIME walk and the header decoding. On top of it we:
+The standard library's `email` package reads the MIME tree (mail-parser reads it the same way,
+but names attachments at random, drops parts without a name and keeps text by type alone, and
+offers no option to do otherwise); on top of it:
 
-* turn HTML-only mail into text, and re-decode text parts whose declared charset was missing or
-  wrong (`intake.mime_text`);
-* separate the new part of a reply from quoted history and signature (`intake.quotes`);
-* cap attachments by size, count and total, recording the ones we do not keep (never silently);
-* read RFC 3464 delivery status reports so a bounce can find the mail it is about;
-* keep control characters (NUL above all, which PostgreSQL refuses in text) out of every field,
-  and cap what one mail may put into the database: subject and header lengths, references,
+* a broken header block is repaired when the lenient reading shows one (`intake.header_repair`);
+* bodies: every inline text part in order, the alternative chosen by content, HTML read as
+  text, every other part an attachment with a stable name (`intake.bodies`, `intake.attachments`);
+* charsets: text and header values decoded with the charsets the mail declares elsewhere as hints
+  when their own label is missing or wrong (`intake.charsets`, `intake.encoded_words`);
+* senders: mail-parser's strict address parser first, a careful recovery when it finds no
+  address, and From, then Reply-To, then Sender (`intake.addresses`);
+* the new part of a reply separated from quoted history and signature (`intake.quotes`);
+* RFC 3464 delivery status reports read, so a bounce can find the mail it is about;
+* control characters (NUL above all, which PostgreSQL refuses in text) kept out of every field,
+  and what one mail may put into the database capped: subject and header lengths, references,
   To/Cc addresses and attachment rows, counting what was left out in `ParsedEmail.omitted`.
 """
 
 from __future__ import annotations
 
-import base64
 import email
-import hashlib
-import mimetypes
 import re
-import unicodedata
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.errors import MissingHeaderBodySeparatorDefect
 from email.message import Message
 from email.policy import compat32
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
-import mailparser
-
+from intake.addresses import choose_sender, mailboxes
+from intake.attachments import attachments as read_attachments
+from intake.bodies import MAX_PARTS, read_body
+from intake.charsets import guess_codec, mail_hints
 from intake.config import IntakeConfig
 from intake.errors import ParseError
+from intake.header_repair import repair_headers
 from intake.language import detect_language
-from intake.mime_text import (
-    LINE_CONTROLS,
-    clean_line,
-    clean_text,
-    decode_text,
-    raw_header,
-    redecode_text_parts,
-    text_parts,
-    valid_unicode,
-)
+from intake.mime_text import clean_line, clean_text, decode_text, payload_of, raw_header
 from intake.quotes import new_content
 from intake.raw_queue import extract_message_id
-from models.mail import Address, DeliveryReport, ParsedAttachment, ParsedEmail
+from models.mail import Address, DeliveryReport, ParsedEmail
 
 MAX_TEXT_CHARS = 1_000_000  # a body beyond this is truncated for storage and routing (the raw mail keeps it)
 MAX_SUBJECT_CHARS = 1000  # RFC 5322 section 2.1.1: a line is at most 998 characters
@@ -52,24 +50,10 @@ MAX_HEADER_VALUES = 20  # values kept per header name
 MAX_MESSAGE_ID = 998  # RFC 5322 line length; longer ids are not ids
 MAX_REFERENCE_CHARS = 1_000_000  # of an In-Reply-To or References header (about 25,000 ids)
 MAX_ADDRESS = 254  # RFC 5321 section 4.5.3.1.3: the longest path is 256 octets with its brackets
+MAX_HINT_WORDS = 8  # encoded words per header looked at for the charsets a mail declares
+MAX_HINT_BYTES = 1024  # of each raw 8-bit header pooled to judge their charset together
+_NAMED_HEADERS = frozenset(("subject", "from", "to", "cc", "reply-to", "sender"))
 _MSGIDS = re.compile(r"<([^<>\s]+)>")
-_UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*]+')
-
-
-def _addresses(pairs: Any) -> tuple[Address, ...]:
-    """mail-parser's (display name, address) pairs, already RFC 2047-decoded, as Addresses."""
-    result: list[Address] = []
-    if isinstance(pairs, str):
-        pairs = getaddresses([pairs])
-    for pair in pairs or ():
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            continue
-        display, addr = pair
-        addr = str(addr).strip().strip("<>").lower()
-        if not addr or "@" not in addr or len(addr) > MAX_ADDRESS or LINE_CONTROLS.search(addr):
-            continue  # not an address anyone can be written to
-        result.append(Address(decode_text(str(display)), valid_unicode(addr)))
-    return tuple(result)
 
 
 def _message_ids(value: Any) -> tuple[str, ...]:
@@ -91,67 +75,6 @@ def _capped_references(ids: tuple[str, ...], cap: int) -> tuple[str, ...]:
     return (ids[0], *ids[len(ids) - cap + 1 :]) if cap > 1 else ids[:cap]
 
 
-def sanitize_filename(name: str, content_type: str, index: int) -> str:
-    """A filename safe to show and to write: no directories, no control or reserved characters."""
-    name = unicodedata.normalize("NFC", name or "")
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = _UNSAFE_FILENAME.sub("_", name).strip(" .")
-    if not name:
-        ext = mimetypes.guess_extension(content_type or "") or ".bin"
-        name = f"attachment-{index}{ext}"
-    encoded = name.encode("utf-8")
-    if len(encoded) > 200:
-        stem, dot, ext = name.rpartition(".")
-        ext = ext if dot and len(ext) <= 10 else ""
-        keep = 200 - len(ext) - 1
-        stem = (stem if dot else name).encode("utf-8")[:keep].decode("utf-8", "ignore")
-        name = f"{stem}.{ext}" if ext else stem
-    return name
-
-
-def _attachments(parser: Any, config: IntakeConfig) -> tuple[tuple[ParsedAttachment, ...], int]:
-    """The attachments to record (at most `max_attachment_rows`) and how many more were left out."""
-    result: list[ParsedAttachment] = []
-    total = 0
-    items = list(parser.attachments)
-    for index, item in enumerate(items[: config.max_attachment_rows], start=1):
-        payload = item.get("payload") or ""
-        content_type = str(item.get("mail_content_type") or "application/octet-stream")
-        try:
-            if item.get("binary"):
-                content = base64.b64decode(payload)
-            else:
-                content = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
-        except Exception as exc:
-            content = b""
-            omitted: str | None = f"could not decode the attachment: {exc}"
-        else:
-            omitted = None
-        filename = sanitize_filename(str(item.get("filename") or ""), content_type, index)
-        size = len(content)
-        digest = hashlib.sha256(content).hexdigest()
-        if omitted is None:
-            if index > config.max_attachments:
-                omitted = f"more than {config.max_attachments} attachments"
-            elif size > config.max_attachment_size:
-                omitted = f"larger than {config.max_attachment_size} bytes"
-            elif total + size > config.max_attachments_total:
-                omitted = f"attachments together larger than {config.max_attachments_total} bytes"
-        if omitted is None:
-            total += size
-        result.append(
-            ParsedAttachment(
-                filename=filename,
-                content_type=content_type[:255],
-                size=size,
-                sha256=digest,
-                content=None if omitted else content,
-                omitted=omitted,
-            )
-        )
-    return tuple(result), len(items) - len(result)
-
-
 _ORIGINAL_PARTS = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers")
 
 
@@ -161,10 +84,10 @@ def _delivery_report(message: Message) -> DeliveryReport | None:
     recipients: list[str] = []
     action = status = diagnostic = ""
     original: str | None = None
-    for part in message.walk():
+    for part in _parts(message):  # no recursion: a report may nest as deep as any mail
         ctype = part.get_content_type()
         if ctype == "message/delivery-status":
-            blocks = part.get_payload()
+            blocks = payload_of(part)
             if not isinstance(blocks, list):
                 continue
             for block in blocks[1:] or blocks:
@@ -182,7 +105,7 @@ def _delivery_report(message: Message) -> DeliveryReport | None:
 
 
 def _original_message_id(part: Message) -> str | None:
-    payload = part.get_payload()
+    payload = payload_of(part)
     if isinstance(payload, list) and payload and isinstance(payload[0], Message):
         return extract_message_id(decode_text(payload[0].get("Message-ID")))
     if isinstance(payload, str):
@@ -230,14 +153,14 @@ _KEPT_HEADERS = (
 )
 
 
-def _headers(message: Message) -> dict[str, tuple[str, ...]]:
+def _headers(message: Message, hints: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     kept: dict[str, list[str]] = {}
     for name, value in message.raw_items():
         key = name.lower()
         if key in _KEPT_HEADERS:
             values = kept.setdefault(key, [])
             if len(values) < MAX_HEADER_VALUES:
-                values.append(decode_text(value)[:MAX_HEADER_CHARS])
+                values.append(decode_text(value, hints=hints)[:MAX_HEADER_CHARS])
     kept["received-count"] = [str(len(message.get_all("Received") or []))]
     return {k: tuple(v) for k, v in kept.items()}
 
@@ -247,90 +170,155 @@ def _date(value: Any) -> datetime | None:
         return None
     try:
         parsed = parsedate_to_datetime(decode_text(value))
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # a year beyond any calendar
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
 
 
-class _StdlibParse:
-    """The few attributes of mail-parser's result we use, read with the standard library only."""
+def read_message(data: bytes) -> tuple[Message, list[str]]:
+    """The MIME tree of `data`, its header block repaired when the lenient reading shows it broken
+    (`intake.header_repair`), and notes on what was repaired."""
+    try:
+        message = email.message_from_bytes(data, policy=compat32)
+    except RecursionError as exc:
+        raise ParseError("the message is nested too deeply to be read") from exc
+    except Exception as exc:
+        raise ParseError(f"the message could not be read: {exc.__class__.__name__}: {exc}") from exc
+    broken = len(message) == 0 or any(
+        isinstance(d, MissingHeaderBodySeparatorDefect) for d in message.defects
+    )
+    if broken:
+        repaired = repair_headers(data)
+        if repaired is not None:
+            try:
+                candidate = email.message_from_bytes(repaired.data, policy=compat32)
+            except Exception:  # RecursionError included: keep the lenient reading
+                return message, []
+            if len(candidate) > len(message):  # never worse than the lenient reading
+                return candidate, list(repaired.notes)
+    return message, []
 
-    def __init__(self, data: bytes, why: str) -> None:
-        self.message: Message = email.message_from_bytes(data, policy=compat32)
-        self.defects = [f"mail-parser failed ({why}); read with the standard library"]
-        self.text_plain, self.text_html = redecode_text_parts(self.message)
-        self.attachments: list[dict[str, Any]] = []
-        for part in self.message.walk():
-            if part.is_multipart():
-                continue
-            filename = part.get_filename()
-            if not filename and part.get_content_disposition() != "attachment":
-                continue
-            payload = part.get_payload(decode=True)
-            self.attachments.append(
-                {
-                    "filename": decode_text(filename or ""),
-                    "payload": base64.b64encode(payload if isinstance(payload, bytes) else b"").decode(),
-                    "binary": True,
-                    "mail_content_type": part.get_content_type(),
-                }
-            )
-        self.from_ = getaddresses([decode_text(v) for v in self.message.get_all("From") or []])
-        self.sender = getaddresses([decode_text(v) for v in self.message.get_all("Sender") or []])
-        self.to = getaddresses([decode_text(v) for v in self.message.get_all("To") or []])
-        self.cc = getaddresses([decode_text(v) for v in self.message.get_all("Cc") or []])
-        self.reply_to = getaddresses([decode_text(v) for v in self.message.get_all("Reply-To") or []])
+
+def _parts(message: Message) -> Iterator[Message]:
+    """Every part of the tree, depth first, without recursion (a hostile mail nests deeply)."""
+    stack = [message]
+    seen = 0
+    while stack and seen < MAX_PARTS:
+        part = stack.pop()
+        seen += 1
+        yield part
+        payload = payload_of(part)
+        if isinstance(payload, list):
+            stack.extend(reversed([p for p in payload if isinstance(p, Message)]))
+
+
+def declared_charsets(message: Message) -> tuple[str, ...]:
+    """The codecs a mail's undeclared bytes are read with: its text parts' charsets, those of its
+    encoded words, then the charset of all its raw 8-bit header bytes read together (a subject
+    and a name written by one mailer: more bytes to judge than either alone)."""
+    labels: list[str | None] = []
+    for part in _parts(message):
+        if part.get_content_maintype() == "text":
+            labels.append(part.get_content_charset())
+    for name in ("Subject", "From", "To"):
+        labels.extend(_word_charsets(raw_header(message, name) or ""))
+    hints = mail_hints(labels)
+    raw = b"\n".join(
+        str(value).encode("utf-8", "surrogateescape")[:MAX_HINT_BYTES]
+        for name, value in message.raw_items()
+        if name.lower() in _NAMED_HEADERS and not str(value).isascii()
+    )
+    if raw and not _utf8(raw):
+        pooled = guess_codec(raw[: 4 * MAX_HINT_BYTES], hints)
+        if pooled is not None and pooled not in hints:
+            hints = (*hints, pooled)
+    return hints
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _word_charsets(value: str) -> list[str]:
+    labels: list[str] = []
+    start = value.find("=?")
+    while start >= 0 and len(labels) < MAX_HINT_WORDS:
+        end = value.find("?", start + 2, start + 70)
+        if end < 0:
+            break
+        labels.append(value[start + 2 : end])
+        start = value.find("=?", end)
+    return labels
+
+
+def _defects(message: Message, notes: list[str]) -> tuple[str, ...]:
+    found = list(notes)
+    for part in _parts(message):
+        found.extend(d.__class__.__name__ for d in getattr(part, "defects", ()))
+        if len(found) >= 20:
+            break
+    return tuple(clean_line(d)[:500] for d in found[:20])
+
+
+def _raw_headers(message: Message) -> list[tuple[str, str]]:
+    return [(name.lower(), str(value)) for name, value in message.raw_items()]
+
+
+def _addresses_of(values: list[str], hints: tuple[str, ...]) -> list[Address]:
+    found: list[Address] = []
+    for value in values:
+        found.extend(mailboxes(value, hints, recover_broken=False))
+    return found
 
 
 def parse_email(data: bytes, config: IntakeConfig) -> ParsedEmail:
     """Parse raw bytes; raises ParseError only when nothing usable can be read."""
-    parser: Any
+    message, notes = read_message(data)
+    hints = declared_charsets(message)
     try:
-        parser = mailparser.parse_from_bytes(data)
-    except Exception as exc:
-        # mail-parser gives up on some broken structures (e.g. an epilogue with no boundary);
-        # the standard library alone still reads them, which beats quarantining a requester's mail.
-        try:
-            parser = _StdlibParse(data, f"{exc.__class__.__name__}: {exc}")
-        except Exception as exc2:
-            raise ParseError(f"the message could not be read: {exc}; {exc2}") from exc2
-    message: Message | None = parser.message
-    if message is None:
-        raise ParseError("the message has no headers and no body")
-    try:
-        text, html_only = text_parts(parser)
-    except Exception as exc:
-        raise ParseError(f"could not decode the text of the message: {exc}") from exc
+        body = read_body(message, hints)
+        text, html_only = body.text()
+    except RecursionError as exc:
+        raise ParseError("the message is nested too deeply to be read") from exc
     text = clean_text(text[: MAX_TEXT_CHARS * 2])[:MAX_TEXT_CHARS]
     new_text = new_content(text)
-    from_list = _addresses(parser.from_)
-    sender_list = _addresses(parser.sender)
-    subject = decode_text(raw_header(message, "Subject"))[:MAX_SUBJECT_CHARS]
-    default_language = config.default_language
-    language = detect_language(f"{subject}\n{new_text or text}", default=default_language)
-    defects = tuple(clean_line(str(d))[:500] for d in (parser.defects or [])[:20])
+    headers = _raw_headers(message)
+    sender, _ = choose_sender(headers, hints)
+    subject = decode_text(raw_header(message, "Subject"), hints=hints)[:MAX_SUBJECT_CHARS]
+    language = detect_language(f"{subject}\n{new_text or text}", default=config.default_language)
     omitted: dict[str, int] = {}
     in_reply_to = _message_ids(raw_header(message, "In-Reply-To"))[: config.max_references]
     all_references = _message_ids(raw_header(message, "References"))
     references = _capped_references(all_references, max(0, config.max_references - len(in_reply_to)))
     if len(references) < len(all_references):
         omitted["references"] = len(all_references) - len(references)
-    recipients = [*((a, "to") for a in _addresses(parser.to)), *((a, "cc") for a in _addresses(parser.cc))]
+    values: dict[str, list[str]] = {"to": [], "cc": [], "reply-to": []}
+    for name, value in headers:
+        if name in values and len(values[name]) < MAX_HEADER_VALUES:
+            values[name].append(value)
+    recipients = [
+        *((a, "to") for a in _addresses_of(values["to"], hints)),
+        *((a, "cc") for a in _addresses_of(values["cc"], hints)),
+    ]
     if len(recipients) > config.max_participants:
         omitted["participants"] = len(recipients) - config.max_participants
         recipients = recipients[: config.max_participants]
-    attachments, attachments_left_out = _attachments(parser, config)
-    if attachments_left_out:
-        omitted["attachments"] = attachments_left_out
+    attachments, attachments_left_out = read_attachments(body.attachments, config, hints)
+    if attachments_left_out or body.omitted:
+        omitted["attachments"] = attachments_left_out + body.omitted
     message_id = extract_message_id(decode_text(raw_header(message, "Message-ID")))
     return ParsedEmail(
         message_id=message_id if message_id and len(message_id) <= MAX_MESSAGE_ID else None,
         in_reply_to=in_reply_to,
         references=references,
-        from_=(from_list or sender_list or (None,))[0],
-        reply_to=_addresses(parser.reply_to)[: config.max_participants],
+        from_=sender,
+        reply_to=tuple(_addresses_of(values["reply-to"], hints))[: config.max_participants],
         to=tuple(a for a, role in recipients if role == "to"),
         cc=tuple(a for a, role in recipients if role == "cc"),
         subject=subject,
@@ -341,8 +329,8 @@ def parse_email(data: bytes, config: IntakeConfig) -> ParsedEmail:
         attachments=attachments,
         language=language,
         content_type=clean_line(message.get_content_type())[:255],
-        headers=_headers(message),
+        headers=_headers(message, hints),
         report=_delivery_report(message),
-        defects=defects,
+        defects=_defects(message, notes),
         omitted=omitted,
     )

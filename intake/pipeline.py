@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from intake.addresses import normal_address
 from intake.authentication import SenderAuthenticator, staff_refusal
 from intake.automatic import Automation, MailKind, detect_automatic
 from intake.config import IntakeConfig
@@ -105,9 +106,14 @@ class Context:
 def parse(ctx: Context, services: Services) -> None:
     if ctx.mail is None:  # the worker parses ahead, in a child process within a time budget
         ctx.mail = parse_email(ctx.raw.data, services.config)
-    if not ctx.mail.sender and ctx.raw.envelope_from:
-        # No usable From: the envelope sender is the best we know of who wrote it.
-        ctx.mail = replace(ctx.mail, from_=Address("", ctx.raw.envelope_from.lower()))
+    if not ctx.mail.sender:
+        # No usable From, Reply-To or Sender: the envelope sender, or for mail fetched over IMAP
+        # the Return-Path its delivering MTA recorded (RFC 5321 section 4.4).
+        envelope = ctx.raw.envelope_from
+        if envelope is None:
+            envelope = normal_address(ctx.mail.header("return-path"))
+        if envelope:
+            ctx.mail = replace(ctx.mail, from_=Address("", envelope.lower()))
 
 
 def automatic(ctx: Context, services: Services) -> None:

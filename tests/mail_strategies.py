@@ -30,7 +30,7 @@ from models.mail import ParsedEmail
 from notify.config import MailIdentity
 
 DATA = Path(__file__).resolve().parent / "data"
-CORPUS = tuple(path.read_bytes() for path in sorted(DATA.glob("*.eml")) if path.stat().st_size < 100_000)
+CORPUS = tuple(path.read_bytes() for path in sorted(DATA.rglob("*.eml")) if path.stat().st_size < 100_000)
 SUPPORT = "support@example.test"
 IDENTITY = MailIdentity(address=SUPPORT, secret="fuzz-secret", instance="helpdesk-fuzz")
 KNOWN_IDS = ("known-1@example.com", "known-2@example.com")  # messages stored on ticket 1
