@@ -15,7 +15,6 @@ directory it lies in decides who may reach it.
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +25,10 @@ from aiosmtpd.smtp import SMTP
 from intake.config import LmtpListenConfig, SessionLimits
 from intake.raw_queue import RawStore
 from intake.smtp_limits import (
-    FDS_BESIDES_SESSIONS,
     SessionGate,
-    install_log_limit,
     quiet_loop_errors,
-    sessions_within_fd_limit,
 )
-from intake.smtp_listener import IntakeHandler, LimitedController
+from intake.smtp_listener import IntakeHandler, LimitedController, open_gate, session_options
 from intake.smtp_session import LimitedSMTP
 from notify.config import MailIdentity
 
@@ -80,26 +76,9 @@ class LmtpListener:
     def __init__(self, config: LmtpListenConfig, store: RawStore, identity: MailIdentity) -> None:
         self.config = config
         limits = config.limits
-        fitting = sessions_within_fd_limit(limits.max_sessions)
-        if fitting < limits.max_sessions:
-            log.warning(
-                "LMTP LIMIT max_sessions=%d lowered to %d: the process may open only %d files",
-                limits.max_sessions,
-                fitting,
-                fitting + FDS_BESIDES_SESSIONS,
-            )
-        self.gate = SessionGate(limits, max_sessions=fitting)
+        self.gate = open_gate(limits, "LMTP")
         handler = IntakeHandler(store, identity, config.max_message_size, self.gate.events, protocol="LMTP")
-        install_log_limit(logging.getLogger("mail.log"))
-        kwargs: dict[str, Any] = {
-            # Without a name aiosmtpd asks DNS for our FQDN, which hangs on machines without DNS.
-            "server_hostname": config.hostname or socket.gethostname(),
-            "data_size_limit": config.max_message_size,
-            "enable_SMTPUTF8": True,
-            "decode_data": False,
-            "ident": "Helpdesk LMTP",
-            "auth_exclude_mechanism": ["LOGIN", "PLAIN"],  # no accounts (see IntakeHandler.handle_EHLO)
-        }
+        kwargs = session_options(config.hostname, config.max_message_size, "Helpdesk LMTP")
         self._controller: LimitedController | LmtpUnixController
         if config.socket is not None:
             config.socket.parent.mkdir(parents=True, exist_ok=True)

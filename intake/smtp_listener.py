@@ -140,6 +140,36 @@ def tls_context(config: SmtpListenConfig) -> ssl.SSLContext | None:
     return context
 
 
+def open_gate(limits: SessionLimits, protocol: str) -> SessionGate:
+    """A listener's session gate, its cap lowered to what the process's file limit allows."""
+    fitting = sessions_within_fd_limit(limits.max_sessions)
+    if fitting < limits.max_sessions:
+        log.warning(
+            "%s LIMIT max_sessions=%d lowered to %d: the process may open only %d files",
+            protocol,
+            limits.max_sessions,
+            fitting,
+            fitting + FDS_BESIDES_SESSIONS,
+        )
+    # aiosmtpd's own log lines (mail.log) are rate-limited too, tracebacks cut to one line.
+    install_log_limit(logging.getLogger("mail.log"))
+    return SessionGate(limits, max_sessions=fitting)
+
+
+def session_options(hostname: str | None, max_message_size: int, ident: str) -> dict[str, Any]:
+    """What every session of a listener (SMTP or LMTP) is created with."""
+    return {
+        # Without a name aiosmtpd asks DNS for our FQDN, which hangs on machines without DNS.
+        "server_hostname": hostname or socket.gethostname(),
+        "data_size_limit": max_message_size,
+        "enable_SMTPUTF8": True,
+        "decode_data": False,
+        "ident": ident,
+        # No accounts, so no mechanism could ever succeed (see handle_EHLO).
+        "auth_exclude_mechanism": ["LOGIN", "PLAIN"],
+    }
+
+
 class LimitedController(Controller):
     """aiosmtpd's Controller, serving each connection with a `LimitedSMTP` behind one gate."""
 
@@ -160,29 +190,12 @@ class SmtpListener:
     def __init__(self, config: SmtpListenConfig, store: RawStore, identity: MailIdentity) -> None:
         self.config = config
         limits = config.limits
-        fitting = sessions_within_fd_limit(limits.max_sessions)
-        if fitting < limits.max_sessions:
-            log.warning(
-                "SMTP LIMIT max_sessions=%d lowered to %d: the process may open only %d files",
-                limits.max_sessions,
-                fitting,
-                fitting + FDS_BESIDES_SESSIONS,
-            )
-        self.gate = SessionGate(limits, max_sessions=fitting)
+        self.gate = open_gate(limits, "SMTP")
         handler = IntakeHandler(store, identity, config.max_message_size, self.gate.events)
-        # aiosmtpd's own log lines (mail.log) are rate-limited too, tracebacks cut to one line.
-        install_log_limit(logging.getLogger("mail.log"))
         kwargs: dict[str, Any] = {
             "hostname": config.host,
             "port": config.port,
-            # Without a name aiosmtpd asks DNS for our FQDN, which hangs on machines without DNS.
-            "server_hostname": config.hostname or socket.gethostname(),
-            "data_size_limit": config.max_message_size,
-            "enable_SMTPUTF8": True,
-            "decode_data": False,
-            "ident": "Helpdesk ESMTP",
-            # No accounts, so no mechanism could ever succeed (see handle_EHLO).
-            "auth_exclude_mechanism": ["LOGIN", "PLAIN"],
+            **session_options(config.hostname, config.max_message_size, "Helpdesk ESMTP"),
         }
         context = tls_context(config)
         if context is not None:
