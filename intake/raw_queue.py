@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,8 +38,22 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _MSGID = re.compile(r"<([^<>\s\x00-\x1f\x7f-\x9f]{1,998})>")
 _INSERT_RAW = insert(tables.raw_messages)
 _INSERT_KEYS = insert(tables.raw_thread_keys)
+# The two-integer form of the lock: its own key space, apart from the budgets' and the election's
+# one-bigint locks.
+_LOCK_KEY = text("SELECT pg_advisory_xact_lock(:high, :low)")
+
+
+def _low_word(key: int) -> int:
+    """The low 32 bits of a 64-bit key as a signed 32-bit integer."""
+    low = key & 0xFFFFFFFF
+    return low - (1 << 32) if low >= 1 << 31 else low
+
+
 # PostgreSQL ends a store's transaction idle this long (its process paused); a store takes milliseconds.
 STORE_IDLE_SECONDS = 10.0
+# A store waits at most this long for a related mail's store to commit (models' thread keys), then
+# fails like any store that cannot be done now (the SMTP client hears 451 and tries again later).
+STORE_LOCK_WAIT_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -195,9 +209,12 @@ class RawStore:
             log.warning("STORE could not read headers of a %d-byte mail from %s", len(mail.data), mail.source)
             message_id = None
         key = dedupe_key_for(message_id, mail.data)
+        thread_keys: list[int] = []
+        if mail.refused is None and session.get_bind().dialect.name == "postgresql":
+            thread_keys = self._lock_thread_keys(session, header_block, mail.envelope_to)
         raw_id = self._insert(session, mail, key, message_id)
-        if raw_id is not None and mail.refused is None and session.get_bind().dialect.name == "postgresql":
-            self._insert_thread_keys(session, raw_id, header_block, mail.envelope_to)
+        if raw_id is not None and thread_keys:
+            session.connection().execute(_INSERT_KEYS, [{"raw_id": raw_id, "key": k} for k in thread_keys])
         if raw_id is None:
             existing = self._existing(session, mail.source_key, key)
             if existing is not None and message_id and not self._same_content(existing, mail.data):
@@ -251,16 +268,29 @@ class RawStore:
         key = result.inserted_primary_key
         return int(key[0]) if key is not None else None
 
-    def _insert_thread_keys(
-        self, session: Session, raw_id: int, header_block: bytes, envelope_to: Sequence[str]
-    ) -> None:
-        """Several workers share the queue on PostgreSQL: the keys keep a conversation in order."""
+    def _lock_thread_keys(
+        self, session: Session, header_block: bytes, envelope_to: Sequence[str]
+    ) -> list[int]:
+        """The mail's thread keys, each locked until this transaction ends (PostgreSQL only).
+
+        Several workers share the queue on PostgreSQL and the keys keep a conversation in order
+        (models/thread_keys.py), by id. But an id is taken from a sequence at insert, not at
+        commit: a reply stored by one daemon could take the lower id and commit after its root,
+        stored at the same moment by another, was already claimed and acknowledged. Holding a
+        lock on each key from before the insert to the commit makes a second store of the same
+        conversation wait for the first, so ids within a conversation follow commit order.
+        Unrelated mail shares no key and never waits. Locks are taken in sorted order, so two
+        single-mail stores cannot deadlock.
+        """
         try:
             keys = keys_of(thread_key_values(header_block, envelope_to))
         except Exception:  # headers the stdlib cannot read: the mail is ordered by nothing
-            return
-        if keys:
-            session.connection().execute(_INSERT_KEYS, [{"raw_id": raw_id, "key": k} for k in keys])
+            return []
+        connection = session.connection()
+        connection.execute(text(f"SET LOCAL lock_timeout = {STORE_LOCK_WAIT_SECONDS * 1000}"))
+        for key in sorted(keys):
+            connection.execute(_LOCK_KEY, {"high": key >> 32, "low": _low_word(key)})
+        return keys
 
     def _existing(self, session: Session, source_key: str | None, dedupe_key: str) -> RawMessage | None:
         if source_key is not None:

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from intake.raw_queue import RawStore
+from intake.raw_queue import Incoming, RawStore
 from models.db import DatabaseConfig, create_db_engine, migrate, session_factory
 from models.heartbeat import DaemonRow, Heartbeat, beat, daemon_statuses, release_stale
 from models.leases import OUTBOX, RAW_QUEUE, finish_threads, transient_reason
@@ -84,6 +84,45 @@ def test_a_root_that_arrives_after_its_reply_waits_for_the_reply(pg_sessions: se
         finish_threads(session, [reply])
         session.commit()
     assert claim_raw(sessions, "b:2", NOW) == [root]
+
+
+def test_a_conversation_is_numbered_in_commit_order_when_two_stores_race(
+    pg_sessions: sessionmaker[Session],
+) -> None:
+    """Two daemons store a reply and its root at once: the reply takes its id first but commits
+    last. Ids come from a sequence at insert time, so without more the root would be committed,
+    claimed and acknowledged while the reply with the lower id was still invisible: the root's
+    store waits on the reply's instead, and ids in a conversation follow commit order."""
+    sessions = pg_sessions
+    reply_data = make_mail(
+        message_id="<reply@example.com>", in_reply_to="<root@example.com>", references=["<root@example.com>"]
+    )
+    root_data = make_mail(message_id="<root@example.com>")
+    other_data = make_mail(message_id="<other@example.com>")
+    store = RawStore(sessions)
+    done: list[int] = []
+
+    def store_root() -> None:
+        result = store.store(root_data, source="smtp", envelope_to=["support@example.test"])
+        assert result.raw_id is not None
+        done.append(result.raw_id)
+
+    with sessions() as held:
+        reply = store._store_in(held, Incoming(reply_data, "smtp", None, None, ("support@example.test",)))
+        assert reply.raw_id is not None
+        racing = threading.Thread(target=store_root)
+        racing.start()
+        racing.join(1.5)
+        # Unrelated mail is not held up by the open store.
+        other = store.store(other_data, source="smtp", envelope_to=["support@example.test"]).raw_id
+        # Meanwhile nothing of the conversation may be claimed ahead of the reply.
+        assert claim_raw(sessions, "a:1", NOW) == [other]
+        held.commit()
+    racing.join(10)
+    assert not racing.is_alive() and len(done) == 1
+    root = done[0]
+    assert reply.raw_id < root
+    assert claim_raw(sessions, "b:2", NOW) == [reply.raw_id]
 
 
 def test_a_real_deadlock_is_transient_and_a_constraint_violation_is_not(pg_engine: Engine) -> None:
