@@ -24,13 +24,12 @@ from sqlalchemy.orm import Session
 
 from models.message import Message
 from models.outbox import OutboxKind
-from models.people import TechnicianRow
 from models.ticket import ACTIVE_STATUSES, DONE_STATUSES, EventKind, Priority, Ticket, TicketStatus
 from routing.assign import AssignmentDecision, TicketNeeds, choose_technician, escalate
 from tickets.events import record_event
 from tickets.mailer import Mailer
 from tickets.participants import add_participant
-from tickets.roster import StaffMember, staff
+from tickets.roster import StaffMember, note_assigned, staff
 from tickets.similar import similar_resolved
 from tickets.staff_notices import StaffNotices, routing_summary
 from tickets.status import set_status
@@ -219,9 +218,7 @@ class Assignment:
         ticket.assigned_at = now
         # On the ticket from now on: a mail of theirs quoting [#N] threads here (and is then checked).
         add_participant(session, ticket, tech.email, tech.name, "technician", notify=False)
-        row = session.get(TechnicianRow, member.id)
-        if row is not None:
-            row.last_assigned_at = now
+        note_assigned(session, member.id, now)
         data: dict[str, Any] = decision.reason() if decision is not None else {"technician": tech.email}
         record_event(
             session,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
-from sqlalchemy import select
+from sqlalchemy import case, event, select, update
 from sqlalchemy.orm import Session
 
 from models.people import CoordinatorRow, TechnicianRow
@@ -101,17 +101,61 @@ def import_people(session: Session, people: People) -> ImportReport:
 def staff(session: Session) -> list[StaffMember]:
     """Every technician (active or not), in a stable order."""
     rows = session.scalars(select(TechnicianRow).order_by(TechnicianRow.email))
-    return [StaffMember(row.id, technician_of(row), row.last_assigned_at) for row in rows]
+    return [_member(session, row) for row in rows]
 
 
 def technician_by_id(session: Session, technician_id: int) -> StaffMember | None:
     row = session.get(TechnicianRow, technician_id)
-    return StaffMember(row.id, technician_of(row), row.last_assigned_at) if row is not None else None
+    return _member(session, row) if row is not None else None
 
 
 def technician_by_email(session: Session, email: str) -> StaffMember | None:
     row = session.scalars(select(TechnicianRow).where(TechnicianRow.email == email.strip().lower())).first()
-    return StaffMember(row.id, technician_of(row), row.last_assigned_at) if row is not None else None
+    return _member(session, row) if row is not None else None
+
+
+# -- when each technician was last given a ticket ------------------------------------------------
+#
+# Written as it happened, the stamp locked the technician's row from the assignment to the end of
+# the transaction: two workers on one PostgreSQL whose groups gave tickets to Alicja then Bob, and
+# to Bob then Alicja, each held one row and waited for the other's (a deadlock; retried, but each
+# costs a whole group). The stamps of a transaction are kept in the session instead, read back by
+# the functions above (so the round-robin between equals is the same), and written just before it
+# commits, in technician-id order: every writer locks the rows in one order and none can deadlock.
+
+_STAMPS = "helpdesk.last_assigned"
+
+
+def note_assigned(session: Session, technician_id: int, when: datetime) -> None:
+    """Record that `technician_id` was given a ticket at `when`, written when `session` commits."""
+    stamps: dict[int, datetime] = session.info.setdefault(_STAMPS, {})
+    stamps[technician_id] = max(when, stamps.get(technician_id, when))
+    if not event.contains(session, "before_commit", _write_stamps):
+        event.listen(session, "before_commit", _write_stamps)
+        event.listen(session, "after_soft_rollback", _forget_stamps)
+
+
+def _member(session: Session, row: TechnicianRow) -> StaffMember:
+    stamp = session.info.get(_STAMPS, {}).get(row.id, row.last_assigned_at)
+    return StaffMember(row.id, technician_of(row), stamp)
+
+
+def _write_stamps(session: Session) -> None:
+    stamps: dict[int, datetime] = session.info.pop(_STAMPS, {})
+    column = TechnicianRow.last_assigned_at
+    for technician_id in sorted(stamps):
+        when = stamps[technician_id]
+        # The latest stamp wins whichever transaction commits last.
+        session.execute(
+            update(TechnicianRow)
+            .where(TechnicianRow.id == technician_id)
+            .values(last_assigned_at=case((column.is_(None) | (column < when), when), else_=column)),
+            execution_options={"synchronize_session": False},
+        )
+
+
+def _forget_stamps(session: Session, previous_transaction: object) -> None:
+    session.info.pop(_STAMPS, None)
 
 
 def coordinators(session: Session) -> list[tuple[int, Coordinator]]:
