@@ -27,6 +27,12 @@ NAMING_CONVENTION = {
 BigID = BigInteger().with_variant(Integer(), "sqlite")
 
 
+# A session whose `info` holds this key runs a rehearsal that is rolled back (intake.rehearsal):
+# whatever would be written outside its transaction (the budgets' counts on PostgreSQL) is
+# written inside it instead.
+REHEARSAL = "helpdesk.rehearsal"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

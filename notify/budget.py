@@ -41,6 +41,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from models import tables
+from models.base import REHEARSAL
 from notify.config import LimitsConfig
 from notify.outbox import automatic_sent_recently
 
@@ -178,7 +179,7 @@ def reserve(
     (and the suppression is counted there).
     """
     bind = session.get_bind()
-    if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+    if isinstance(bind, Engine) and bind.dialect.name == "postgresql" and REHEARSAL not in session.info:
         with bind.begin() as conn:
             for scope in sorted({scope for scope, _ in caps}):
                 conn.execute(select(func.pg_advisory_xact_lock(_lock_key(scope))))
@@ -194,7 +195,7 @@ def _shared(session: Session) -> bool:
 
 def count_suppressed(session: Session, scope: str, now: datetime) -> None:
     bind = session.get_bind()
-    if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+    if isinstance(bind, Engine) and bind.dialect.name == "postgresql" and REHEARSAL not in session.info:
         with bind.begin() as conn:
             _add(conn, scope, now, suppressed=1)
         return
