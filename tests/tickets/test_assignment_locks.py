@@ -44,7 +44,6 @@ skills = { printing = 5 }
 """
 
 
-
 def stamps_of(session: Session) -> dict[str, datetime | None]:
     rows = session.execute(select(TechnicianRow.email, TechnicianRow.last_assigned_at))
     return dict(rows.tuples().all())
