@@ -25,6 +25,7 @@ EX_CONFIG = 78  # sysexits.h: a configuration error
 EX_TEMPFAIL = 75  # sysexits.h: try again later
 EX_ARGPARSE = 2  # what argparse exits with on a command line it cannot read
 EX_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+EX_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 
 # Each command: the module (in this package) that adds its parser and runs it, and its help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -82,6 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     try:
         return _main(words)
+    except BrokenPipeError:
+        # The reader went away (`helpdesk tickets list | head`): what it read was all it wanted.
+        # Later writes, and the interpreter's flush at exit, go nowhere instead of raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # ingest: the MTA stopped listening; it delivers again, and a stored mail is a duplicate then.
+        return EX_TEMPFAIL if command_of(words) == "ingest" else EX_BROKEN_PIPE
     except SystemExit as exc:
         if exc.code == EX_ARGPARSE and command_of(words) == "ingest":
             # A wrong word in the MTA's command line is ours to fix; the MTA keeps the mail meanwhile.

@@ -90,3 +90,22 @@ def test_a_listing_loads_nothing_of_the_daemon(desk: Path, argv: list[str]) -> N
     code, loaded = json.loads(done.stdout.splitlines()[-1])
     assert code == 0
     assert set(loaded) & set(DAEMON_ONLY) == set()
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(desk: Path) -> None:
+    """`helpdesk tickets list --limit 0 | head -1` on a big desk: the listing outgrows the pipe,
+    `head` leaves, and the command ends quietly with the shell's code for it (128 + SIGPIPE)."""
+    seed_tickets(database_url(desk), 1500, seed=7)
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "helpdesk.cli", "tickets", "list", "--all", "--limit", "0"],
+        cwd=desk,
+        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert listing.stdout is not None and listing.stderr is not None
+    assert listing.stdout.readline().startswith(b"#")
+    listing.stdout.close()  # as head does after its line
+    errors = listing.stderr.read().decode()
+    assert listing.wait(60) == 141
+    assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
