@@ -7,7 +7,10 @@ plus-address it was sent to) are written with it, as 64-bit hashes, and a mail i
 when no earlier mail sharing a key is still unfinished (models/leases.py). Mails of one
 conversation are therefore worked one after another in the order they arrived, whichever worker
 takes which; unrelated mail runs in parallel. A mail's keys are deleted in the transaction that
-finishes it, so the table holds only the mail in flight.
+finishes it, so the table holds only the mail in flight. "Earlier" is by id, and an id is taken at
+insert, not at commit: the store therefore holds a transaction lock on each of the mail's keys from
+before its insert to its commit (intake/raw_queue.py), so a conversation's ids follow the order in
+which its mails were committed, whichever daemons stored them.
 """
 
 from __future__ import annotations
