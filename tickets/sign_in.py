@@ -33,6 +33,7 @@ class Viewer:
     email: str
     name: str
     role: Role
+    language: str = "en"  # what the sign-in mail is written in: theirs (a technician's first)
 
     @property
     def is_coordinator(self) -> bool:
@@ -43,15 +44,20 @@ def viewer(session: Session, email: str) -> Viewer | None:
     """The active coordinator or technician with this address (a coordinator first), else None."""
     address = email.strip().lower()
     coordinator = session.execute(
-        select(CoordinatorRow.name).where(CoordinatorRow.email == address, CoordinatorRow.active.is_(True))
+        select(CoordinatorRow.name, CoordinatorRow.language).where(
+            CoordinatorRow.email == address, CoordinatorRow.active.is_(True)
+        )
     ).first()
     if coordinator is not None:
-        return Viewer(address, coordinator.name, Role.COORDINATOR)
+        return Viewer(address, coordinator.name, Role.COORDINATOR, coordinator.language or "en")
     technician = session.execute(
-        select(TechnicianRow.name).where(TechnicianRow.email == address, TechnicianRow.active.is_(True))
+        select(TechnicianRow.name, TechnicianRow.languages).where(
+            TechnicianRow.email == address, TechnicianRow.active.is_(True)
+        )
     ).first()
     if technician is not None:
-        return Viewer(address, technician.name, Role.TECHNICIAN)
+        languages = list(technician.languages or [])
+        return Viewer(address, technician.name, Role.TECHNICIAN, languages[0] if languages else "en")
     return None
 
 

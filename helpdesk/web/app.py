@@ -49,6 +49,7 @@ from helpdesk.web.render import templates as load_templates
 from models.outbox import OutboxKind
 from notify.compose import Draft
 from notify.outbox import enqueue
+from notify.render import Renderer
 from tickets.sign_in import Viewer, end_session, forget_sessions, session_is_open, use_link, viewer
 
 log = logging.getLogger("helpdesk.web")
@@ -107,12 +108,14 @@ class Dashboard:
     models_dir: Path | None = None
     signer: Signer = field(init=False)
     templates: Environment = field(init=False)
+    mail: Renderer = field(init=False)  # the sign-in mail, in the language of whoever asked
     by_address: RateLimit = field(default_factory=lambda: RateLimit(PER_ADDRESS))
     by_client: RateLimit = field(default_factory=lambda: RateLimit(PER_CLIENT))
 
     def __post_init__(self) -> None:
         self.signer = Signer(self.settings.identity.secret)
         self.templates = load_templates()
+        self.mail = Renderer()
 
     def link(self, email: str, next_path: str = "") -> str:
         return link_url(self.settings.web.url, self.signer, email, now=self.clock(), next_path=next_path)
@@ -209,17 +212,17 @@ def _mail_link(board: Dashboard, email: str, next_path: str) -> None:
         if who is None:
             log.info("SIGN-IN link asked for an address not on the roster; nothing sent")
             return
-        body = board.templates.get_template("sign_in_mail.txt.j2").render(
-            name=who.name,
-            link=board.link(who.email, next_path),
-            minutes=15,
-            desk=board.settings.identity.address,
-        )
+        context = {
+            "person": who.name,
+            "link": board.link(who.email, next_path),
+            "minutes": int(LINK_LIFETIME // 60),
+            "desk": board.settings.identity.address,
+        }
         draft = Draft(
             to=((who.name, who.email),),
-            subject="Your sign-in link to the helpdesk",
-            body=body,
-            language="en",
+            subject=board.mail.render("sign_in_subject", who.language, **context).strip(),
+            body=board.mail.render("sign_in", who.language, **context),
+            language=board.mail.language_for(who.language),
             automatic=False,
             generated=True,
         )

@@ -138,6 +138,18 @@ CONTEXT: dict[str, dict[str, Any]] = {
         "limit": 30,
     },
     "staff_digest_subject": {"count": 42},
+    "sign_in": {
+        "person": "Alicja Nowak",
+        "link": "https://desk.example.test/auth?t=42",
+        "minutes": 15,
+        "desk": "support@example.test",
+    },
+    "sign_in_subject": {
+        "person": "Alicja Nowak",
+        "link": "l",
+        "minutes": 15,
+        "desk": "support42@example.test",
+    },
 }
 
 

@@ -204,6 +204,29 @@ def test_asking_for_a_link_says_the_same_for_anyone_and_mails_only_staff(desk: S
     assert answer.status == 303 and answer.location == "/coverage"
 
 
+@pytest.mark.parametrize(
+    ("address", "subject", "words"),
+    [
+        (TECH, "Twój link do logowania", "Działa jeden raz"),  # languages pl, en: her first
+        ("felix@example.test", "Ihr Anmeldelink", "Er funktioniert einmal"),
+        ("dan@example.test", "Your sign-in link", "It works once"),
+    ],
+)
+def test_the_sign_in_mail_is_in_the_language_of_whoever_asked(
+    desk: Served, address: str, subject: str, words: str
+) -> None:
+    desk.browser().post("/sign-in", f"email={quote(address)}")
+    assert wait_until(lambda: _sign_in_mails(desk) == [address])
+    with desk.app.sessions() as session:
+        data = session.scalars(
+            select(OutboxMessage.data).where(OutboxMessage.kind == OutboxKind.SIGN_IN.value)
+        ).one()
+    mail = parse(data)
+    assert str(mail["Subject"]).startswith(subject)
+    text = mail.get_body(("plain",))
+    assert text is not None and words in text.get_content()
+
+
 def test_asking_for_links_is_rate_limited(desk: Served) -> None:
     answers = [desk.browser().post("/sign-in", f"email={quote(TECH)}").status for _ in range(PER_ADDRESS + 2)]
     assert answers[:PER_ADDRESS] == [200] * PER_ADDRESS
