@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
+from models.leases import bound_idle_transaction
 from models.outbox import OutboxKind
 from models.ticket import OPEN_STATUSES, SPAM_TAG, EventKind, Ticket, TicketEvent, TicketStatus
 from routing.shifts import is_on_shift, next_shift_start
@@ -38,6 +39,10 @@ from tickets.assignment import Assignment
 from tickets.events import record_event
 from tickets.lifecycle import Lifecycle, LifecycleCounts
 from tickets.roster import StaffMember, staff
+
+# A ticket's transaction left idle this long is a stopped process's (SIGSTOP, a frozen VM): on
+# PostgreSQL the server ends it, so the ticket's row lock does not hold up the other daemons' workers.
+IDLE_IN_TRANSACTION = 15.0
 
 log = logging.getLogger("helpdesk.sla")
 
@@ -108,6 +113,7 @@ class SlaTimer:
         for ticket_id in ids:
             with self._sessions() as session:
                 try:
+                    bound_idle_transaction(session, IDLE_IN_TRANSACTION)
                     ticket = session.get(Ticket, ticket_id)
                     if ticket is None or ticket.status not in OPEN_STATUSES:
                         continue
@@ -122,6 +128,7 @@ class SlaTimer:
             self._lifecycle(self.lifecycle, now, report)
         with self._sessions() as session:
             try:
+                bound_idle_transaction(session, IDLE_IN_TRANSACTION)
                 report.digests = self._notices.digests.send(session, now)
                 self._assignment.mailer.budgets.prune(session, now)
                 session.commit()
@@ -150,6 +157,7 @@ class SlaTimer:
         for ticket_id in ids:
             with self._sessions() as session:
                 try:
+                    bound_idle_transaction(session, IDLE_IN_TRANSACTION)
                     ticket = session.get(Ticket, ticket_id)
                     if ticket is not None:
                         lifecycle.check_ticket(session, ticket, now, counts)
