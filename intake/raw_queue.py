@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -308,3 +308,45 @@ class RawStore:
         with self._sessions() as session:
             found = session.scalar(select(RawMessage.id).where(RawMessage.source_key == source_key))
             return found is not None
+
+
+def restore_thread_keys(session: Session, raw_ids: Sequence[int]) -> None:
+    """Write again the thread keys of mails put back in the queue (PostgreSQL only).
+
+    A quarantined mail was finished and its keys deleted; put back by `quarantine retry`, it is
+    ordered in its conversation again by its own (old) id, like a mail just stored.
+    """
+    if not raw_ids or session.get_bind().dialect.name != "postgresql":
+        return
+    connection = session.connection()
+    connection.execute(delete(tables.raw_thread_keys).where(tables.raw_thread_keys.c.raw_id.in_(raw_ids)))
+    raw = tables.raw_messages
+    rows = connection.execute(select(raw.c.id, raw.c.data, raw.c.envelope_to).where(raw.c.id.in_(raw_ids)))
+    values = []
+    for raw_id, data, envelope_to in rows:
+        try:
+            keys = keys_of(thread_key_values(split_message(bytes(data))[0], list(envelope_to or ())))
+        except Exception:  # headers the stdlib cannot read: ordered by nothing, as when stored
+            continue
+        values += [{"raw_id": raw_id, "key": key} for key in keys]
+    if values:
+        connection.execute(_INSERT_KEYS, values)
+
+
+def requeue(sessions: sessionmaker[Session], raw_ids: list[int] | None = None) -> int:
+    """Put quarantined mails back in the queue (`helpdesk quarantine retry`); returns how many."""
+    with sessions() as session:
+        query = update(RawMessage).where(RawMessage.status == RawStatus.FAILED)
+        if raw_ids is not None:
+            query = query.where(RawMessage.id.in_(raw_ids))
+        put_back = list(
+            session.scalars(
+                query.values(
+                    status=RawStatus.RECEIVED, attempts=0, claimed_by=None, claimed_until=None
+                ).returning(RawMessage.id)
+            )
+        )
+        # Ordered in its conversation again: a reply still waiting waits for it, as it would have.
+        restore_thread_keys(session, put_back)
+        session.commit()
+        return len(put_back)

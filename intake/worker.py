@@ -382,16 +382,3 @@ class Worker:
 
 def _first_line(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {(str(exc).splitlines() or [''])[0]}"
-
-
-def requeue(sessions: sessionmaker[Session], raw_ids: list[int] | None = None) -> int:
-    """Put quarantined mails back in the queue (`helpdesk quarantine retry`); returns how many."""
-    with sessions() as session:
-        query = update(RawMessage).where(RawMessage.status == RawStatus.FAILED)
-        if raw_ids is not None:
-            query = query.where(RawMessage.id.in_(raw_ids))
-        result = session.execute(
-            query.values(status=RawStatus.RECEIVED, attempts=0, claimed_by=None, claimed_until=None)
-        )
-        session.commit()
-        return int(getattr(result, "rowcount", 0) or 0)

@@ -74,7 +74,8 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
     # Retrying runs the pipeline: only this command loads it, not the listings beside it.
     from helpdesk.app import build_app
-    from intake.worker import WorkReport, requeue
+    from intake.raw_queue import requeue
+    from intake.worker import WorkReport
 
     if not args.ids and not args.all:
         echo("helpdesk quarantine retry: give stored mail ids, or --all", file=sys.stderr)

@@ -107,7 +107,7 @@ def test_a_quarantined_slow_mail_is_retried_and_quarantined_again_not_lost(
     app = make_app(intake={"processing_budget": 0.5})
     with_parser(app, "tests.intake.slow_parsers:sleepy")
     deliver(app, make_mail(message_id="<slow@example.com>", body="sleep-forever"))
-    from intake.worker import requeue
+    from intake.raw_queue import requeue
 
     assert requeue(app.sessions) == 1
     report = app.worker.process_available()

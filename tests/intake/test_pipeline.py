@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from helpdesk.app import App
 from intake.pipeline import STAGES
-from intake.worker import requeue
+from intake.raw_queue import requeue
 from models.message import Attachment, Message
 from models.outbox import OutboxMessage
 from models.raw_message import RawMessage, RawStatus

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from intake.raw_queue import Incoming, RawStore
+from intake.raw_queue import Incoming, RawStore, requeue
 from models.db import DatabaseConfig, create_db_engine, migrate, session_factory
 from models.heartbeat import DaemonRow, Heartbeat, beat, daemon_statuses, release_stale
 from models.leases import OUTBOX, RAW_QUEUE, finish_threads, transient_reason
@@ -123,6 +123,29 @@ def test_a_conversation_is_numbered_in_commit_order_when_two_stores_race(
     root = done[0]
     assert reply.raw_id < root
     assert claim_raw(sessions, "b:2", NOW) == [reply.raw_id]
+
+
+def test_a_quarantined_root_put_back_is_worked_before_its_waiting_reply(
+    pg_sessions: sessionmaker[Session],
+) -> None:
+    """`quarantine retry` puts a root back while its reply still waits: the root has its keys
+    again, so the reply waits for it as it would have the first time."""
+    sessions = pg_sessions
+    root = store(sessions, "root@example.com")
+    assert claim_raw(sessions, "a:1", NOW) == [root]
+    with sessions() as session:  # quarantined: finished, its keys gone
+        session.execute(
+            update(RawMessage).where(RawMessage.id == root).values(status=RawStatus.FAILED, error="x")
+        )
+        finish_threads(session, [root])
+        session.commit()
+    reply = store(sessions, "reply@example.com", parent="root@example.com")
+    assert requeue(sessions, [root]) == 1
+    assert claim_raw(sessions, "b:2", NOW) == [root]  # the reply waits for its root again
+    with sessions() as session:
+        finish_threads(session, [root])
+        session.commit()
+    assert claim_raw(sessions, "b:2", NOW) == [reply]
 
 
 def test_a_real_deadlock_is_transient_and_a_constraint_violation_is_not(pg_engine: Engine) -> None:
