@@ -24,9 +24,12 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from intake.raw_queue import Incoming, RawStore
+from intake.raw_keys import Incoming
+
+if TYPE_CHECKING:
+    from intake.raw_queue import RawStore
 
 log = logging.getLogger("helpdesk.ingest")
 

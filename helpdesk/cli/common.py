@@ -8,14 +8,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from helpdesk.files import private_directory, private_file
 from helpdesk.settings import Settings
 from helpdesk.terminal import SafeFormatter, json_text
 from intake.ingest import EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_USAGE
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 SYSLOG_SOCKET = "/dev/log"
 
