@@ -19,7 +19,6 @@ library's mailbox.mbox reads a whole message, and indexes the file a whole line 
 from __future__ import annotations
 
 import logging
-import mailbox
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -128,6 +127,8 @@ def from_stream(stream: BinaryIO, limit: int) -> Iterator[Candidate]:
 def from_maildir(path: Path, limit: int) -> Iterator[Candidate]:
     if not (path / "cur").is_dir() and not (path / "new").is_dir():
         raise FileNotFoundError(f"{path} is not a maildir (no cur/ or new/)")
+    import mailbox  # here, not at the top: a piped mail never reads a maildir
+
     box = mailbox.Maildir(str(path), factory=None, create=False)
     for key in sorted(box.iterkeys()):
         with box.get_file(key) as fh:
