@@ -21,8 +21,6 @@ from __future__ import annotations
 import enum
 import json
 import logging
-import os
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -44,74 +42,28 @@ from intake.raw_keys import (
 )
 from intake.wakeup import CHANNEL, touch, wakeup_file_of
 from models.config import DatabaseConfig
+from models.dbapi import Database
 from models.liveness import HEARTBEAT_TIMEOUT, dead_local_holders
-from models.urls import parse_url
 
 log = logging.getLogger("helpdesk.intake.raw_queue")
 
-SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
-# How SQLAlchemy writes a datetime into SQLite (its DATETIME storage format, naive UTC here as
-# models/base.py `UTCDateTime` gives it): the strings compare in time order.
-SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 JSON_COLUMNS = ("envelope_to",)
 DATETIME_COLUMNS = ("received_at", "processed_at")
 _SAVEPOINT = "raw_insert"
 
 
 class PipeStore:
-    """One DBAPI connection to the desk's database, for one piped mail."""
+    """One DBAPI connection to the desk's database (models/dbapi.py), for one piped mail."""
 
-    def __init__(self, connection: Any, backend: str, database_file: str | None) -> None:
-        self._connection = connection
-        self.backend = backend
-        self._file = database_file
-        self._mark = "?" if backend == "sqlite" else "%s"
-        if backend == "sqlite":
-            self._integrity: type[Exception] = sqlite3.IntegrityError
-            self._errors: tuple[type[Exception], ...] = (sqlite3.Error,)
-        else:
-            import psycopg
-
-            self._integrity = psycopg.IntegrityError
-            self._errors = (psycopg.Error,)
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self.backend = database.backend
 
     @classmethod
     def open(cls, config: DatabaseConfig) -> PipeStore | None:
         """A connection to the database of `config`; None when this store does not serve it."""
-        parts = parse_url(config.url)
-        if parts is None:
-            return None
-        if parts.backend == "sqlite" and parts.driver in ("", "pysqlite") and not parts.query:
-            path = parts.sqlite_file
-            synchronous = config.sqlite_synchronous.upper()
-            if path is None or not os.path.isfile(path) or synchronous not in SQLITE_SYNCHRONOUS:
-                return None
-            return cls(_sqlite(path, synchronous, config.sqlite_busy_timeout_ms), "sqlite", path)
-        if parts.backend == "postgresql" and parts.driver == "psycopg":
-            keys = [key for key, _ in parts.query]
-            if len(keys) != len(set(keys)):  # several hosts: SQLAlchemy's reading
-                return None
-            import psycopg
-
-            options: dict[str, Any] = {
-                name: value
-                for name, value in (
-                    ("user", parts.username),
-                    ("password", parts.password),
-                    ("host", parts.host),
-                    ("port", parts.port),
-                    ("dbname", parts.database),
-                )
-                if value
-            }
-            options.update(parts.query)
-            try:
-                connection = psycopg.connect(**options)
-            except psycopg.Error as exc:
-                log.debug("PIPE cannot connect (the full path tells why): %s", exc)
-                return None
-            return cls(connection, "postgresql", None)
-        return None
+        database = Database.open(config)
+        return cls(database) if database is not None else None
 
     def __enter__(self) -> PipeStore:
         return self
@@ -122,25 +74,19 @@ class PipeStore:
         self.close()
 
     def close(self) -> None:
-        self._connection.close()
+        self._db.close()
 
     def schema_revision(self) -> str | None:
         """The database's Alembic revision; None for an empty database (as models/db.py reads it)."""
-        try:
-            rows = self._query("SELECT version_num FROM alembic_version", ())
-        except self._errors:
-            self._end(commit=False)
-            return None
-        self._end(commit=False)
-        return str(rows[0][0]) if rows else None
+        return self._db.revision()
 
     def store(self, mail: Incoming) -> StoreResult:
         """Store and commit one mail, as `RawStore.store` does. Raises StoreError when it cannot."""
         try:
-            self._begin()
+            self._db.begin_write()
             result = self._store_in(mail)
             self._end(commit=True)
-        except self._errors as exc:
+        except self._db.errors as exc:
             self._rollback_quietly()
             raise StoreError(f"cannot store mail: {exc.__class__.__name__}: {exc}") from exc
         return result
@@ -150,10 +96,10 @@ class PipeStore:
         # The database server's clock on PostgreSQL (models/heartbeat.py `database_now`).
         postgres = self.backend == "postgresql"
         now: datetime = self._query("SELECT now()", ())[0][0] if postgres else datetime.now(UTC)
-        since = self._datetime(now - timedelta(seconds=timeout))
+        since = self._db.datetime(now - timedelta(seconds=timeout))
         fresh = [
             str(r[0])
-            for r in self._query(f"SELECT holder FROM daemons WHERE beat_at >= {self._mark}", (since,))
+            for r in self._query(f"SELECT holder FROM daemons WHERE beat_at >= {self._db.mark}", (since,))
         ]
         self._end(commit=False)
         dead = set(dead_local_holders(fresh))
@@ -161,7 +107,7 @@ class PipeStore:
 
     def announce(self) -> None:
         """Tell a daemon that stored mail waits, as intake/wakeup.py `announce` does."""
-        path = wakeup_file_of(self._file)
+        path = wakeup_file_of(self._db.file)
         if path is not None:
             touch(path)
         elif self.backend == "postgresql":
@@ -184,7 +130,7 @@ class PipeStore:
         raw_id = self._insert(mail, key, message_id)
         if raw_id is not None and thread_keys:
             self._execute_many(
-                f'INSERT INTO raw_thread_keys (raw_id, "key") VALUES ({self._mark}, {self._mark})',
+                f'INSERT INTO raw_thread_keys (raw_id, "key") VALUES ({self._db.mark}, {self._db.mark})',
                 [(raw_id, k) for k in thread_keys],
             )
         if raw_id is None:
@@ -213,9 +159,9 @@ class PipeStore:
             for name, value in row_values(mail, dedupe_key, message_id, datetime.now(UTC)).items()
         }
         columns = ", ".join(values)
-        marks = ", ".join(self._mark for _ in values)
+        marks = ", ".join(self._db.mark for _ in values)
         statement = f"INSERT INTO raw_messages ({columns}) VALUES ({marks})"
-        cursor = self._connection.cursor()
+        cursor = self._db.connection.cursor()
         cursor.execute(f"SAVEPOINT {_SAVEPOINT}")
         try:
             if self.backend == "sqlite":
@@ -224,7 +170,7 @@ class PipeStore:
             else:
                 cursor.execute(statement + " RETURNING id", tuple(values.values()))
                 raw_id = cursor.fetchone()[0]
-        except self._integrity:
+        except self._db.integrity_error:
             cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
             cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
             return None
@@ -237,7 +183,7 @@ class PipeStore:
         keys = thread_keys_to_lock(header_block, envelope_to)
         if keys is None:
             return []
-        cursor = self._connection.cursor()
+        cursor = self._db.connection.cursor()
         cursor.execute(f"SET LOCAL lock_timeout = {STORE_LOCK_WAIT_SECONDS * 1000}")
         for key in sorted(keys):
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", lock_words(key))
@@ -245,7 +191,7 @@ class PipeStore:
 
     def _existing(self, source_key: str | None, dedupe_key: str) -> tuple[int, str | None, bytes] | None:
         """The stored row (id, source_key, data) with `source_key`, else the one with `dedupe_key`."""
-        select = "SELECT id, source_key, data FROM raw_messages WHERE {} = " + self._mark + " LIMIT 1"
+        select = "SELECT id, source_key, data FROM raw_messages WHERE {} = " + self._db.mark + " LIMIT 1"
         if source_key is not None:
             rows = self._query(select.format("source_key"), (source_key,))
             if rows:
@@ -262,48 +208,20 @@ class PipeStore:
         if name in JSON_COLUMNS:
             return json.dumps(value)
         if name in DATETIME_COLUMNS and isinstance(value, datetime):
-            return self._datetime(value)
+            return self._db.datetime(value)
         return value
 
-    def _datetime(self, value: datetime) -> object:
-        """An aware datetime as a UTC column takes it (models/base.py `UTCDateTime`)."""
-        if self.backend == "sqlite":
-            return value.astimezone(UTC).replace(tzinfo=None).strftime(SQLITE_DATETIME)
-        return value.astimezone(UTC)
-
-    def _begin(self) -> None:
-        if self.backend == "sqlite":  # take the write lock up front, as models/db.py does
-            self._connection.execute("BEGIN IMMEDIATE")
-
     def _end(self, *, commit: bool) -> None:
-        if self.backend == "sqlite" and not self._connection.in_transaction:
-            return
-        if commit:
-            self._connection.commit()
-        else:
-            self._connection.rollback()
+        self._db.end(commit=commit)
 
     def _rollback_quietly(self) -> None:
         try:
             self._end(commit=False)
-        except self._errors:
+        except self._db.errors:
             pass  # the connection is closed next: the server ends the transaction
 
     def _query(self, statement: str, params: Sequence[object]) -> list[Any]:
-        cursor = self._connection.cursor()
-        cursor.execute(statement, tuple(params))
-        return list(cursor.fetchall())
+        return self._db.query(statement, params)
 
     def _execute_many(self, statement: str, rows: list[tuple[object, ...]]) -> None:
-        self._connection.cursor().executemany(statement, rows)
-
-
-def _sqlite(path: str, synchronous: str, busy_timeout_ms: int) -> sqlite3.Connection:
-    """A connection set up as models/db.py sets up the engine's (WAL, synchronous, busy timeout,
-    foreign keys), with transactions begun by hand."""
-    connection = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute(f"PRAGMA synchronous={synchronous}")
-    connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-    connection.execute("PRAGMA foreign_keys=ON")
-    return connection
+        self._db.connection.cursor().executemany(statement, rows)

@@ -1,7 +1,7 @@
 """The kinds of what is stored that the light paths need without the mapped tables: a ticket's
 status and its groups and its priority (the settings' SLA targets are per priority), and a stored
-mail's state (a piped mail is stored with the DBAPI alone). models.ticket and models.raw_message
-map columns of these types.
+mail's and an outgoing mail's state (a piped mail is stored, and the listings read, with the
+DBAPI alone). models.ticket, models.raw_message and models.outbox map columns of these types.
 """
 
 from __future__ import annotations
@@ -47,3 +47,11 @@ class RawStatus(enum.StrEnum):
     PROCESSING = "processing"  # claimed by a worker until `claimed_until`
     PROCESSED = "processed"  # the pipeline ran and its outcome is recorded
     FAILED = "failed"  # quarantined with `error`; `helpdesk quarantine retry` re-queues it
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    BOUNCED = "bounced"  # accepted, then a DSN came back
