@@ -23,7 +23,7 @@ from types import SimpleNamespace, TracebackType
 from typing import Any
 
 from models.config import DatabaseConfig
-from models.kinds import OutboxStatus, Priority, RawStatus, TicketStatus
+from models.kinds import MailboxConnState, OutboxStatus, Priority, RawStatus, TicketStatus
 from models.urls import parse_url
 
 SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -39,6 +39,7 @@ ENUMS: Mapping[str, Callable[[Any], Any]] = {
     "Priority": Priority,
     "RawStatus": RawStatus,
     "OutboxStatus": OutboxStatus,
+    "MailboxConnState": MailboxConnState,
 }
 COLUMN_KINDS: Mapping[str, Mapping[str, str]] = {
     "tickets": {
@@ -75,6 +76,18 @@ COLUMN_KINDS: Mapping[str, Mapping[str, str]] = {
         "status": "RawStatus",
         "claimed_until": DATETIME,
         "processed_at": DATETIME,
+    },
+    "daemons": {"started_at": DATETIME, "beat_at": DATETIME},
+    "mailbox_states": {
+        "added_at": DATETIME,
+        "state": "MailboxConnState",
+        "state_since": DATETIME,
+        "idle_supported": BOOL,
+        "last_error_at": DATETIME,
+        "next_attempt_at": DATETIME,
+        "last_connected_at": DATETIME,
+        "last_success_at": DATETIME,
+        "updated_at": DATETIME,
     },
 }
 DELIVERY_KINDS: Mapping[str, str] = {"status": "OutboxStatus", "sent_at": DATETIME}

@@ -1,7 +1,8 @@
 """The kinds of what is stored that the light paths need without the mapped tables: a ticket's
 status and its groups and its priority (the settings' SLA targets are per priority), and a stored
 mail's and an outgoing mail's state (a piped mail is stored, and the listings read, with the
-DBAPI alone). models.ticket, models.raw_message and models.outbox map columns of these types.
+DBAPI alone), and an IMAP mailbox's connection state. models.ticket, models.raw_message,
+models.outbox and models.mailbox_state map columns of these types.
 """
 
 from __future__ import annotations
@@ -55,3 +56,15 @@ class OutboxStatus(enum.StrEnum):
     SENT = "sent"
     FAILED = "failed"
     BOUNCED = "bounced"  # accepted, then a DSN came back
+
+
+class MailboxConnState(enum.StrEnum):
+    NEW = "new"  # configured, never run
+    CONNECTING = "connecting"  # connecting, logging in, selecting the folder
+    FETCHING = "fetching"  # storing new mail
+    IDLE = "idle"  # waiting for the server to announce mail (RFC 2177 IDLE)
+    POLLING = "polling"  # waiting for the next poll (server without IDLE)
+    BACKOFF = "backoff"  # waiting to reconnect after an error (`last_error`)
+    AUTH_FAILED = "auth_failed"  # the server refused the login (`last_error`); retried with backoff
+    DISCONNECTED = "disconnected"  # a one-shot fetch (`helpdesk ingest --imap`) finished
+    STOPPED = "stopped"  # the poller was stopped

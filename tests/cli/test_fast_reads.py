@@ -2,7 +2,7 @@
 
 A desk on each database gets real mail processed and delivered (tickets with attachments, a
 reply, a verdict from a trusted Authentication-Results, a rating, quarantined mail); then every
-view `tickets list`, `tickets show` and `quarantine list` print, as JSON and as text, is built
+view `tickets list`, `tickets show`, `quarantine list` and `status` print, as JSON and as text, is built
 both ways and compared. A guard holds models/dbapi.py's column kinds to the mapped metadata.
 """
 
@@ -10,20 +10,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Boolean, DateTime, Enum, select
 from sqlalchemy.types import JSON
 
 from helpdesk.app import App
+from helpdesk.cli.status import _mailbox_view, status_view
 from helpdesk.views import quarantine_view, render_ticket, table, ticket_detail, ticket_summary
+from intake.fast_status import read_status
+from intake.imap_state import mailbox_statuses
 from intake.quarantine import quarantined
 from intake.raw_keys import Incoming
 from models.base import Base
+from models.budget import MailBudget
 from models.dbapi import COLUMN_KINDS, DELIVERY_KINDS, Database
+from models.heartbeat import DaemonRow
 from models.loop import Satisfaction
+from models.mailbox_state import MailboxConnState, MailboxState
+from models.raw_message import RawMessage, RawStatus
 from models.ticket import Ticket, TicketStatus
+from notify.budget_report import window_start
 from tests.conftest import deliver
 from tests.mail import make_mail
 from tickets import fast_queries, queries
@@ -162,3 +170,62 @@ def test_the_column_kinds_are_the_mapped_types(table: str) -> None:
         assert {name: kinds[name] for name in DELIVERY_KINDS} == dict(DELIVERY_KINDS)
     else:
         assert dict(COLUMN_KINDS[table]) == kinds
+
+
+def test_status_reads_the_same_either_way(busy_desk: App) -> None:
+    now = datetime.now(UTC)
+    with busy_desk.sessions() as session:
+        session.add_all(
+            [
+                DaemonRow(
+                    holder="mx1:41", host="mx1", pid=41, started_at=now - timedelta(hours=1), beat_at=now
+                ),
+                DaemonRow(
+                    holder="mx2:42",
+                    host="mx2",
+                    pid=42,
+                    started_at=now - timedelta(hours=2),
+                    beat_at=now - timedelta(minutes=5),
+                ),
+                MailboxState(
+                    name="support",
+                    server="imap.example.test:993",
+                    holder="mx1:41",
+                    state=MailboxConnState.IDLE,
+                ),
+                MailboxState(
+                    name="sales", server="imap.example.test:993", idle_supported=True, last_error="refused"
+                ),
+                MailBudget(
+                    scope="auto-domain:spam.example",
+                    window_start=window_start(now) - timedelta(minutes=10),
+                    sent=0,
+                    suppressed=3,
+                ),
+                MailBudget(
+                    scope="auto", window_start=window_start(now) - timedelta(minutes=10), sent=4, suppressed=1
+                ),
+                MailBudget(
+                    scope="auto", window_start=window_start(now) - timedelta(hours=3), sent=9, suppressed=9
+                ),
+            ]
+        )
+        claimed = session.scalars(select(RawMessage).order_by(RawMessage.id)).first()
+        assert claimed is not None
+        claimed.status, claimed.claimed_by = RawStatus.PROCESSING, "mx1:41"
+        session.add(
+            RawMessage(source="smtp", dedupe_key="w" * 64, size=1, data=b"x", envelope_to=[])
+        )  # waiting
+        session.commit()
+    with fast(busy_desk) as db:
+        got = status_view(busy_desk.settings, db)
+        fast_mailboxes = {m.name: m for m in read_status(db, busy_desk.settings.limits, now).mailboxes}
+    expected = status_view(busy_desk.settings, None)
+    assert json.dumps(got) == json.dumps(expected)
+    assert [d["silent"] for d in got["daemons"]] == [True, False]  # oldest first
+    assert got["daemons"][1]["holds"] == {"stored": 1, "outgoing": 0, "mailboxes": ["support"]}
+    assert got["automatic_mail_last_hour"]["suppressed_domains"] == {"spam.example": 3}
+    assert got["oldest_waiting"] is not None
+    orm_mailboxes = {m.name: m for m in mailbox_statuses(busy_desk.sessions)}
+    for name in ("support", "sales"):
+        assert _mailbox_view(name, fast_mailboxes[name]) == _mailbox_view(name, orm_mailboxes[name])
