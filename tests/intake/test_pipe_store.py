@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from sqlalchemy import Engine, text
 from intake.pipe_store import PipeStore
 from intake.raw_keys import Incoming, StoreResult
 from intake.raw_queue import RawStore
-from models.db import DatabaseConfig, session_factory
+from models.db import DatabaseConfig, create_db_engine, migrate, session_factory
 from models.revision import MIGRATIONS, head_revision
 from tests.conftest import REPO_ROOT
 from tests.mail import SUPPORT, make_mail
@@ -161,3 +162,37 @@ def test_a_piped_store_and_hand_off_import_no_sqlalchemy(tmp_path: Path, engine:
         [sys.executable, "-c", code, db_url], capture_output=True, env=env, check=True, timeout=60
     )
     assert json.loads(done.stdout) == []
+
+
+def test_a_piped_store_waits_for_a_related_store_on_postgresql(pg_url: str) -> None:
+    """As RawStore's (tests/models/test_scale_out_parts.py): a reply's store is open in another
+    daemon; the piped root of its conversation waits for it, so ids follow commit order, while an
+    unrelated piped mail does not wait."""
+    engine = create_db_engine(DatabaseConfig(url=pg_url))
+    migrate(engine)
+    sessions = session_factory(engine)
+    config = DatabaseConfig(url=pg_url)
+    done: list[int] = []
+
+    def store_root() -> None:
+        with PipeStore.open(config) as store:  # type: ignore[union-attr]
+            result = store.store(Incoming(ROOT, "ingest", envelope_to=(SUPPORT,)))
+        assert result.raw_id is not None
+        done.append(result.raw_id)
+
+    try:
+        with sessions() as held:
+            reply = RawStore(sessions)._store_in(held, Incoming(REPLY, "smtp", envelope_to=(SUPPORT,)))
+            assert reply.raw_id is not None
+            racing = threading.Thread(target=store_root)
+            racing.start()
+            racing.join(1.5)
+            assert racing.is_alive() and not done  # waiting on the reply's thread keys
+            with PipeStore.open(config) as other:  # type: ignore[union-attr]
+                assert not other.store(Incoming(BOUNCE, "ingest", envelope_to=(SUPPORT,))).duplicate
+            held.commit()
+        racing.join(10)
+        assert not racing.is_alive() and len(done) == 1
+        assert reply.raw_id < done[0]
+    finally:
+        engine.dispose()
