@@ -121,7 +121,11 @@ class Database:
             synchronous = config.sqlite_synchronous.upper()
             if path is None or not os.path.isfile(path) or synchronous not in SQLITE_SYNCHRONOUS:
                 return None
-            return cls(_sqlite(path, synchronous, config.sqlite_busy_timeout_ms), "sqlite", path)
+            try:
+                opened = _sqlite(path, synchronous, config.sqlite_busy_timeout_ms)
+            except sqlite3.Error:
+                return None  # the SQLAlchemy path tells why
+            return cls(opened, "sqlite", path)
         if parts.backend == "postgresql" and parts.driver == "psycopg":
             keys = [key for key, _ in parts.query]
             if len(keys) != len(set(keys)):  # several hosts: SQLAlchemy's reading
