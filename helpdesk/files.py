@@ -21,9 +21,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from helpdesk.settings import Settings
+from models.urls import parse_url
 
 log = logging.getLogger("helpdesk.files")
 
@@ -45,10 +44,15 @@ class Tightened:
 
 def sqlite_file(url: str) -> Path | None:
     """The database file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(str(parsed.database))
+    parsed = parse_url(url)
+    if parsed is None:  # not read here: SQLAlchemy's reading, and its error
+        from sqlalchemy.engine import make_url
+
+        full = make_url(url)
+        if full.get_backend_name() != "sqlite" or full.database in (None, "", ":memory:"):
+            return None
+        return Path(str(full.database))
+    return Path(parsed.sqlite_file) if parsed.sqlite_file is not None else None
 
 
 def data_directories(settings: Settings) -> list[Path]:

@@ -9,12 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from helpdesk.terminal import cell
-from models.message import Message
-from models.outbox import OutboxStatus
-from models.raw_message import RawMessage
+from helpdesk.view_fields import DeliveryFields, MessageFields, RawFields, RecordFields, TicketFields
+from models.kinds import OutboxStatus
 from models.sender_auth import SenderAuth
-from models.ticket import Ticket
-from tickets.queries import Delivery, TicketRecord
 
 # What became of an outgoing mail, in the words `tickets show` uses.
 DELIVERY_STATUS = {
@@ -30,7 +27,7 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
-def ticket_summary(ticket: Ticket, message_ids: list[str]) -> dict[str, Any]:
+def ticket_summary(ticket: TicketFields, message_ids: list[str]) -> dict[str, Any]:
     return {
         "number": ticket.id,
         "subject": ticket.subject,
@@ -51,7 +48,7 @@ def ticket_summary(ticket: Ticket, message_ids: list[str]) -> dict[str, Any]:
     }
 
 
-def delivery_view(delivery: Delivery) -> dict[str, Any]:
+def delivery_view(delivery: DeliveryFields) -> dict[str, Any]:
     """What became of an outgoing mail: queued, sent, failed or bounced, and why."""
     return {
         "status": DELIVERY_STATUS[delivery.status],
@@ -62,7 +59,7 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
 
 
 def message_view(
-    message: Message,
+    message: MessageFields,
     delivery: dict[str, Any] | None = None,
     authentication: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -100,7 +97,7 @@ def message_view(
     }
 
 
-def ticket_detail(record: TicketRecord) -> dict[str, Any]:
+def ticket_detail(record: RecordFields) -> dict[str, Any]:
     ticket = record.ticket
     view = ticket_summary(ticket, [m.message_id for m in ticket.messages])
     view["routing"] = dict(ticket.routing)
@@ -132,7 +129,7 @@ def ticket_detail(record: TicketRecord) -> dict[str, Any]:
     return view
 
 
-def quarantine_view(raw: RawMessage, *, full: bool = False) -> dict[str, Any]:
+def quarantine_view(raw: RawFields, *, full: bool = False) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": raw.id,
         "received_at": iso(raw.received_at),

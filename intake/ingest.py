@@ -19,14 +19,15 @@ library's mailbox.mbox reads a whole message, and indexes the file a whole line 
 from __future__ import annotations
 
 import logging
-import mailbox
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from intake.raw_queue import Incoming, RawStore
+if TYPE_CHECKING:
+    from intake.raw_keys import Incoming
+    from intake.raw_queue import RawStore
 
 log = logging.getLogger("helpdesk.ingest")
 
@@ -125,6 +126,8 @@ def from_stream(stream: BinaryIO, limit: int) -> Iterator[Candidate]:
 def from_maildir(path: Path, limit: int) -> Iterator[Candidate]:
     if not (path / "cur").is_dir() and not (path / "new").is_dir():
         raise FileNotFoundError(f"{path} is not a maildir (no cur/ or new/)")
+    import mailbox  # here, not at the top: a piped mail never reads a maildir
+
     box = mailbox.Maildir(str(path), factory=None, create=False)
     for key in sorted(box.iterkeys()):
         with box.get_file(key) as fh:
@@ -198,6 +201,8 @@ def store_all(
 
     StoreError propagates (the caller exits 75).
     """
+    from intake.raw_keys import Incoming  # here: the listings import this module for its exit codes
+
     counts = IngestCounts()
 
     def within_limit() -> Iterator[Incoming]:

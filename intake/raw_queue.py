@@ -11,136 +11,43 @@ Deduplication happens here so that a re-delivered (SMTP retry after a lost 250) 
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake.errors import StoreError
+from intake.raw_keys import (
+    STORE_LOCK_WAIT_SECONDS,
+    dedupe_key_for,
+    lock_words,
+    reused_id_key,
+    row_values,
+    same_content,
+    thread_keys_to_lock,
+)
+from intake.raw_keys import Incoming as Incoming
+from intake.raw_keys import StoreResult as StoreResult
+from intake.raw_keys import extract_message_id as extract_message_id
+from intake.raw_keys import header_message_id as header_message_id
+from intake.raw_keys import split_message as split_message
 from models import tables
 from models.base import utcnow
 from models.leases import bound_idle_transaction
 from models.raw_message import RawMessage, RawStatus
-from models.thread_keys import keys_of
 
 log = logging.getLogger("helpdesk.intake.raw_queue")
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
-# RFC 5322 section 3.6.4: an id is printable; one with control characters (NUL, which PostgreSQL
-# refuses in text) or longer than a line is no id, and the mail is deduplicated by its content.
-_MSGID = re.compile(r"<([^<>\s\x00-\x1f\x7f-\x9f]{1,998})>")
 _INSERT_RAW = insert(tables.raw_messages)
 _INSERT_KEYS = insert(tables.raw_thread_keys)
-# The two-integer form of the lock: its own key space, apart from the budgets' and the election's
-# one-bigint locks.
+# The two-integer form of the lock (intake/raw_keys.py `lock_words`).
 _LOCK_KEY = text("SELECT pg_advisory_xact_lock(:high, :low)")
-
-
-def _low_word(key: int) -> int:
-    """The low 32 bits of a 64-bit key as a signed 32-bit integer."""
-    low = key & 0xFFFFFFFF
-    return low - (1 << 32) if low >= 1 << 31 else low
 
 
 # PostgreSQL ends a store's transaction idle this long (its process paused); a store takes milliseconds.
 STORE_IDLE_SECONDS = 10.0
-# A store waits at most this long for a related mail's store to commit (models' thread keys), then
-# fails like any store that cannot be done now (the SMTP client hears 451 and tries again later).
-STORE_LOCK_WAIT_SECONDS = 30
-
-
-@dataclass(frozen=True)
-class StoreResult:
-    raw_id: int | None  # the stored row, or the row it duplicates
-    duplicate: bool
-
-
-def split_message(data: bytes) -> tuple[bytes, bytes]:
-    """Header block and body of a raw message (a message with no blank line is all headers)."""
-    match = _HEADER_END.search(data)
-    if match is None:
-        return data, b""
-    return data[: match.start()], data[match.end() :]
-
-
-def extract_message_id(value: str | None) -> str | None:
-    """The bare Message-ID from a header value, without angle brackets; None when unusable."""
-    if not value:
-        return None
-    value = str(value).strip()
-    match = _MSGID.search(value)
-    if match:
-        return match.group(1)
-    # Broken mailers send ids without brackets; take the first word if it looks like one.
-    token = value.split()[0] if value.split() else ""
-    if "@" not in token or len(token) > 900 or not token.isprintable():
-        return None
-    return token
-
-
-def header_message_id(header_block: bytes) -> str | None:
-    headers = BytesHeaderParser(policy=compat32).parsebytes(header_block + b"\n\n")
-    return extract_message_id(headers.get("Message-ID"))
-
-
-def thread_key_values(header_block: bytes, envelope_to: Sequence[str]) -> list[str]:
-    """What ties a mail to others of its conversation (models/thread_keys.py): its Message-ID,
-    In-Reply-To, the first and last References (RFC 5322 section 3.6.4: the root and the parent)
-    and the rest of them, and the tag of each plus-address it was sent to."""
-    headers = BytesHeaderParser(policy=compat32).parsebytes(header_block + b"\n\n")
-    own = extract_message_id(headers.get("Message-ID"))
-    parents = _MSGID.findall(str(headers.get("In-Reply-To", "")))
-    refs = _MSGID.findall(str(headers.get("References", "")))
-    tags = [f"tag:{a.lower().partition('@')[0].partition('+')[2]}" for a in envelope_to if "+" in a]
-    return [v for v in (own, *parents, *refs[:1], *refs[-1:], *refs[1:-1], *tags) if v and v != "tag:"]
-
-
-def content_digest(data: bytes) -> str:
-    """sha256 of what identifies a mail's content whatever path it took: a few headers and the body.
-
-    Trace headers (Received, Return-Path, Delivered-To) differ between copies of one mail, so
-    they are left out; line endings and trailing white space are normalised.
-    """
-    header_block, body = split_message(data)
-    headers = BytesHeaderParser(policy=compat32).parsebytes(header_block + b"\n\n")
-    digest = hashlib.sha256()
-    for name in ("from", "to", "cc", "date", "subject"):
-        digest.update(name.encode() + b":" + str(headers.get(name, "")).strip().encode("utf-8", "replace"))
-        digest.update(b"\n")
-    lines = body.replace(b"\r\n", b"\n").rstrip().split(b"\n")
-    digest.update(b"\n".join(line.rstrip() for line in lines))
-    return digest.hexdigest()
-
-
-def dedupe_key_for(message_id: str | None, data: bytes) -> str:
-    if message_id:
-        return hashlib.sha256(b"mid:" + message_id.encode("utf-8", "replace")).hexdigest()
-    return hashlib.sha256(b"content:" + content_digest(data).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """One mail to store, with where it came from.
-
-    A mail refused at its source (`refused`: why) is stored straight into the quarantine, with
-    the size the source gave (`size`) when `data` is only what could be kept of it.
-    """
-
-    data: bytes
-    source: str
-    source_key: str | None = None
-    envelope_from: str | None = None
-    envelope_to: Sequence[str] = ()
-    backfill: bool = False
-    refused: str | None = None
-    size: int | None = None
 
 
 class RawStore:
@@ -219,9 +126,7 @@ class RawStore:
             existing = self._existing(session, mail.source_key, key)
             if existing is not None and message_id and not self._same_content(existing, mail.data):
                 # Same Message-ID, different mail: keep it under a content-qualified key.
-                key = hashlib.sha256(
-                    f"mid:{message_id}|{content_digest(mail.data)}".encode("utf-8", "replace")
-                ).hexdigest()
+                key = reused_id_key(message_id, mail.data)
                 raw_id = self._insert(session, mail, key, message_id)
                 if raw_id is not None:
                     log.warning(
@@ -245,19 +150,7 @@ class RawStore:
         mail on every intake path, and the ORM's flush machinery cost more than the insert.
         """
         connection = session.connection()
-        values: dict[str, object] = {
-            "source": mail.source,
-            "source_key": mail.source_key,
-            "dedupe_key": dedupe_key,
-            "message_id": message_id,
-            "envelope_from": mail.envelope_from,
-            "envelope_to": list(mail.envelope_to),
-            "size": len(mail.data) if mail.size is None else mail.size,
-            "data": mail.data,
-            "backfill": mail.backfill,
-        }
-        if mail.refused is not None:
-            values.update(status=RawStatus.FAILED, error=mail.refused[:4000], processed_at=utcnow())
+        values = row_values(mail, dedupe_key, message_id, utcnow())
         savepoint = connection.begin_nested()
         try:
             result = connection.execute(_INSERT_RAW, values)
@@ -282,14 +175,14 @@ class RawStore:
         Unrelated mail shares no key and never waits. Locks are taken in sorted order, so two
         single-mail stores cannot deadlock.
         """
-        try:
-            keys = keys_of(thread_key_values(header_block, envelope_to))
-        except Exception:  # headers the stdlib cannot read: the mail is ordered by nothing
+        keys = thread_keys_to_lock(header_block, envelope_to)
+        if keys is None:
             return []
         connection = session.connection()
         connection.execute(text(f"SET LOCAL lock_timeout = {STORE_LOCK_WAIT_SECONDS * 1000}"))
         for key in sorted(keys):
-            connection.execute(_LOCK_KEY, {"high": key >> 32, "low": _low_word(key)})
+            high, low = lock_words(key)
+            connection.execute(_LOCK_KEY, {"high": high, "low": low})
         return keys
 
     def _existing(self, session: Session, source_key: str | None, dedupe_key: str) -> RawMessage | None:
@@ -300,9 +193,7 @@ class RawStore:
         return session.scalars(select(RawMessage).where(RawMessage.dedupe_key == dedupe_key)).first()
 
     def _same_content(self, existing: RawMessage, data: bytes) -> bool:
-        if existing.source_key is not None and existing.data == data:
-            return True
-        return content_digest(existing.data) == content_digest(data)
+        return same_content(existing.data, existing.source_key, data)
 
     def has_source_key(self, source_key: str) -> bool:
         with self._sessions() as session:
@@ -324,11 +215,8 @@ def restore_thread_keys(session: Session, raw_ids: Sequence[int]) -> None:
     rows = connection.execute(select(raw.c.id, raw.c.data, raw.c.envelope_to).where(raw.c.id.in_(raw_ids)))
     values = []
     for raw_id, data, envelope_to in rows:
-        try:
-            keys = keys_of(thread_key_values(split_message(bytes(data))[0], list(envelope_to or ())))
-        except Exception:  # headers the stdlib cannot read: ordered by nothing, as when stored
-            continue
-        values += [{"raw_id": raw_id, "key": key} for key in keys]
+        keys = thread_keys_to_lock(split_message(bytes(data))[0], list(envelope_to or ()))
+        values += [{"raw_id": raw_id, "key": key} for key in keys or ()]
     if values:
         connection.execute(_INSERT_KEYS, values)
 

@@ -26,14 +26,17 @@ import select
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, text
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 log = logging.getLogger("helpdesk.wakeup")
 
 # The PostgreSQL channel a stored mail is announced on.
 CHANNEL = "helpdesk_raw"
+# What announces it (sent after the store's commit: a notification is delivered at commit).
+NOTIFY = "SELECT pg_notify(:channel, '')"
 # How often the daemon looks at the SQLite wake-up file's modification time.
 POLL_EVERY = 0.05
 # How long the PostgreSQL listener waits for a notification before looking at `stop` again.
@@ -48,7 +51,11 @@ def wakeup_file(engine: Engine) -> Path | None:
     """The file next to a SQLite database that ingest touches; None for PostgreSQL or in memory."""
     if engine.dialect.name != "sqlite":
         return None
-    database = engine.url.database
+    return wakeup_file_of(engine.url.database)
+
+
+def wakeup_file_of(database: str | None) -> Path | None:
+    """The wake-up file of the SQLite database file `database`; None for an in-memory database."""
     if not database or database == ":memory:":
         return None
     return Path(database).with_name(Path(database).name + WAKEUP_SUFFIX)
@@ -61,8 +68,10 @@ def announce(engine: Engine) -> None:
         touch(path)
         return
     if engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
         with engine.connect() as connection:
-            connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+            connection.execute(text(NOTIFY), {"channel": CHANNEL})
             connection.commit()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, event
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -69,3 +69,12 @@ class Base(DeclarativeBase):
         list[str]: JSON(),
         list[Any]: JSON(),
     }
+
+
+@event.listens_for(Base.registry, "before_configured")
+def _load_every_table(_registry: object) -> None:
+    """Before the mappers are configured, every mapped module is imported (the package maps
+    nothing by itself): a relationship named by string finds its class whichever module came first."""
+    import models
+
+    models.load_all()

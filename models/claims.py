@@ -9,37 +9,10 @@ lease.
 
 from __future__ import annotations
 
-import os
-import socket
-from collections.abc import Iterable
-
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.leases import OUTBOX, RAW_QUEUE, holder_name
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def dead_local_holders(holders: Iterable[str | None]) -> list[str]:
-    """Holder names on this host whose process is gone (ours excluded)."""
-    host = socket.gethostname()
-    me = holder_name()
-    dead: list[str] = []
-    for holder in holders:
-        if not holder or holder == me:
-            continue
-        name, _, pid = holder.rpartition(":")
-        if name == host and pid.isdigit() and not _alive(int(pid)):
-            dead.append(holder)
-    return dead
+from models.leases import OUTBOX, RAW_QUEUE
+from models.liveness import dead_local_holders as dead_local_holders
 
 
 def release_dead_claims(sessions: sessionmaker[Session]) -> tuple[int, int]:

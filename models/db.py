@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,14 +28,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.config import DatabaseConfig as DatabaseConfig
 from models.errors import DatabaseConfigError, WriterBusy
+from models.revision import MIGRATIONS as MIGRATIONS
+from models.revision import head_revision as head_revision
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 log = logging.getLogger("helpdesk.db")
 
-MIGRATIONS = Path(__file__).with_name("migrations")
 READ_ONLY_OPTION = "helpdesk_read_only"
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
@@ -50,16 +50,6 @@ SQLITE_FILE_FAULTS = {
     13: "SQLITE_FULL",
     14: "SQLITE_CANTOPEN",
 }
-
-
-@dataclass(frozen=True)
-class DatabaseConfig:
-    url: str
-    # FULL survives power loss after the commit that preceded an SMTP 250; NORMAL only a crash.
-    sqlite_synchronous: str = "FULL"
-    sqlite_busy_timeout_ms: int = 30_000
-    pool_size: int = 5
-    echo: bool = False
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -199,24 +189,6 @@ def alembic_config(engine: Engine) -> Config:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
     return cfg
-
-
-_REVISION = re.compile(r"^(down_revision|revision)\s*=\s*['\"]?([\w-]+|None)['\"]?\s*$", re.MULTILINE)
-
-
-def head_revision() -> str | None:
-    """The newest migration, read from the migration files themselves (a linear history).
-
-    The daemon checks the schema at every start; reading two lines per file spares it loading
-    Alembic, which only `helpdesk init` needs.
-    """
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        for key, value in _REVISION.findall(path.read_text(encoding="utf-8")):
-            (revisions if key == "revision" else parents).add(value)
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def current_revision(engine: Engine) -> str | None:

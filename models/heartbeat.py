@@ -26,15 +26,12 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from models.base import Base, utcnow
 from models.claims import dead_local_holders
 from models.leases import OUTBOX, RAW_QUEUE
+from models.liveness import HEARTBEAT_EVERY as HEARTBEAT_EVERY
+from models.liveness import HEARTBEAT_TIMEOUT as HEARTBEAT_TIMEOUT
 from models.mailbox_state import MailboxState
 
 log = logging.getLogger("helpdesk.heartbeat")
 
-# Every daemon beats this often; one silent for HEARTBEAT_TIMEOUT is taken for dead (or paused)
-# and what it holds is given back. The timeout spans several beats, so a busy database or a
-# long pause of the interpreter does not make a live daemon look dead.
-HEARTBEAT_EVERY = 2.0
-HEARTBEAT_TIMEOUT = 10.0
 # A daemon silent this long is forgotten (its row deleted); until then status lists it as silent.
 FORGET_AFTER = timedelta(hours=1)
 

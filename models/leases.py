@@ -16,9 +16,7 @@ retried and never quarantines the mail it happened to.
 
 from __future__ import annotations
 
-import os
 import random
-import socket
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +26,7 @@ from sqlalchemy import ColumnElement, delete, exists, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
+from models.liveness import holder_name as holder_name
 from models.outbox import OutboxMessage, OutboxStatus
 from models.raw_message import RawMessage, RawStatus
 from models.thread_keys import ThreadKey
@@ -56,11 +55,6 @@ _TRANSIENT_STATES = {
     IDLE_IN_TRANSACTION_TIMEOUT: "lost connection",
     CANNOT_CONNECT_NOW: "lost connection",
 }
-
-
-def holder_name() -> str:
-    """How this process names itself in `claimed_by` (and in a mailbox's `holder`): host:pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def backoff_delay(

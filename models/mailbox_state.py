@@ -9,25 +9,13 @@ and new mail. The rest is what `helpdesk status` shows.
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Boolean, Enum, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigID, utcnow
-
-
-class MailboxConnState(enum.StrEnum):
-    NEW = "new"  # configured, never run
-    CONNECTING = "connecting"  # connecting, logging in, selecting the folder
-    FETCHING = "fetching"  # storing new mail
-    IDLE = "idle"  # waiting for the server to announce mail (RFC 2177 IDLE)
-    POLLING = "polling"  # waiting for the next poll (server without IDLE)
-    BACKOFF = "backoff"  # waiting to reconnect after an error (`last_error`)
-    AUTH_FAILED = "auth_failed"  # the server refused the login (`last_error`); retried with backoff
-    DISCONNECTED = "disconnected"  # a one-shot fetch (`helpdesk ingest --imap`) finished
-    STOPPED = "stopped"  # the poller was stopped
+from models.kinds import MailboxConnState as MailboxConnState
 
 
 class MailboxState(Base):

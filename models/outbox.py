@@ -13,14 +13,7 @@ from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, LargeBinary, S
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigID, utcnow
-
-
-class OutboxStatus(enum.StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
-    BOUNCED = "bounced"  # accepted, then a DSN came back
+from models.kinds import OutboxStatus as OutboxStatus
 
 
 class OutboxKind(enum.StrEnum):

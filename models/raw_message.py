@@ -15,13 +15,7 @@ from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, LargeBinary, S
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigID, utcnow
-
-
-class RawStatus(enum.StrEnum):
-    RECEIVED = "received"  # stored, waiting for the worker
-    PROCESSING = "processing"  # claimed by a worker until `claimed_until`
-    PROCESSED = "processed"  # the pipeline ran and its outcome is recorded
-    FAILED = "failed"  # quarantined with `error`; `helpdesk quarantine retry` re-queues it
+from models.kinds import RawStatus as RawStatus
 
 
 class RawOutcome(enum.StrEnum):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy import Table
 
-import models  # noqa: F401  (every mapped class registered on the metadata)
+import models
 from models.base import Base
+
+models.load_all()  # every mapped class registered on the metadata
 
 daemons: Table = Base.metadata.tables["daemons"]
 attachments: Table = Base.metadata.tables["attachments"]

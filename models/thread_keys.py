@@ -15,16 +15,13 @@ which its mails were committed, whichever daemons stored them.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
-
 from sqlalchemy import BigInteger, ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigID
-
-# A mail with a longer References list is still ordered by its first and latest ids.
-MAX_KEYS = 24
+from models.thread_hash import MAX_KEYS as MAX_KEYS
+from models.thread_hash import key_of as key_of
+from models.thread_hash import keys_of as keys_of
 
 
 class ThreadKey(Base):
@@ -38,19 +35,3 @@ class ThreadKey(Base):
         Index("ix_raw_thread_keys_key_raw_id", "key", "raw_id"),
         Index("ix_raw_thread_keys_raw_id", "raw_id"),
     )
-
-
-def key_of(value: str) -> int:
-    """A stable signed 64-bit hash of one thread key (a Message-ID, or "tag:" and a plus-address tag)."""
-    return int.from_bytes(hashlib.sha256(value.encode("utf-8", "replace")).digest()[:8], "big", signed=True)
-
-
-def keys_of(values: Iterable[str]) -> list[int]:
-    """The distinct hashes of `values`, at most MAX_KEYS (the first ones: own id, parent, root)."""
-    seen: dict[int, None] = {}
-    for value in values:
-        if value:
-            seen.setdefault(key_of(value), None)
-        if len(seen) >= MAX_KEYS:
-            break
-    return list(seen)

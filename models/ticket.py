@@ -10,6 +10,12 @@ from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String, Text, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, BigID, utcnow
+from models.kinds import ACTIVE_STATUSES as ACTIVE_STATUSES
+from models.kinds import DONE_STATUSES as DONE_STATUSES
+from models.kinds import OPEN_STATUSES as OPEN_STATUSES
+from models.kinds import PAUSED_STATUSES as PAUSED_STATUSES
+from models.kinds import Priority as Priority
+from models.kinds import TicketStatus as TicketStatus
 
 if TYPE_CHECKING:
     from models.message import Message
@@ -18,24 +24,6 @@ if TYPE_CHECKING:
 def _enum(cls: type[enum.StrEnum]) -> Enum:
     return Enum(cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
 
-
-class TicketStatus(enum.StrEnum):
-    NEW = "new"
-    OPEN = "open"
-    IN_PROGRESS = "in_progress"
-    WAITING = "waiting"
-    RESOLVED = "resolved"
-    CLOSED = "closed"
-
-
-# The status groups, defined once: whoever asks "is it open?" asks the same question.
-# Tuples, not sets: their order keeps the SQL of `status IN (...)` the same from run to run.
-OPEN_STATUSES = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.WAITING)
-# Being worked, so counting towards a technician's load (waiting on the requester does not count).
-ACTIVE_STATUSES = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.IN_PROGRESS)
-DONE_STATUSES = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
-# The SLA clock stands still while the requester is asked something, and once the ticket is done.
-PAUSED_STATUSES = (TicketStatus.WAITING, *DONE_STATUSES)
 
 # The tag of a ticket an upstream filter marked as spam: it waits for the coordinator, no mail.
 SPAM_TAG = "spam"
@@ -76,20 +64,6 @@ class EventKind(enum.StrEnum):
     SELF_SERVICE = "self_service"  # the requester said an article (or they themselves) solved it
     KB_SUGGESTED = "kb_suggested"  # articles offered in the acknowledgment
     KB_PUBLISHED = "kb_published"  # the resolution became (a version of) an article
-
-
-class Priority(enum.StrEnum):
-    LOW = "low"
-    NORMAL = "normal"
-    HIGH = "high"
-    URGENT = "urgent"
-
-    @property
-    def rank(self) -> int:
-        return _PRIORITY_RANK[self]
-
-
-_PRIORITY_RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
 
 
 class Ticket(Base):

@@ -34,7 +34,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text
@@ -42,25 +42,26 @@ from sqlalchemy.orm import Session
 
 from models import tables
 from models.base import REHEARSAL
+from notify.budget_report import (
+    AUTO,
+    AUTO_ADDRESS,
+    AUTO_AUTHENTICATED,
+    AUTO_DOMAIN,
+    AUTO_TO,
+    DIGEST,
+    HOUR,
+    STAFF,
+    window_start,
+)
+from notify.budget_report import BudgetReport as BudgetReport
 from notify.config import LimitsConfig
 from notify.outbox import automatic_sent_recently
 
 log = logging.getLogger("helpdesk.budget")
 
-WINDOW = timedelta(minutes=5)
-HOUR = timedelta(hours=1)
 KEEP = timedelta(hours=2)  # counters older than this are pruned
 # A budget transaction idle this long is a stopped process's: PostgreSQL ends it (see _bound_idle).
 BUDGET_IDLE_MS = 3000
-
-# Scopes of the counters.
-AUTO = "auto"  # automatic mail to unauthenticated senders, all domains
-AUTO_DOMAIN = "auto-domain:"  # ... to one domain
-AUTO_ADDRESS = "auto-address"  # suppressions by the per-address limit (its sends are counted in the outbox)
-AUTO_AUTHENTICATED = "auto-authenticated"  # automatic mail to authenticated senders: counted, never capped
-AUTO_TO = "auto-to:"  # automatic mail to one address (PostgreSQL: the per-address limit across workers)
-STAFF = "staff:"  # notices to one technician or coordinator
-DIGEST = "digest:"  # digests to one of them: one an hour
 
 _budget = tables.mail_budget
 
@@ -89,12 +90,6 @@ class Decision:
 
 
 ALLOWED = Decision(True)
-
-
-def window_start(now: datetime) -> datetime:
-    seconds = int(WINDOW.total_seconds())
-    epoch = int(now.timestamp())
-    return datetime.fromtimestamp(epoch - epoch % seconds, UTC)
 
 
 def domain_of(address: str) -> str:
@@ -330,50 +325,3 @@ class Budgets:
     def prune(self, session: Session, now: datetime) -> int:
         result = session.execute(delete(_budget).where(_budget.c.window_start < window_start(now) - KEEP))
         return int(getattr(result, "rowcount", 0) or 0)
-
-
-@dataclass
-class BudgetReport:
-    limits: LimitsConfig
-    automatic_sent: int = 0  # to unauthenticated senders
-    authenticated_sent: int = 0
-    suppressed_global: int = 0
-    suppressed_domain: int = 0
-    suppressed_address: int = 0
-    staff_held: int = 0
-    domains: dict[str, int] = field(default_factory=dict)  # suppressions per domain
-
-    def add(self, scope: str, sent: int, suppressed: int) -> None:
-        if scope == AUTO:
-            self.automatic_sent += sent
-            self.suppressed_global += suppressed
-        elif scope.startswith(AUTO_DOMAIN):
-            self.suppressed_domain += suppressed
-            if suppressed:
-                self.domains[scope[len(AUTO_DOMAIN) :]] = suppressed
-        elif scope == AUTO_ADDRESS:
-            self.suppressed_address += suppressed
-        elif scope == AUTO_AUTHENTICATED:
-            self.authenticated_sent += sent
-        elif scope.startswith(STAFF):
-            self.staff_held += suppressed
-
-    @property
-    def suppressed(self) -> int:
-        return self.suppressed_global + self.suppressed_domain + self.suppressed_address
-
-    def top_domains(self, count: int = 5) -> list[tuple[str, int]]:
-        return sorted(self.domains.items(), key=lambda item: (-item[1], item[0]))[:count]
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "automatic_sent": self.automatic_sent,
-            "automatic_limit": self.limits.automatic_per_hour,
-            "authenticated_sent": self.authenticated_sent,
-            "suppressed": self.suppressed,
-            "suppressed_global": self.suppressed_global,
-            "suppressed_domain": self.suppressed_domain,
-            "suppressed_address": self.suppressed_address,
-            "suppressed_domains": dict(self.top_domains()),
-            "staff_notices_held": self.staff_held,
-        }

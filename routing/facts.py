@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.ticket import Priority
+from models.kinds import Priority
 
 DEFAULT_CATEGORY = "triage"
 DEFAULT_PRIORITY = Priority.NORMAL

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from models.ticket import DONE_STATUSES, PAUSED_STATUSES, Priority, TicketStatus
+from models.kinds import DONE_STATUSES, PAUSED_STATUSES, Priority, TicketStatus
 from routing.calendar import (
     NO_HOLIDAYS,
     BusinessHours,

@@ -9,7 +9,7 @@ The rows are returned as they are; how they look is the command line's business.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,19 +23,7 @@ from models.message import Message
 from models.outbox import OutboxMessage, OutboxStatus
 from models.raw_message import RawMessage
 from models.ticket import Ticket, TicketStatus
-
-
-@dataclass(frozen=True)
-class TicketFilter:
-    """Which tickets `helpdesk tickets list` shows: by default all but the closed ones."""
-
-    statuses: Collection[TicketStatus] = ()  # only these (closed ones too, when named)
-    include_closed: bool = False
-    requester: str | None = None
-    assignee: str | None = None
-    limit: int | None = None
-    newest_first: bool = False
-    since: datetime | None = None  # only tickets opened at or after this moment
+from tickets.fast_queries import TicketFilter as TicketFilter
 
 
 def _filtered(query: Select[Any], which: TicketFilter) -> Select[Any]:

@@ -8,18 +8,30 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from helpdesk.files import private_directory, private_file
 from helpdesk.settings import Settings
 from helpdesk.terminal import SafeFormatter, json_text
 from intake.ingest import EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_USAGE
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from models.dbapi import Database
+
 SYSLOG_SOCKET = "/dev/log"
 
-__all__ = ["EX_DATAERR", "EX_NOINPUT", "EX_TEMPFAIL", "EX_USAGE", "emit_json", "reading", "setup_logging"]
+__all__ = [
+    "EX_DATAERR",
+    "EX_NOINPUT",
+    "EX_TEMPFAIL",
+    "EX_USAGE",
+    "emit_json",
+    "fast_reading",
+    "reading",
+    "setup_logging",
+]
 
 
 def setup_logging(
@@ -72,6 +84,29 @@ def reading(settings: Settings) -> Iterator[Session]:
 
     with readers(settings) as sessions, sessions() as session:
         yield session
+
+
+@contextmanager
+def fast_reading(settings: Settings) -> Iterator[Database | None]:
+    """The desk's database through the DBAPI alone (models/dbapi.py), in one read-only transaction,
+    for a listing that must start fast; None when that does not serve this database (the caller
+    reads with `reading`). A database that is not initialised is refused as by `reading`."""
+    from helpdesk.database import NotInitialised
+    from models.dbapi import Database
+    from models.revision import head_revision
+
+    database = Database.open(settings.database)
+    if database is None:
+        yield None
+        return
+    with database:
+        if database.revision() != head_revision():
+            raise NotInitialised.of(settings)
+        database.begin_read()
+        try:
+            yield database
+        finally:
+            database.end(commit=False)
 
 
 def emit_json(data: Any) -> None:

@@ -4,7 +4,9 @@ Stores mail the way the SMTP listener would, then processes and delivers it in o
 and processing are separate steps, and storing needs only the database. Piped mail is only
 stored when a daemon serves the same database (a fresh heartbeat): ingest commits, wakes the
 daemon (intake/wakeup.py) and exits, and the daemon processes and acknowledges it; with no live
-daemon it processes the mail itself. Run by an MTA (one mail
+daemon it processes the mail itself. The piped mail is stored and handed off with the DBAPI alone
+(intake/pipe_store.py: no SQLAlchemy, no mapped table, a fraction of the start-up); only
+processing it here loads the rest. Run by an MTA (one mail
 on standard input, the envelope in `--sender` and `--recipient`), it is a delivery agent and its
 exit status is all the MTA acts on (sysexits.h):
 
@@ -207,7 +209,10 @@ def _ingest(args: argparse.Namespace, settings: Settings, piped: bool) -> int:
             sources.append(from_files([Path(f) for f in args.files], limit))
         if piped:
             sources.append(from_stream(sys.stdin.buffer, limit))
-        if sources:
+        light = store_light(settings, limit, envelope) if piped else None
+        if light is not None:  # stored (and handed off) with the DBAPI alone
+            counts, handed = light
+        elif sources:
             store, engine = open_store(settings)
             try:
                 for source in sources:
@@ -261,6 +266,53 @@ def _ingest(args: argparse.Namespace, settings: Settings, piped: bool) -> int:
     except Exception as exc:  # the mail is stored; processing resumes in `serve` or the next ingest
         log.error("processing after ingest failed (the mail is stored): %s", one_line(exc), exc_info=True)
     return _report(args, counts, report, handed=False)
+
+
+def store_light(settings: Settings, limit: int, envelope: Envelope) -> tuple[IngestCounts, bool] | None:
+    """Store the piped mail and hand it to a live daemon without loading SQLAlchemy (intake/pipe_store.py):
+    the counts and whether a daemon has it. None when that store does not serve this database (the
+    caller takes the full path, which answers as it always did)."""
+    from helpdesk.database import NotInitialised
+    from intake.ingest import from_stream
+    from intake.pipe_store import PipeStore
+    from intake.raw_keys import Incoming
+    from models.revision import head_revision
+
+    store = PipeStore.open(settings.database)
+    if store is None:
+        return None
+    with store:
+        if store.schema_revision() != head_revision():
+            raise NotInitialised.of(settings)
+        counts = IngestCounts()
+        for mail in from_stream(sys.stdin.buffer, limit):
+            if mail.data is None:
+                counts.refused.append(mail)
+                continue
+            incoming = Incoming(
+                mail.data, "ingest", envelope_from=envelope.sender, envelope_to=envelope.recipients
+            )
+            if store.store(incoming).duplicate:
+                counts.duplicates += 1
+            else:
+                counts.stored += 1
+        if counts.refused:
+            return counts, False
+        try:
+            daemons = store.live_daemons()
+        except Exception as exc:  # the mail is committed: processing it here is always safe
+            log.warning("INGEST cannot tell whether a daemon runs; processing here: %s", one_line(exc))
+            return counts, False
+        if not daemons:
+            return counts, False
+        try:
+            store.announce()
+        except Exception as exc:
+            log.warning(
+                "INGEST cannot wake the daemon (it finds the mail within a second): %s", one_line(exc)
+            )
+        log.info("INGEST HANDED to daemon %s", daemons[0])
+        return counts, True
 
 
 def _hand_off_safely(engine: Engine) -> bool:

@@ -4,19 +4,17 @@ daemons sharing the database with what each holds."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from helpdesk.cli.common import emit_json
-from helpdesk.database import readers
+from helpdesk.cli.common import emit_json, fast_reading
 from helpdesk.settings import Settings, redact_url
 from helpdesk.terminal import cell, echo
+from helpdesk.view_fields import DaemonFields, MailboxFields
 from helpdesk.views import iso
-from intake.imap_state import MailboxStatus, mailbox_statuses
-from intake.quarantine import oldest_waiting, queue_counts
-from models.base import utcnow
-from models.heartbeat import DaemonStatus, daemon_statuses, database_now
-from notify.budget import Budgets
-from tickets.queries import status_counts
+
+if TYPE_CHECKING:
+    from models.dbapi import Database
 
 
 def add_parser(sub: argparse._SubParsersAction[Any], name: str, help_text: str) -> None:
@@ -25,8 +23,43 @@ def add_parser(sub: argparse._SubParsersAction[Any], name: str, help_text: str) 
     p.set_defaults(func=cmd_status)
 
 
-def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+def status_view(settings: Settings, db: Database | None) -> dict[str, Any]:
+    """What `helpdesk status` shows, read on `db` with the DBAPI alone (intake/fast_status.py),
+    or with the ORM when `db` is None: the same values either way."""
+    if db is not None:
+        from intake.fast_status import read_status
+
+        fast = read_status(db, settings.limits, datetime.now(UTC))
+        queue, oldest, tickets, outbox = fast.queue, fast.oldest_waiting, fast.tickets, fast.outbox
+        automatic = fast.budgets.as_dict()
+        automatic["held_notices_pending"] = fast.held_notices_pending
+        daemons: list[DaemonFields] = fast.daemons
+        mailboxes: dict[str, MailboxFields] = {m.name: m for m in fast.mailboxes}
+    else:
+        queue, oldest, tickets, outbox, automatic, daemons, mailboxes = _read_with_the_orm(settings)
+    return {
+        "address": settings.identity.address,
+        "database": redact_url(settings.database.url),
+        "queue": {s.value: n for s, n in queue.items()},
+        "oldest_waiting": iso(oldest),
+        "outbox": {s.value: n for s, n in outbox.items()},
+        "tickets": {s.value: n for s, n in tickets.items()},
+        "automatic_mail_last_hour": automatic,
+        "mailboxes": [_mailbox_view(cfg.name, mailboxes.get(cfg.name)) for cfg in settings.mailboxes],
+        "daemons": [_daemon_view(d) for d in daemons],
+    }
+
+
+def _read_with_the_orm(settings: Settings) -> tuple[Any, ...]:
     # Only the database is opened: a status needs none of the daemon's parts (see helpdesk.database).
+    from helpdesk.database import readers
+    from intake.imap_state import mailbox_statuses
+    from intake.quarantine import oldest_waiting, queue_counts
+    from models.base import utcnow
+    from models.heartbeat import daemon_statuses, database_now
+    from notify.budget import Budgets
+    from tickets.queries import status_counts
+
     budgets = Budgets(settings.limits, settings.outgoing.auto_reply_limit_per_hour)
     with readers(settings) as sessions:
         with sessions() as session:
@@ -37,43 +70,38 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             automatic["held_notices_pending"] = counts.held_notices_pending
             daemons = daemon_statuses(session, database_now(session))
         mailboxes = {m.name: m for m in mailbox_statuses(sessions)}
-        status: dict[str, Any] = {
-            "address": settings.identity.address,
-            "database": redact_url(settings.database.url),
-            "queue": {s.value: n for s, n in queue.items()},
-            "oldest_waiting": iso(oldest),
-            "outbox": {s.value: n for s, n in counts.outbox.items()},
-            "tickets": {s.value: n for s, n in counts.tickets.items()},
-            "automatic_mail_last_hour": automatic,
-            "mailboxes": [_mailbox_view(cfg.name, mailboxes.get(cfg.name)) for cfg in settings.mailboxes],
-            "daemons": [_daemon_view(d) for d in daemons],
-        }
-        if args.json:
-            emit_json(status)
-            return 0
-        echo(f"helpdesk {status['address']}  database {status['database']}")
-        echo("queue:   " + "  ".join(f"{k} {v}" for k, v in status["queue"].items()))
-        echo("outbox:  " + "  ".join(f"{k} {v}" for k, v in status["outbox"].items()))
-        echo("tickets: " + "  ".join(f"{k} {v}" for k, v in status["tickets"].items()))
-        if oldest is not None:
-            echo(f"oldest mail waiting since {status['oldest_waiting']}")
-        echo(_automatic_line(automatic))
-        for box in status["mailboxes"]:
-            line = f"imap {box['name']}: {box['state']}"
-            if box["since"]:
-                line += f" since {box['since']}"
-            if box["last_success_at"]:
-                line += f", last fetch {box['last_success_at']}"
-            line += f", stored {box['stored']}"
-            if box["last_error"]:
-                line += f"; last error: {box['last_error']}"
-            echo(cell(line))
-        for daemon in status["daemons"]:
-            echo(cell(_daemon_line(daemon)))
+    return queue, oldest, counts.tickets, counts.outbox, automatic, daemons, mailboxes
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    with fast_reading(settings) as db:
+        status = status_view(settings, db)
+    if args.json:
+        emit_json(status)
         return 0
+    echo(f"helpdesk {status['address']}  database {status['database']}")
+    echo("queue:   " + "  ".join(f"{k} {v}" for k, v in status["queue"].items()))
+    echo("outbox:  " + "  ".join(f"{k} {v}" for k, v in status["outbox"].items()))
+    echo("tickets: " + "  ".join(f"{k} {v}" for k, v in status["tickets"].items()))
+    if status["oldest_waiting"] is not None:
+        echo(f"oldest mail waiting since {status['oldest_waiting']}")
+    echo(_automatic_line(status["automatic_mail_last_hour"]))
+    for box in status["mailboxes"]:
+        line = f"imap {box['name']}: {box['state']}"
+        if box["since"]:
+            line += f" since {box['since']}"
+        if box["last_success_at"]:
+            line += f", last fetch {box['last_success_at']}"
+        line += f", stored {box['stored']}"
+        if box["last_error"]:
+            line += f"; last error: {box['last_error']}"
+        echo(cell(line))
+    for daemon in status["daemons"]:
+        echo(cell(_daemon_line(daemon)))
+    return 0
 
 
-def _daemon_view(daemon: DaemonStatus) -> dict[str, Any]:
+def _daemon_view(daemon: DaemonFields) -> dict[str, Any]:
     return {
         "holder": daemon.holder,
         "host": daemon.host,
@@ -119,7 +147,7 @@ def _automatic_line(auto: dict[str, Any]) -> str:
     return line
 
 
-def _mailbox_view(name: str, status: MailboxStatus | None) -> dict[str, Any]:
+def _mailbox_view(name: str, status: MailboxFields | None) -> dict[str, Any]:
     if status is None:
         return {
             "name": name,

@@ -13,12 +13,13 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from helpdesk.cli.common import emit_json, reading
+from helpdesk.cli.common import emit_json, fast_reading, reading
 from helpdesk.settings import Settings, SettingsError, parse_duration
 from helpdesk.terminal import echo
 from helpdesk.views import render_ticket, table, ticket_detail, ticket_summary
-from models.ticket import TicketStatus
-from tickets.queries import TicketFilter, count_tickets, list_tickets, message_ids_by_ticket, ticket_record
+from models.kinds import TicketStatus
+from tickets import fast_queries
+from tickets.fast_queries import TicketFilter
 
 DEFAULT_LIMIT = 200  # tickets a listing shows when --limit is not given
 
@@ -74,11 +75,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         newest_first=args.newest_first,
         since=args.since,
     )
-    with reading(settings) as session:
-        tickets = list_tickets(session, which)
-        ids = message_ids_by_ticket(session, [t.id for t in tickets])
-        views = [ticket_summary(t, ids.get(t.id, [])) for t in tickets]
-        total = count_tickets(session, which) if which.limit and len(tickets) == which.limit else len(tickets)
+    views, total = _listed(settings, which)
     if total > len(views):
         # On stderr, so that --json output stays one JSON document.
         echo(
@@ -108,10 +105,44 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+def _listed(settings: Settings, which: TicketFilter) -> tuple[list[dict[str, Any]], int]:
+    """The views of the tickets `which` selects, and how many it selects whatever its limit.
+
+    Read with the DBAPI alone (tickets/fast_queries.py) where it serves the database, else with
+    the ORM (tickets/queries.py): the same rows, the same views."""
+    with fast_reading(settings) as db:
+        if db is not None:
+            tickets = fast_queries.list_tickets(db, which)
+            ids = fast_queries.message_ids_by_ticket(db, [t.id for t in tickets])
+            views = [ticket_summary(t, ids.get(t.id, [])) for t in tickets]
+            full = which.limit and len(tickets) == which.limit
+            return views, fast_queries.count_tickets(db, which) if full else len(tickets)
+    from tickets.queries import count_tickets, list_tickets, message_ids_by_ticket
+
     with reading(settings) as session:
-        record = ticket_record(session, args.number)
-        view = ticket_detail(record) if record is not None else None
+        found = list_tickets(session, which)
+        ids = message_ids_by_ticket(session, [t.id for t in found])
+        views = [ticket_summary(t, ids.get(t.id, [])) for t in found]
+        return views, count_tickets(session, which) if which.limit and len(found) == which.limit else len(
+            found
+        )
+
+
+def _shown(settings: Settings, number: int) -> dict[str, Any] | None:
+    """The view of ticket `number` (None when there is none), read as `_listed` reads."""
+    with fast_reading(settings) as db:
+        if db is not None:
+            fast = fast_queries.ticket_record(db, number)
+            return ticket_detail(fast) if fast is not None else None
+    from tickets.queries import ticket_record
+
+    with reading(settings) as session:
+        record = ticket_record(session, number)
+        return ticket_detail(record) if record is not None else None
+
+
+def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    view = _shown(settings, args.number)
     if view is None:
         echo(f"no ticket #{args.number}", file=sys.stderr)
         return 1

@@ -47,7 +47,7 @@ from helpdesk.web.config import ReportConfig, WebConfig
 from intake.authentication import SenderAuthConfig
 from intake.config import IntakeConfig, LmtpListenConfig, SmtpListenConfig
 from intake.imap_config import ImapMailboxConfig
-from models.db import DatabaseConfig
+from models.config import DatabaseConfig
 from notify.config import LimitsConfig, MailIdentity, OutgoingConfig, TokenConfig
 from routing.config import RoutingConfig
 from routing.sla import SlaConfig

@@ -15,7 +15,7 @@ from helpdesk.settings.reader import Table, parse_text, resolve
 from helpdesk.settings.urls import MAILDIR_PREFIX, database_url, relay, relay_settings
 from intake.authentication import SenderAuthConfig
 from intake.config import IntakeConfig, LmtpListenConfig, SessionLimits, SmtpListenConfig
-from models.db import DatabaseConfig
+from models.config import DatabaseConfig
 from notify.config import LimitsConfig, MailIdentity, OutgoingConfig, TokenConfig
 from routing.config import DEFAULT_THRESHOLD, RoutingConfig
 from tickets.loop_config import KnowledgeConfig, LifecycleConfig

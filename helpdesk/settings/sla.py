@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from helpdesk.settings.reader import DAY, Reader, Table, parse_date, parse_duration
-from models.ticket import Priority
+from models.kinds import Priority
 from routing.calendar import BusinessHours, CalendarError, HolidayCalendar
 from routing.shifts import Schedule, check_timezone, parse_schedule
 from routing.sla import (

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from helpdesk.settings.reader import Table, resolve
+from models.urls import DatabaseURL, parse_url
 from notify.config import SmtpOutConfig
 
 # scheme://user:password@rest: the password runs to the last "@", as one may hold an unescaped
@@ -51,7 +52,17 @@ def without_password(text: str, url: str) -> str:
 
 
 def database_url(url: str, base: Path) -> str:
-    """A SQLite URL with a relative file path is made absolute against the config's directory."""
+    """A SQLite URL with a relative file path is made absolute against the config's directory.
+
+    Read without SQLAlchemy when the URL is plain (every command reads the settings first, and
+    a piped mail or a listing must not pay for SQLAlchemy); anything else is SQLAlchemy's to read.
+    """
+    parts = parse_url(url)
+    if parts is not None and (parts.sqlite_file is None or Path(parts.sqlite_file).is_absolute()):
+        return url
+    if parts is not None and parts.sqlite_file is not None and _file_only(parts):
+        name = f"{parts.backend}+{parts.driver}" if parts.driver else parts.backend
+        return f"{name}:///" + quote(str(resolve(base, parts.sqlite_file)), safe=" +/")
     from sqlalchemy.engine import make_url
 
     try:
@@ -65,6 +76,11 @@ def database_url(url: str, base: Path) -> str:
     if parsed.get_backend_name() == "sqlite" and database and relative_file:
         return parsed.set(database=str(resolve(base, database))).render_as_string(hide_password=False)
     return url
+
+
+def _file_only(parts: DatabaseURL) -> bool:
+    """A URL of a database file alone: nothing but the file to render again."""
+    return not (parts.username or parts.password or parts.host or parts.port or parts.query)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine
 
-import models  # noqa: F401  (registers every table on Base.metadata)
+import models
 from models.base import Base
+
+models.load_all()  # every table registered on Base.metadata
 
 config = context.config
 engine: Engine | None = config.attributes.get("engine")
