@@ -20,9 +20,10 @@ How a child starts is chosen each time one is needed:
   allocator), and a child may then wait for a lock nobody will release. It costs an interpreter
   start and the parser's imports once per child, and a child lives until it is killed.
 
-`ParsePool` holds one child today; its interface (bytes in, ParsedEmail or a reason out, a budget
-per call) is what a pool of several children would offer. The result comes back pickled: the child
-is our own code, and a child an attacker controlled could write to the database directly anyway.
+`ParsePool` holds `[intake] workers` children (one per CPU by default): a claimed group's mails
+are parsed side by side, each by one child within its own budget, so a stuck mail holds one child
+while the others read the rest of the group. The result comes back pickled: the child is our own
+code, and a child an attacker controlled could write to the database directly anyway.
 """
 
 from __future__ import annotations
@@ -37,14 +38,14 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
 from intake.config import IntakeConfig
-from intake.errors import IsolatedFailure, ParseError, ParserDied, TooSlow
+from intake.errors import IsolatedFailure, ParseError, ParserDied, PipelineError, TooSlow
 from models.mail import ParsedEmail
 
 log = logging.getLogger("helpdesk.isolation")
@@ -147,24 +148,31 @@ class _Child:
 
 
 class ParsePool:
-    """Parses raw mail in a child process; `parse` raises TooSlow past the budget, ParserDied when
-    the child dies, ParseError (or PipelineError) with the child's reason when parsing failed."""
+    """Parses raw mail in child processes, `size` of them side by side (`[intake] workers`).
 
-    def __init__(self, config: IntakeConfig, *, target: str = PARSE) -> None:
+    `parse_many` hands each mail to an idle child and gives back, in order, a ParsedEmail or the
+    PipelineError that quarantines it: TooSlow past the budget (its child killed), ParserDied when
+    the child died, ParseError or IsolatedFailure with the child's reason. A child lost to a mail
+    is replaced when there is work for it, so one hostile mail takes only its own child down while
+    the others go on with the rest of the group. `parse` is one mail, raising its error.
+    """
+
+    def __init__(self, config: IntakeConfig, *, target: str = PARSE, size: int | None = None) -> None:
         self.config = config
         self.budget = config.processing_budget
         self.target = target
-        self._child: _Child | None = None
-        self._lock = threading.Lock()
+        self.size = max(1, size if size is not None else config.parse_workers)
+        self._idle: list[_Child] = []  # running children waiting for a mail
+        self._lock = threading.Lock()  # one caller at a time hands out the children
         self.started = 0  # children started, for logs and tests
 
     # -- starting and stopping children ------------------------------------------------------
 
     def start(self) -> None:
-        """Start a child now if none runs, so the first mail does not wait for it."""
+        """Start every child now, so the first mails do not wait for them."""
         with self._lock:
-            if self._child is None:
-                self._child = self._start_child()
+            while len(self._idle) < self.size:
+                self._idle.append(self._start_child())
 
     def _start_child(self) -> _Child:
         started = time.perf_counter()
@@ -229,48 +237,89 @@ class ParsePool:
         return made
 
     def close(self) -> None:
-        """Stop the child: its end of the connection closes, it exits; killed if it does not."""
+        """Stop the children: their end of the connection closes, they exit; killed if they do not."""
         with self._lock:
-            child, self._child = self._child, None
-        if child is not None:
+            children, self._idle = self._idle, []
+        for child in children:
             child.close()
+        for child in children:
             child.reap(STOP_GRACE)
 
     # -- parsing -----------------------------------------------------------------------------
 
     def parse(self, data: bytes) -> ParsedEmail:
+        result = self.parse_many([data])[0]
+        if isinstance(result, PipelineError):
+            raise result
+        return result
+
+    def parse_many(self, mails: Sequence[bytes]) -> list[ParsedEmail | PipelineError]:
+        """Each mail parsed by one child within the budget, side by side; results in `mails`' order."""
+        results: list[ParsedEmail | PipelineError | None] = [None] * len(mails)
+        waiting = list(range(len(mails)))
+        busy: dict[Connection, tuple[_Child, int, float]] = {}  # child, mail, deadline
         with self._lock:
-            child = self._child
-            if child is None:
-                child = self._child = self._start_child()
-            started = time.monotonic()
             try:
-                child.conn.send_bytes(data)
-                waited = time.monotonic() - started
-                ready = child.conn.poll(max(0.0, self.budget - waited))
-                if ready:
-                    reply = child.conn.recv()
-            except (EOFError, OSError):
-                self._child = None
-                child.close()
-                how = child.reap(STOP_GRACE)
-                raise ParserDied(f"the parser process died on this mail ({how})") from None
-            if not ready:
-                self._child = None
-                child.kill()
-                child.close()
-                child.reap(STOP_GRACE)
-                raise TooSlow(
-                    f"too slow: parsing took longer than the processing budget of {self.budget:g} s "
-                    f"({len(data)} bytes); the parser was stopped"
-                )
-            child.served += 1
+                while waiting or busy:
+                    while waiting and len(busy) < self.size:
+                        number = waiting.pop(0)
+                        try:
+                            child = self._idle.pop() if self._idle else self._start_child()
+                        except PipelineError as exc:
+                            results[number] = exc
+                            continue
+                        except OSError as exc:
+                            results[number] = ParserDied(f"the parser process cannot start: {exc}")
+                            continue
+                        deadline = time.monotonic() + self.budget
+                        busy[child.conn] = (child, number, deadline)
+                        try:
+                            child.conn.send_bytes(mails[number])
+                        except OSError:  # died before it could read the mail; answered below
+                            pass
+                    if not busy:
+                        continue
+                    soonest = min(deadline for _, _, deadline in busy.values())
+                    for ready in wait(list(busy), max(0.0, soonest - time.monotonic())):
+                        child, number, _ = busy.pop(next(c for c in busy if c is ready))
+                        results[number] = self._answer(child, len(mails[number]))
+                    now = time.monotonic()
+                    for conn, (child, number, deadline) in list(busy.items()):
+                        if now >= deadline:
+                            del busy[conn]
+                            results[number] = self._too_slow(child, len(mails[number]))
+            finally:
+                for child, _, _ in busy.values():  # interrupted: children in the middle of a mail
+                    child.kill()
+                    child.close()
+                    child.reap(STOP_GRACE)
+        return [result if result is not None else ParserDied("not parsed") for result in results]
+
+    def _answer(self, child: _Child, size: int) -> ParsedEmail | PipelineError:
+        """The reply of a child that has one (or has died); a live child goes back to the idle ones."""
+        try:
+            reply = child.conn.recv()
+        except (EOFError, OSError):
+            child.close()
+            how = child.reap(STOP_GRACE)
+            return ParserDied(f"the parser process died on this mail ({how})")
+        child.served += 1
+        self._idle.append(child)
         if reply[0] == "ok":
             mail: ParsedEmail = reply[1]
             return mail
         if reply[1] == "parse":
-            raise ParseError(reply[2])
-        raise IsolatedFailure(reply[2])
+            return ParseError(reply[2])
+        return IsolatedFailure(reply[2])
+
+    def _too_slow(self, child: _Child, size: int) -> TooSlow:
+        child.kill()
+        child.close()
+        child.reap(STOP_GRACE)
+        return TooSlow(
+            f"too slow: parsing took longer than the processing budget of {self.budget:g} s "
+            f"({size} bytes); the parser was stopped"
+        )
 
 
 class InProcessParser:
@@ -285,6 +334,17 @@ class InProcessParser:
 
     def parse(self, data: bytes) -> ParsedEmail:
         return self._parse(data, self.config)
+
+    def parse_many(self, mails: Sequence[bytes]) -> list[ParsedEmail | PipelineError]:
+        results: list[ParsedEmail | PipelineError] = []
+        for data in mails:
+            try:
+                results.append(self._parse(data, self.config))
+            except PipelineError as exc:
+                results.append(exc)
+            except Exception as exc:
+                results.append(IsolatedFailure(describe(exc)))
+        return results
 
     def close(self) -> None:
         return None

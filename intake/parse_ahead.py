@@ -1,0 +1,88 @@
+"""A claimed group of mails, read and parsed before the transaction that writes it.
+
+The worker takes the next group off its claimed ids (`select_group`): each row read in a short
+read, no write lock held, and a mail already tried before (the worker died on it) in a group of
+its own. `parse_group` then hands the group's bytes to the parser's processes, side by side,
+while the worker writes the previous group; what cannot be parsed carries its quarantine reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from intake.config import IntakeConfig
+from intake.errors import ParseError, PipelineError
+from intake.isolation import InProcessParser, ParsePool, describe
+from models import tables
+from models.mail import ParsedEmail
+from models.raw_message import RawStatus
+
+# Mails held at once before their transaction, by their raw size: memory stays bounded.
+MAX_GROUP_BYTES = 32 * 1024 * 1024
+
+_raw = tables.raw_messages
+
+
+@dataclass
+class Prepared:
+    """One claimed mail, parsed (or why it could not be) before its transaction begins."""
+
+    raw_id: int
+    data: bytes | None = None  # the stored bytes, until they are parsed
+    mail: ParsedEmail | None = None
+    failure: str | None = None  # the quarantine reason
+
+
+def reason(exc: Exception) -> str:
+    if isinstance(exc, ParseError):
+        return f"ParseError: {exc}"
+    if isinstance(exc, PipelineError):  # from the parser's process: the message says it all
+        return str(exc)
+    return describe(exc)
+
+
+def select_group(session: Session, pending: list[int], holder: str, config: IntakeConfig) -> list[Prepared]:
+    """The next group of `pending` (taking them off it), with the bytes of those to parse."""
+    group: list[Prepared] = []
+    held = 0
+    while pending and len(group) < config.commit_every:
+        row = session.execute(
+            select(_raw.c.data, _raw.c.attempts, _raw.c.status, _raw.c.claimed_by).where(
+                _raw.c.id == pending[0]
+            )
+        ).first()
+        session.rollback()  # each row its own short read: nothing is held while the group is parsed
+        if row is None or row.status != RawStatus.PROCESSING or row.claimed_by != holder:
+            pending.pop(0)  # gone, or taken over by another worker after our lease ran out
+            continue
+        suspect = row.attempts > 1
+        if suspect and group:
+            break  # alone, in a group of its own
+        item = Prepared(pending.pop(0))
+        group.append(item)
+        if row.attempts <= config.max_attempts:  # past it, quarantined unread
+            item.data = bytes(row.data)
+        held += len(row.data)
+        if suspect or held > MAX_GROUP_BYTES:
+            break
+    return group
+
+
+def parse_group(parser: ParsePool | InProcessParser, group: list[Prepared]) -> None:
+    """Parse a group's mails in the parser's processes; a mail that cannot be gets its reason."""
+    items = [item for item in group if item.data is not None]
+    if not items:
+        return
+    try:
+        results = parser.parse_many([item.data for item in items if item.data is not None])
+    except Exception as exc:  # the pool itself failed: every mail of the group says why
+        results = [PipelineError(reason(exc)) for _ in items]
+    for item, result in zip(items, results, strict=True):
+        item.data = None  # parsed: the bytes need not be held any longer
+        if isinstance(result, PipelineError):
+            item.failure = reason(result)
+        else:
+            item.mail = result
