@@ -109,6 +109,17 @@ class _Child:
     popen: subprocess.Popen[bytes] | None  # None for a forked child
     how: str  # "fork" or "spawn"
     served: int = 0
+    ended: int | None = None  # a forked child's exit code, once it was reaped
+
+    def alive(self) -> bool:
+        """False when the child has ended meanwhile (killed from outside while it waited)."""
+        if self.popen is not None:
+            return self.popen.poll() is None
+        if self.ended is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.ended = os.waitstatus_to_exitcode(status)  # reaped: `reap` reads it here
+        return self.ended is None
 
     def kill(self) -> None:
         try:
@@ -124,6 +135,8 @@ class _Child:
             except subprocess.TimeoutExpired:
                 self.kill()
                 code = self.popen.wait()
+        elif self.ended is not None:
+            code = self.ended
         else:
             deadline = time.monotonic() + timeout
             while True:
@@ -264,12 +277,11 @@ class ParsePool:
                     while waiting and len(busy) < self.size:
                         number = waiting.pop(0)
                         try:
-                            child = self._idle.pop() if self._idle else self._start_child()
-                        except PipelineError as exc:
-                            results[number] = exc
-                            continue
-                        except OSError as exc:
-                            results[number] = ParserDied(f"the parser process cannot start: {exc}")
+                            child = self._take()
+                        except (PipelineError, OSError) as exc:
+                            results[number] = (
+                                exc if isinstance(exc, PipelineError) else ParserDied(f"cannot start: {exc}")
+                            )
                             continue
                         deadline = time.monotonic() + self.budget
                         busy[child.conn] = (child, number, deadline)
@@ -277,12 +289,10 @@ class ParsePool:
                             child.conn.send_bytes(mails[number])
                         except OSError:  # died before it could read the mail; answered below
                             pass
-                    if not busy:
-                        continue
-                    soonest = min(deadline for _, _, deadline in busy.values())
+                    soonest = min((deadline for _, _, deadline in busy.values()), default=0.0)
                     for ready in wait(list(busy), max(0.0, soonest - time.monotonic())):
                         child, number, _ = busy.pop(next(c for c in busy if c is ready))
-                        results[number] = self._answer(child, len(mails[number]))
+                        results[number] = self._answer(child)
                     now = time.monotonic()
                     for conn, (child, number, deadline) in list(busy.items()):
                         if now >= deadline:
@@ -295,7 +305,18 @@ class ParsePool:
                     child.reap(STOP_GRACE)
         return [result if result is not None else ParserDied("not parsed") for result in results]
 
-    def _answer(self, child: _Child, size: int) -> ParsedEmail | PipelineError:
+    def _take(self) -> _Child:
+        """An idle child that still runs, or a new one: a child that ended while it waited (killed
+        from outside) is replaced before a mail is handed to it, so no mail pays for it."""
+        while self._idle:
+            child = self._idle.pop()
+            if child.alive():
+                return child
+            child.close()
+            log.warning("PARSER child %d ended while idle (%s); replacing it", child.pid, child.reap(0))
+        return self._start_child()
+
+    def _answer(self, child: _Child) -> ParsedEmail | PipelineError:
         """The reply of a child that has one (or has died); a live child goes back to the idle ones."""
         try:
             reply = child.conn.recv()
