@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from intake.config import IntakeConfig
 from intake.errors import IsolatedFailure, ParseError, ParserDied, PipelineError, TooSlow
@@ -66,15 +66,24 @@ def describe(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {exc}{where}"
 
 
-def _load(target: str) -> Callable[[bytes, IntakeConfig], ParsedEmail]:
+def load_target(target: str) -> Callable[[bytes, IntakeConfig], ParsedEmail]:
     module, _, name = target.partition(":")
     function: Callable[[bytes, IntakeConfig], ParsedEmail] = getattr(importlib.import_module(module), name)
     return function
 
 
-def serve(conn: Connection, config: IntakeConfig, target: str) -> None:
-    """The child's loop: raw bytes in, ("ok", ParsedEmail) or ("failed", kind, reason) out, until EOF."""
-    parse = _load(target)
+class Foresight(Protocol):
+    """More pure work on a parsed mail, done in the child (`foresee`) and handed back to the worker's
+    process (`keep`): routing/forecast.py asks the classifier. A failure there fails no mail."""
+
+    def warm(self) -> None: ...
+    def foresee(self, mail: ParsedEmail) -> object: ...
+    def keep(self, mail: ParsedEmail, foreseen: object) -> None: ...
+
+
+def serve(conn: Connection, config: IntakeConfig, target: str, foresight: Foresight | None = None) -> None:
+    """The child's loop: raw bytes in, ("ok", ParsedEmail, foreseen) or ("failed", kind, reason) out."""
+    parse = load_target(target)
     conn.send_bytes(READY)
     while True:
         try:
@@ -83,7 +92,8 @@ def serve(conn: Connection, config: IntakeConfig, target: str) -> None:
             return
         reply: tuple[Any, ...]
         try:
-            reply = ("ok", parse(data, config))
+            mail = parse(data, config)
+            reply = ("ok", mail, _foresee(foresight, mail))
         except ParseError as exc:
             reply = ("failed", "parse", str(exc))
         except Exception as exc:
@@ -92,6 +102,13 @@ def serve(conn: Connection, config: IntakeConfig, target: str) -> None:
             conn.send(reply)
         except (OSError, ValueError):
             return
+
+
+def _foresee(foresight: Foresight | None, mail: ParsedEmail) -> object:
+    try:
+        return foresight.foresee(mail) if foresight is not None else None
+    except Exception:  # the worker's process does that work itself
+        return None
 
 
 def _quiet_child_signals() -> None:
@@ -170,8 +187,16 @@ class ParsePool:
     the others go on with the rest of the group. `parse` is one mail, raising its error.
     """
 
-    def __init__(self, config: IntakeConfig, *, target: str = PARSE, size: int | None = None) -> None:
+    def __init__(
+        self,
+        config: IntakeConfig,
+        *,
+        target: str = PARSE,
+        size: int | None = None,
+        foresight: Foresight | None = None,
+    ) -> None:
         self.config = config
+        self.foresight = foresight
         self.budget = config.processing_budget
         self.target = target
         self.size = max(1, size if size is not None else config.parse_workers)
@@ -221,7 +246,7 @@ class ParsePool:
             try:
                 parent.close()
                 _quiet_child_signals()
-                serve(Connection(child.detach()), self.config, self.target)
+                serve(Connection(child.detach()), self.config, self.target, self.foresight)
             except BaseException:
                 code = 1
             finally:
@@ -242,7 +267,7 @@ class ParsePool:
         conn = Connection(parent.detach())
         made = _Child(conn, popen.pid, popen, "spawn")
         try:
-            conn.send(self.config)  # the fresh interpreter learns its settings first
+            conn.send((self.config, self.foresight))  # the fresh interpreter learns its settings first
         except OSError:
             made.close()
             made.reap(STOP_GRACE)
@@ -328,6 +353,8 @@ class ParsePool:
         self._idle.append(child)
         if reply[0] == "ok":
             mail: ParsedEmail = reply[1]
+            if self.foresight is not None and reply[2] is not None:
+                self.foresight.keep(mail, reply[2])
             return mail
         if reply[1] == "parse":
             return ParseError(reply[2])
@@ -343,42 +370,6 @@ class ParsePool:
         )
 
 
-class InProcessParser:
-    """Parses in this process, without a budget (`processing_budget = 0`): for debugging and measuring."""
-
-    def __init__(self, config: IntakeConfig, *, target: str = PARSE) -> None:
-        self.config = config
-        self._parse = _load(target)
-
-    def start(self) -> None:
-        return None
-
-    def parse(self, data: bytes) -> ParsedEmail:
-        return self._parse(data, self.config)
-
-    def parse_many(self, mails: Sequence[bytes]) -> list[ParsedEmail | PipelineError]:
-        results: list[ParsedEmail | PipelineError] = []
-        for data in mails:
-            try:
-                results.append(self._parse(data, self.config))
-            except PipelineError as exc:
-                results.append(exc)
-            except Exception as exc:
-                results.append(IsolatedFailure(describe(exc)))
-        return results
-
-    def close(self) -> None:
-        return None
-
-
-def parser_for(config: IntakeConfig, *, target: str = PARSE) -> ParsePool | InProcessParser:
-    return (
-        ParsePool(config, target=target)
-        if config.processing_budget > 0
-        else InProcessParser(config, target=target)
-    )
-
-
 def main(argv: list[str]) -> int:
     """A fresh interpreter's child: `python -m intake.isolation FD [TARGET]`."""
     _quiet_child_signals()
@@ -386,12 +377,14 @@ def main(argv: list[str]) -> int:
     logging.getLogger("mailparser").setLevel(logging.ERROR)  # it warns about every defect it meets
     conn = Connection(int(argv[1]))
     try:
-        config = conn.recv()
+        config, foresight = conn.recv()
     except (EOFError, OSError):
         return 0
     if not isinstance(config, IntakeConfig):
         return 2
-    serve(conn, config, argv[2] if len(argv) > 2 else PARSE)
+    if foresight is not None:
+        foresight.warm()  # before READY: loading is never counted against a mail's budget
+    serve(conn, config, argv[2] if len(argv) > 2 else PARSE, foresight)
     return 0
 
 

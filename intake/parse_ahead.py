@@ -8,14 +8,15 @@ while the worker writes the previous group; what cannot be parsed carries its qu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from intake.config import IntakeConfig
-from intake.errors import ParseError, PipelineError
-from intake.isolation import InProcessParser, ParsePool, describe
+from intake.errors import IsolatedFailure, ParseError, PipelineError
+from intake.isolation import PARSE, Foresight, ParsePool, describe, load_target
 from models import tables
 from models.mail import ParsedEmail
 from models.raw_message import RawStatus
@@ -24,6 +25,44 @@ from models.raw_message import RawStatus
 MAX_GROUP_BYTES = 32 * 1024 * 1024
 
 _raw = tables.raw_messages
+
+
+class InProcessParser:
+    """Parses in this process, without a budget (`processing_budget = 0`): for debugging and measuring."""
+
+    def __init__(self, config: IntakeConfig, *, target: str = PARSE) -> None:
+        self.config = config
+        self._parse = load_target(target)
+
+    def start(self) -> None:
+        return None
+
+    def parse(self, data: bytes) -> ParsedEmail:
+        return self._parse(data, self.config)
+
+    def parse_many(self, mails: Sequence[bytes]) -> list[ParsedEmail | PipelineError]:
+        results: list[ParsedEmail | PipelineError] = []
+        for data in mails:
+            try:
+                results.append(self._parse(data, self.config))
+            except PipelineError as exc:
+                results.append(exc)
+            except Exception as exc:
+                results.append(IsolatedFailure(describe(exc)))
+        return results
+
+    def close(self) -> None:
+        return None
+
+
+def parser_for(
+    config: IntakeConfig, *, target: str = PARSE, foresight: Foresight | None = None
+) -> ParsePool | InProcessParser:
+    """The pool of parser processes, or parsing in this process when there is no budget (then the
+    routing engine does the foreseeable work itself, when it routes)."""
+    if config.processing_budget > 0:
+        return ParsePool(config, target=target, foresight=foresight)
+    return InProcessParser(config, target=target)
 
 
 @dataclass

@@ -33,8 +33,8 @@ from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from intake.config import IntakeConfig
-from intake.isolation import InProcessParser, ParsePool, describe, parser_for
-from intake.parse_ahead import Prepared, parse_group, select_group
+from intake.isolation import Foresight, ParsePool, describe
+from intake.parse_ahead import InProcessParser, Prepared, parse_group, parser_for, select_group
 from intake.pipeline import Pipeline
 from models import tables
 from models.base import utcnow
@@ -135,13 +135,14 @@ class Worker:
         clock: Callable[[], datetime] = utcnow,
         on_committed: Callable[[], None] | None = None,
         parser: ParsePool | InProcessParser | None = None,
+        foresight: Foresight | None = None,
     ) -> None:
         self._sessions = sessions
         self._pipeline = pipeline
         self._config = config
         self._clock = clock
         self._on_committed = on_committed
-        self.parser = parser if parser is not None else parser_for(config)
+        self.parser = parser if parser is not None else parser_for(config, foresight=foresight)
         # Mail is read for parsing without the write lock (SQLite) that a writing session takes.
         bind = sessions.kw.get("bind")
         self._readers = session_factory(read_only(bind)) if isinstance(bind, Engine) else sessions
