@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from intake.config import IntakeConfig
@@ -23,6 +23,11 @@ from models.raw_message import RawStatus
 
 # Mails held at once before their transaction, by their raw size: memory stays bounded.
 MAX_GROUP_BYTES = 32 * 1024 * 1024
+# A group parsed while the previous one is written holds at most this many times as many mails:
+# parsing a mail in the pool takes a fraction of writing one, so from a claim's first small group
+# (one mail per parser process, the only parse nothing else overlaps) the groups grow to full size
+# without the writer waiting for a whole group's parse.
+RAMP = 3
 
 _raw = tables.raw_messages
 
@@ -70,7 +75,7 @@ class Prepared:
     """One claimed mail, parsed (or why it could not be) before its transaction begins."""
 
     raw_id: int
-    data: bytes | None = None  # the stored bytes, until they are parsed
+    data: bytes | None = None  # the stored bytes, read once (stages that need them get these)
     mail: ParsedEmail | None = None
     failure: str | None = None  # the quarantine reason
 
@@ -83,36 +88,57 @@ def reason(exc: Exception) -> str:
     return describe(exc)
 
 
-def select_group(session: Session, pending: list[int], holder: str, config: IntakeConfig) -> list[Prepared]:
-    """The next group of `pending` (taking them off it), with the bytes of those to parse."""
+def select_group(
+    session: Session, pending: list[int], holder: str, config: IntakeConfig, limit: int
+) -> list[Prepared]:
+    """The next group of `pending`, at most `limit` (taking them off it), with the bytes to parse."""
     group: list[Prepared] = []
     held = 0
-    while pending and len(group) < config.commit_every:
-        row = session.execute(
-            select(_raw.c.data, _raw.c.attempts, _raw.c.status, _raw.c.claimed_by).where(
-                _raw.c.id == pending[0]
+    size = min(limit, config.commit_every)
+    while pending and len(group) < size:
+        # What decides the group first, in one short read; then the bytes of those taken, in another.
+        ahead = pending[: size - len(group)]
+        rows = {
+            row.id: row
+            for row in session.execute(
+                select(
+                    _raw.c.id, _raw.c.attempts, _raw.c.status, _raw.c.claimed_by, func.length(_raw.c.data)
+                ).where(_raw.c.id.in_(ahead))
             )
-        ).first()
-        session.rollback()  # each row its own short read: nothing is held while the group is parsed
-        if row is None or row.status != RawStatus.PROCESSING or row.claimed_by != holder:
-            pending.pop(0)  # gone, or taken over by another worker after our lease ran out
-            continue
-        suspect = row.attempts > 1
-        if suspect and group:
-            break  # alone, in a group of its own
-        item = Prepared(pending.pop(0))
-        group.append(item)
-        if row.attempts <= config.max_attempts:  # past it, quarantined unread
-            item.data = bytes(row.data)
-        held += len(row.data)
-        if suspect or held > MAX_GROUP_BYTES:
+        }
+        session.rollback()  # nothing is held while the group is parsed
+        full = False
+        for raw_id in ahead:
+            row = rows.get(raw_id)
+            if row is None or row.status != RawStatus.PROCESSING or row.claimed_by != holder:
+                pending.remove(raw_id)  # gone, or taken over by another worker after our lease ran out
+                continue
+            suspect = row.attempts > 1
+            if suspect and group:
+                full = True
+                break  # alone, in a group of its own
+            pending.remove(raw_id)
+            group.append(Prepared(raw_id, data=b"" if row.attempts <= config.max_attempts else None))
+            held += row[4] or 0
+            if suspect or held > MAX_GROUP_BYTES:
+                full = True
+                break
+        if full:
             break
+    wanted = [item.raw_id for item in group if item.data is not None]  # past max_attempts: unread
+    if wanted:
+        found = session.execute(select(_raw.c.id, _raw.c.data).where(_raw.c.id.in_(wanted)))
+        data = dict(found.tuples().all())  # a Result has keys(): dict() would take it for a mapping
+        session.rollback()
+        for item in group:
+            if item.data is not None:
+                item.data = bytes(data.get(item.raw_id) or b"")
     return group
 
 
 def parse_group(parser: ParsePool | InProcessParser, group: list[Prepared]) -> None:
     """Parse a group's mails in the parser's processes; a mail that cannot be gets its reason."""
-    items = [item for item in group if item.data is not None]
+    items = [item for item in group if item.data is not None and item.mail is None]
     if not items:
         return
     try:
@@ -120,7 +146,6 @@ def parse_group(parser: ParsePool | InProcessParser, group: list[Prepared]) -> N
     except Exception as exc:  # the pool itself failed: every mail of the group says why
         results = [PipelineError(reason(exc)) for _ in items]
     for item, result in zip(items, results, strict=True):
-        item.data = None  # parsed: the bytes need not be held any longer
         if isinstance(result, PipelineError):
             item.failure = reason(result)
         else:

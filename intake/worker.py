@@ -31,10 +31,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.orm import Session, defer, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from intake.config import IntakeConfig
 from intake.isolation import Foresight, ParsePool, describe
-from intake.parse_ahead import InProcessParser, Prepared, parse_group, parser_for, select_group
+from intake.parse_ahead import RAMP, InProcessParser, Prepared, parse_group, parser_for, select_group
 from intake.pipeline import Pipeline
 from models import tables
 from models.base import utcnow
@@ -170,16 +171,17 @@ class Worker:
         A savepoint per mail keeps each mail's changes all-or-nothing; committing a group at a time
         saves a disk flush per mail. A group is parsed before its transaction begins, its mails side
         by side in the parser's processes, while the previous group is written: the writes stay in
-        this thread, in raw-id order, and the parsing uses the other CPUs. A group ends when it is
-        full, or at a mail that was already being processed when a worker died: that one is handled
-        alone, committed before and after, so a poison mail only ever takes itself down. Each commit
-        renews the lease of the rest.
+        this thread, in raw-id order, and the parsing uses the other CPUs. Groups grow from one mail
+        per parser process (`RAMP`); a group ends when it is full, or at a mail that was already
+        being processed when a worker died: that one is handled alone, committed before and after,
+        so a poison mail only ever takes itself down. Each commit renews the lease of the rest.
         """
         pending = list(raw_ids)
-        group = self._select(pending)
+        first = self.parser.size if isinstance(self.parser, ParsePool) else 1
+        group = self._select(pending, first)
         parse_group(self.parser, group)
         while group:
-            following = self._select(pending)
+            following = self._select(pending, max(first, RAMP * len(group)))
             reader = threading.Thread(
                 target=parse_group, args=(self.parser, following), name="helpdesk-parse"
             )
@@ -192,9 +194,9 @@ class Worker:
                 reader.join()
             group = following
 
-    def _select(self, pending: list[int]) -> list[Prepared]:
+    def _select(self, pending: list[int], limit: int) -> list[Prepared]:
         with self._readers() as session:
-            return select_group(session, pending, self.name, self._config)
+            return select_group(session, pending, self.name, self._config, limit)
 
     def _write(self, group: list[Prepared], pending: list[int], report: WorkReport) -> None:
         """Run a parsed group in one transaction, again after a backoff when the database had a
@@ -257,6 +259,8 @@ class Worker:
                 if raw is None or raw.status is not RawStatus.PROCESSING or raw.claimed_by != self.name:
                     continue
                 finished.append(raw.id)
+                if item.data is not None:  # read already: a stage that wants the bytes is not another query
+                    set_committed_value(raw, "data", item.data)
                 if item.failure is not None:
                     log.warning("QUARANTINED raw=%d: %s", raw.id, item.failure)
                     self._quarantine(raw, item.failure, self._clock())
