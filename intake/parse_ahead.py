@@ -128,7 +128,7 @@ def select_group(
     wanted = [item.raw_id for item in group if item.data is not None]  # past max_attempts: unread
     if wanted:
         found = session.execute(select(_raw.c.id, _raw.c.data).where(_raw.c.id.in_(wanted)))
-        data = dict(found.tuples().all())  # a Result has keys(): dict() would take it for a mapping
+        data: dict[int, bytes] = {row.id: row.data for row in found}
         session.rollback()
         for item in group:
             if item.data is not None:
