@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
@@ -85,6 +86,7 @@ class Claimed:
     recipients: list[str]
     data: bytes
     at: float = field(default_factory=time.monotonic)  # when it was claimed
+    about: tuple[int | None, str, str] = (None, "", "")  # ticket, kind, recipient: for the log
 
 
 class Sender:
@@ -112,16 +114,22 @@ class Sender:
     def _claim_next(self, session: Session, now: datetime, limit: int = 1) -> list[Claimed]:
         """Claim up to `limit` due rows in `session`'s transaction (a row whose lease ran out counts)."""
         ids = OUTBOX.claim(session, holder=self._name, now=now, lease=self._lease, limit=limit)
+        if not ids:
+            return []
+        o = OutboxMessage
+        rows = session.execute(
+            select(o.id, o.envelope_from, o.envelope_to, o.data, o.ticket_id, o.kind, o.recipient)
+            .where(o.id.in_(ids))
+            .order_by(o.id)
+        )
         claimed: list[Claimed] = []
-        for row_id in ids:
-            row = session.get(OutboxMessage, row_id)
-            if row is None:
-                continue
+        for row in rows:
             envelope_from = row.envelope_from
             if self._identity is not None and envelope_from == self._identity.address:
                 # VERP (a signed plus-address per outgoing mail): a bounce names the row it is about.
                 envelope_from = self._identity.plus_address(bounce_token(self._identity.secret, row.id))
-            claimed.append(Claimed(row.id, envelope_from, list(row.envelope_to), row.data))
+            about = (row.ticket_id, row.kind, row.recipient)
+            claimed.append(Claimed(row.id, envelope_from, list(row.envelope_to), row.data, about=about))
         return claimed
 
     def claim(self) -> Claimed | None:
@@ -181,7 +189,14 @@ class Sender:
         failed = False
         with self._sessions() as session:
             bound_idle_transaction(session, IDLE_IN_TRANSACTION)
+            # What went is recorded in one statement (the transaction holds SQLite's one write lock,
+            # which the worker waits for); the rest row by row, with its retry or failure.
+            self._record_sent(
+                session, [claimed for claimed, error, _ in outcomes if error is None], now, report
+            )
             for claimed, error, permanent in outcomes:
+                if error is None:
+                    continue
                 row = session.get(OutboxMessage, claimed.id, with_for_update=True)
                 if row is not None and (
                     row.status is not OutboxStatus.SENDING or row.claimed_by != self._name
@@ -199,6 +214,37 @@ class Sender:
         if failed:
             self.wake.set()  # the failure notice it queued
         return following
+
+    def _record_sent(self, session: Session, sent: list[Claimed], now: datetime, report: SendReport) -> None:
+        """Mark the rows that went as sent, those still ours (the others were taken over meanwhile:
+        their new holder records them; the mail went out with the same Message-ID either way)."""
+        if not sent:
+            return
+        marked = session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id.in_([claimed.id for claimed in sent]),
+                OutboxMessage.status == OutboxStatus.SENDING,
+                OutboxMessage.claimed_by == self._name,
+            )
+            .values(
+                status=OutboxStatus.SENT,
+                sent_at=now,
+                last_error=None,
+                attempts=OutboxMessage.attempts + 1,
+                claimed_until=None,
+                claimed_by=None,
+            )
+            .returning(OutboxMessage.id)
+            .execution_options(synchronize_session=False)
+        )
+        done = set(marked.scalars())
+        for claimed in sent:
+            if claimed.id in done:
+                report.sent += 1
+                log.info("SENT outbox=%d ticket=#%s kind=%s to=%s", claimed.id, *claimed.about)
+            else:
+                log.warning("SEND outbox=%d was taken over by another sender; leaving it", claimed.id)
 
     def _send(self, transport: Transport, claimed: Claimed) -> tuple[str | None, bool]:
         """Hand one mail to the transport: (the error, or None when it went; whether it is permanent)."""
