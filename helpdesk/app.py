@@ -23,6 +23,7 @@ from notify.render import Renderer
 from notify.sender import Sender
 from routing.engine import Predictor, RoutingEngine
 from routing.errors import ModelError
+from routing.forecast import Forecast
 from routing.model_store import ModelStore
 from routing.rules_loader import RulesHolder
 from tickets.assignment import Assignment
@@ -124,7 +125,9 @@ def build_app(
     mailer = Mailer(settings.identity, settings.outgoing, Renderer(), limits=settings.limits)
     rules = RulesHolder.from_config(settings.routing)
     models = ModelStore(settings.models.dir)
-    router = RoutingEngine(rules, ActiveModels(models), settings.routing.thresholds)
+    # The parser processes ask the classifier about each mail ahead; routing takes their answers.
+    forecast = Forecast(settings.models.dir)
+    router = RoutingEngine(rules, forecast.wrap(ActiveModels(models)), settings.routing.thresholds)
     assignment = Assignment(mailer)
     delivery = DeliveryFailures(assignment)
     sender.on_failed = delivery.failed  # a mail that finally fails: an event and a notice, with it
@@ -140,7 +143,9 @@ def build_app(
             knowledge=settings.knowledge,
         )
     )
-    worker = Worker(sessions, pipeline, settings.intake, clock=clock, on_committed=sender.wake.set)
+    worker = Worker(
+        sessions, pipeline, settings.intake, clock=clock, on_committed=sender.wake.set, foresight=forecast
+    )
     store = RawStore(sessions, on_stored=worker.wake.set)
     return App(
         settings=settings,

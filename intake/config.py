@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,9 +64,8 @@ class IntakeConfig:
     default_language: str = "en"
     languages: tuple[str, ...] = ("en", "pl", "de")  # languages we write mail in
     worker_batch: int = 50
-    # Mails processed per commit, and the longest a group may wait: one disk flush per group, not per mail.
+    # Mails processed per commit: one disk flush per group, not per mail.
     commit_every: int = 25
-    commit_interval: float = 0.25
     # After a quiet spell, how long the worker lets arriving mail gather before it claims a batch.
     gather_seconds: float = 0.02
     claim_lease_seconds: float = 300.0
@@ -73,7 +73,20 @@ class IntakeConfig:
     # Seconds the pure part of processing one mail (parsing) may take in its child process before
     # the mail is quarantined as too slow; 0 parses in the worker itself, without a budget.
     processing_budget: float = 10.0
+    # Child processes that parse a claimed group's mails side by side, each within the budget;
+    # 0: one per CPU this process may run on.
+    workers: int = 0
     # What one mail may put into the database; the rest is counted on the ticket as omitted.
     max_references: int = 100  # In-Reply-To and References ids kept (the first and the newest)
     max_participants: int = 50  # To and Cc addresses kept, so at most this many join a ticket
     max_attachment_rows: int = 100  # attachments listed, with or without their content
+
+    @property
+    def parse_workers(self) -> int:
+        """How many parser processes run: `workers`, or one per usable CPU when it is 0."""
+        if self.workers > 0:
+            return self.workers
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not on Linux
+            return max(1, os.cpu_count() or 1)

@@ -20,9 +20,10 @@ How a child starts is chosen each time one is needed:
   allocator), and a child may then wait for a lock nobody will release. It costs an interpreter
   start and the parser's imports once per child, and a child lives until it is killed.
 
-`ParsePool` holds one child today; its interface (bytes in, ParsedEmail or a reason out, a budget
-per call) is what a pool of several children would offer. The result comes back pickled: the child
-is our own code, and a child an attacker controlled could write to the database directly anyway.
+`ParsePool` holds `[intake] workers` children (one per CPU by default): a claimed group's mails
+are parsed side by side, each by one child within its own budget, so a stuck mail holds one child
+while the others read the rest of the group. The result comes back pickled: the child is our own
+code, and a child an attacker controlled could write to the database directly anyway.
 """
 
 from __future__ import annotations
@@ -37,14 +38,14 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from intake.config import IntakeConfig
-from intake.errors import IsolatedFailure, ParseError, ParserDied, TooSlow
+from intake.errors import IsolatedFailure, ParseError, ParserDied, PipelineError, TooSlow
 from models.mail import ParsedEmail
 
 log = logging.getLogger("helpdesk.isolation")
@@ -65,15 +66,24 @@ def describe(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {exc}{where}"
 
 
-def _load(target: str) -> Callable[[bytes, IntakeConfig], ParsedEmail]:
+def load_target(target: str) -> Callable[[bytes, IntakeConfig], ParsedEmail]:
     module, _, name = target.partition(":")
     function: Callable[[bytes, IntakeConfig], ParsedEmail] = getattr(importlib.import_module(module), name)
     return function
 
 
-def serve(conn: Connection, config: IntakeConfig, target: str) -> None:
-    """The child's loop: raw bytes in, ("ok", ParsedEmail) or ("failed", kind, reason) out, until EOF."""
-    parse = _load(target)
+class Foresight(Protocol):
+    """More pure work on a parsed mail, done in the child (`foresee`) and handed back to the worker's
+    process (`keep`): routing/forecast.py asks the classifier. A failure there fails no mail."""
+
+    def warm(self) -> None: ...
+    def foresee(self, mail: ParsedEmail) -> object: ...
+    def keep(self, mail: ParsedEmail, foreseen: object) -> None: ...
+
+
+def serve(conn: Connection, config: IntakeConfig, target: str, foresight: Foresight | None = None) -> None:
+    """The child's loop: raw bytes in, ("ok", ParsedEmail, foreseen) or ("failed", kind, reason) out."""
+    parse = load_target(target)
     conn.send_bytes(READY)
     while True:
         try:
@@ -82,7 +92,8 @@ def serve(conn: Connection, config: IntakeConfig, target: str) -> None:
             return
         reply: tuple[Any, ...]
         try:
-            reply = ("ok", parse(data, config))
+            mail = parse(data, config)
+            reply = ("ok", mail, _foresee(foresight, mail))
         except ParseError as exc:
             reply = ("failed", "parse", str(exc))
         except Exception as exc:
@@ -91,6 +102,13 @@ def serve(conn: Connection, config: IntakeConfig, target: str) -> None:
             conn.send(reply)
         except (OSError, ValueError):
             return
+
+
+def _foresee(foresight: Foresight | None, mail: ParsedEmail) -> object:
+    try:
+        return foresight.foresee(mail) if foresight is not None else None
+    except Exception:  # the worker's process does that work itself
+        return None
 
 
 def _quiet_child_signals() -> None:
@@ -108,6 +126,17 @@ class _Child:
     popen: subprocess.Popen[bytes] | None  # None for a forked child
     how: str  # "fork" or "spawn"
     served: int = 0
+    ended: int | None = None  # a forked child's exit code, once it was reaped
+
+    def alive(self) -> bool:
+        """False when the child has ended meanwhile (killed from outside while it waited)."""
+        if self.popen is not None:
+            return self.popen.poll() is None
+        if self.ended is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.ended = os.waitstatus_to_exitcode(status)  # reaped: `reap` reads it here
+        return self.ended is None
 
     def kill(self) -> None:
         try:
@@ -123,6 +152,8 @@ class _Child:
             except subprocess.TimeoutExpired:
                 self.kill()
                 code = self.popen.wait()
+        elif self.ended is not None:
+            code = self.ended
         else:
             deadline = time.monotonic() + timeout
             while True:
@@ -147,24 +178,39 @@ class _Child:
 
 
 class ParsePool:
-    """Parses raw mail in a child process; `parse` raises TooSlow past the budget, ParserDied when
-    the child dies, ParseError (or PipelineError) with the child's reason when parsing failed."""
+    """Parses raw mail in child processes, `size` of them side by side (`[intake] workers`).
 
-    def __init__(self, config: IntakeConfig, *, target: str = PARSE) -> None:
+    `parse_many` hands each mail to an idle child and gives back, in order, a ParsedEmail or the
+    PipelineError that quarantines it: TooSlow past the budget (its child killed), ParserDied when
+    the child died, ParseError or IsolatedFailure with the child's reason. A child lost to a mail
+    is replaced when there is work for it, so one hostile mail takes only its own child down while
+    the others go on with the rest of the group. `parse` is one mail, raising its error.
+    """
+
+    def __init__(
+        self,
+        config: IntakeConfig,
+        *,
+        target: str = PARSE,
+        size: int | None = None,
+        foresight: Foresight | None = None,
+    ) -> None:
         self.config = config
+        self.foresight = foresight
         self.budget = config.processing_budget
         self.target = target
-        self._child: _Child | None = None
-        self._lock = threading.Lock()
+        self.size = max(1, size if size is not None else config.parse_workers)
+        self._idle: list[_Child] = []  # running children waiting for a mail
+        self._lock = threading.Lock()  # one caller at a time hands out the children
         self.started = 0  # children started, for logs and tests
 
     # -- starting and stopping children ------------------------------------------------------
 
     def start(self) -> None:
-        """Start a child now if none runs, so the first mail does not wait for it."""
+        """Start every child now, so the first mails do not wait for them."""
         with self._lock:
-            if self._child is None:
-                self._child = self._start_child()
+            while len(self._idle) < self.size:
+                self._idle.append(self._start_child())
 
     def _start_child(self) -> _Child:
         started = time.perf_counter()
@@ -200,7 +246,7 @@ class ParsePool:
             try:
                 parent.close()
                 _quiet_child_signals()
-                serve(Connection(child.detach()), self.config, self.target)
+                serve(Connection(child.detach()), self.config, self.target, self.foresight)
             except BaseException:
                 code = 1
             finally:
@@ -221,7 +267,7 @@ class ParsePool:
         conn = Connection(parent.detach())
         made = _Child(conn, popen.pid, popen, "spawn")
         try:
-            conn.send(self.config)  # the fresh interpreter learns its settings first
+            conn.send((self.config, self.foresight))  # the fresh interpreter learns its settings first
         except OSError:
             made.close()
             made.reap(STOP_GRACE)
@@ -229,73 +275,99 @@ class ParsePool:
         return made
 
     def close(self) -> None:
-        """Stop the child: its end of the connection closes, it exits; killed if it does not."""
+        """Stop the children: their end of the connection closes, they exit; killed if they do not."""
         with self._lock:
-            child, self._child = self._child, None
-        if child is not None:
+            children, self._idle = self._idle, []
+        for child in children:
             child.close()
+        for child in children:
             child.reap(STOP_GRACE)
 
     # -- parsing -----------------------------------------------------------------------------
 
     def parse(self, data: bytes) -> ParsedEmail:
+        result = self.parse_many([data])[0]
+        if isinstance(result, PipelineError):
+            raise result
+        return result
+
+    def parse_many(self, mails: Sequence[bytes]) -> list[ParsedEmail | PipelineError]:
+        """Each mail parsed by one child within the budget, side by side; results in `mails`' order."""
+        results: list[ParsedEmail | PipelineError | None] = [None] * len(mails)
+        waiting = list(range(len(mails)))
+        busy: dict[Connection, tuple[_Child, int, float]] = {}  # child, mail, deadline
         with self._lock:
-            child = self._child
-            if child is None:
-                child = self._child = self._start_child()
-            started = time.monotonic()
             try:
-                child.conn.send_bytes(data)
-                waited = time.monotonic() - started
-                ready = child.conn.poll(max(0.0, self.budget - waited))
-                if ready:
-                    reply = child.conn.recv()
-            except (EOFError, OSError):
-                self._child = None
-                child.close()
-                how = child.reap(STOP_GRACE)
-                raise ParserDied(f"the parser process died on this mail ({how})") from None
-            if not ready:
-                self._child = None
-                child.kill()
-                child.close()
-                child.reap(STOP_GRACE)
-                raise TooSlow(
-                    f"too slow: parsing took longer than the processing budget of {self.budget:g} s "
-                    f"({len(data)} bytes); the parser was stopped"
-                )
-            child.served += 1
+                while waiting or busy:
+                    while waiting and len(busy) < self.size:
+                        number = waiting.pop(0)
+                        try:
+                            child = self._take()
+                        except (PipelineError, OSError) as exc:
+                            results[number] = (
+                                exc if isinstance(exc, PipelineError) else ParserDied(f"cannot start: {exc}")
+                            )
+                            continue
+                        deadline = time.monotonic() + self.budget
+                        busy[child.conn] = (child, number, deadline)
+                        try:
+                            child.conn.send_bytes(mails[number])
+                        except OSError:  # died before it could read the mail; answered below
+                            pass
+                    soonest = min((deadline for _, _, deadline in busy.values()), default=0.0)
+                    for ready in wait(list(busy), max(0.0, soonest - time.monotonic())):
+                        child, number, _ = busy.pop(next(c for c in busy if c is ready))
+                        results[number] = self._answer(child)
+                    now = time.monotonic()
+                    for conn, (child, number, deadline) in list(busy.items()):
+                        if now >= deadline:
+                            del busy[conn]
+                            results[number] = self._too_slow(child, len(mails[number]))
+            finally:
+                for child, _, _ in busy.values():  # interrupted: children in the middle of a mail
+                    child.kill()
+                    child.close()
+                    child.reap(STOP_GRACE)
+        return [result if result is not None else ParserDied("not parsed") for result in results]
+
+    def _take(self) -> _Child:
+        """An idle child that still runs, or a new one: a child that ended while it waited (killed
+        from outside) is replaced before a mail is handed to it, so no mail pays for it."""
+        while self._idle:
+            child = self._idle.pop()
+            if child.alive():
+                return child
+            child.close()
+            log.warning("PARSER child %d ended while idle (%s); replacing it", child.pid, child.reap(0))
+        return self._start_child()
+
+    def _answer(self, child: _Child) -> ParsedEmail | PipelineError:
+        """The reply of a child that has one (or has died); a live child goes back to the idle ones."""
+        try:
+            reply = child.conn.recv()
+        except (EOFError, OSError):
+            child.close()
+            how = child.reap(STOP_GRACE)
+            return ParserDied(f"the parser process died on this mail ({how})")
+        child.served += 1
+        self._idle.append(child)
         if reply[0] == "ok":
             mail: ParsedEmail = reply[1]
+            if self.foresight is not None and reply[2] is not None:
+                self.foresight.keep(mail, reply[2])
             return mail
         if reply[1] == "parse":
-            raise ParseError(reply[2])
-        raise IsolatedFailure(reply[2])
+            return ParseError(reply[2])
+        return IsolatedFailure(reply[2])
 
-
-class InProcessParser:
-    """Parses in this process, without a budget (`processing_budget = 0`): for debugging and measuring."""
-
-    def __init__(self, config: IntakeConfig, *, target: str = PARSE) -> None:
-        self.config = config
-        self._parse = _load(target)
-
-    def start(self) -> None:
-        return None
-
-    def parse(self, data: bytes) -> ParsedEmail:
-        return self._parse(data, self.config)
-
-    def close(self) -> None:
-        return None
-
-
-def parser_for(config: IntakeConfig, *, target: str = PARSE) -> ParsePool | InProcessParser:
-    return (
-        ParsePool(config, target=target)
-        if config.processing_budget > 0
-        else InProcessParser(config, target=target)
-    )
+    def _too_slow(self, child: _Child, size: int) -> TooSlow:
+        child.kill()
+        child.close()
+        child.reap(STOP_GRACE)
+        return TooSlow(
+            f"too slow: parsing took longer than the processing budget of {self.budget:g} s "
+            f"({size} bytes); the parser was stopped"
+        )
 
 
 def main(argv: list[str]) -> int:
@@ -305,12 +377,14 @@ def main(argv: list[str]) -> int:
     logging.getLogger("mailparser").setLevel(logging.ERROR)  # it warns about every defect it meets
     conn = Connection(int(argv[1]))
     try:
-        config = conn.recv()
+        config, foresight = conn.recv()
     except (EOFError, OSError):
         return 0
     if not isinstance(config, IntakeConfig):
         return 2
-    serve(conn, config, argv[2] if len(argv) > 2 else PARSE)
+    if foresight is not None:
+        foresight.warm()  # before READY: loading is never counted against a mail's budget
+    serve(conn, config, argv[2] if len(argv) > 2 else PARSE, foresight)
     return 0
 
 

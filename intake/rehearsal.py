@@ -21,7 +21,9 @@ from typing import Any
 
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm.attributes import set_committed_value
 
+from intake.parse_ahead import Prepared, parse_group
 from intake.raw_queue import Incoming, RawStore
 from intake.worker import Worker
 from models.base import REHEARSAL
@@ -101,7 +103,12 @@ def _rehearse(
                 .where(RawMessage.id == stored.raw_id)
                 .values(status=RawStatus.PROCESSING, claimed_by=worker.name, attempts=1)
             )
-            worker._prepare([stored.raw_id])  # its read runs; it cannot see this transaction's row
+            worker._select([stored.raw_id], 1)  # its read runs; it cannot see this transaction's row
+            # Every parser process reads a mail once (with the classifier's forecast, when asked).
+            copies = [Prepared(stored.raw_id, data=data) for _ in range(getattr(worker.parser, "size", 1))]
+            parse_group(worker.parser, copies)
+            if copies[0].mail is None:
+                raise LookupError(f"the rehearsal mail was not parsed: {copies[0].failure}")
             raw = session.scalars(
                 select(RawMessage)
                 .options(defer(RawMessage.data))
@@ -109,7 +116,8 @@ def _rehearse(
                 .order_by(RawMessage.id)
                 .with_for_update(of=RawMessage)
             ).one()
-            result = worker._run_one(session, raw, worker.parser.parse(data))
+            set_committed_value(raw, "data", data)
+            result = worker._run_one(session, raw, copies[0].mail)
             finish_threads(session, [stored.raw_id])
             return result
         finally:

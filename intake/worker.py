@@ -31,10 +31,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.orm import Session, defer, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from intake.config import IntakeConfig
-from intake.errors import ParseError, PipelineError
-from intake.isolation import InProcessParser, ParsePool, describe, parser_for
+from intake.isolation import Foresight, ParsePool, describe
+from intake.parse_ahead import RAMP, InProcessParser, Prepared, parse_group, parser_for, select_group
 from intake.pipeline import Pipeline
 from models import tables
 from models.base import utcnow
@@ -52,8 +53,6 @@ from models.raw_message import RawMessage, RawOutcome, RawStatus
 
 log = logging.getLogger("helpdesk.worker")
 
-# Parsed mails held at once before their transaction, by their raw size: memory stays bounded.
-MAX_GROUP_BYTES = 32 * 1024 * 1024
 # A group hit by transient database errors runs again this many times, waiting RETRY_INITIAL
 # doubled each time up to RETRY_MAX seconds, then goes back to the queue.
 MAX_TRANSIENT_RETRIES = 8
@@ -128,23 +127,6 @@ class WorkReport:
             self.ticket_ids.append(ticket_id)
 
 
-@dataclass
-class _Prepared:
-    """One claimed mail, parsed (or why it could not be) before its transaction begins."""
-
-    raw_id: int
-    mail: ParsedEmail | None = None
-    failure: str | None = None  # the quarantine reason
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ParseError):
-        return f"ParseError: {exc}"
-    if isinstance(exc, PipelineError):  # from the parser's process: the message says it all
-        return str(exc)
-    return describe(exc)
-
-
 class Worker:
     def __init__(
         self,
@@ -154,13 +136,14 @@ class Worker:
         clock: Callable[[], datetime] = utcnow,
         on_committed: Callable[[], None] | None = None,
         parser: ParsePool | InProcessParser | None = None,
+        foresight: Foresight | None = None,
     ) -> None:
         self._sessions = sessions
         self._pipeline = pipeline
         self._config = config
         self._clock = clock
         self._on_committed = on_committed
-        self.parser = parser if parser is not None else parser_for(config)
+        self.parser = parser if parser is not None else parser_for(config, foresight=foresight)
         # Mail is read for parsing without the write lock (SQLite) that a writing session takes.
         bind = sessions.kw.get("bind")
         self._readers = session_factory(read_only(bind)) if isinstance(bind, Engine) else sessions
@@ -186,47 +169,36 @@ class Worker:
         """Run the pipeline on claimed mails: parse a group, then run it in one transaction.
 
         A savepoint per mail keeps each mail's changes all-or-nothing; committing a group at a time
-        saves a disk flush per mail. A group is parsed before its transaction begins and ends when
-        it is full, when parsing it took `commit_interval`, or at a mail that was already being
-        processed when a worker died: that one is handled alone, committed before and after, so a
-        poison mail only ever takes itself down. Each commit renews the lease of the rest.
+        saves a disk flush per mail. A group is parsed before its transaction begins, its mails side
+        by side in the parser's processes, while the previous group is written: the writes stay in
+        this thread, in raw-id order, and the parsing uses the other CPUs. Groups grow from one mail
+        per parser process (`RAMP`); a group ends when it is full, or at a mail that was already
+        being processed when a worker died: that one is handled alone, committed before and after,
+        so a poison mail only ever takes itself down. Each commit renews the lease of the rest.
         """
         pending = list(raw_ids)
-        while pending:
-            group = self._prepare(pending)
-            self._write(group, pending, report)
+        first = self.parser.size if isinstance(self.parser, ParsePool) else 1
+        group = self._select(pending, first)
+        parse_group(self.parser, group)
+        while group:
+            following = self._select(pending, max(first, RAMP * len(group)))
+            reader = threading.Thread(
+                target=parse_group, args=(self.parser, following), name="helpdesk-parse"
+            )
+            reader.start()
+            try:
+                # The following group is claimed too: its lease is renewed, or it is handed back.
+                rest = [item.raw_id for item in following] + pending
+                self._write(group, rest, report)
+            finally:
+                reader.join()
+            group = following
 
-    def _prepare(self, pending: list[int]) -> list[_Prepared]:
-        """Parse the next group of `pending` (taking them off it), outside any transaction."""
-        group: list[_Prepared] = []
-        held = 0
-        started = time.monotonic()
-        while pending and len(group) < self._config.commit_every:
-            with self._readers() as session:  # a short read; nothing is held while parsing
-                row = session.execute(
-                    select(_raw.c.data, _raw.c.attempts, _raw.c.status, _raw.c.claimed_by).where(
-                        _raw.c.id == pending[0]
-                    )
-                ).first()
-            if row is None or row.status != RawStatus.PROCESSING or row.claimed_by != self.name:
-                pending.pop(0)  # gone, or taken over by another worker after our lease ran out
-                continue
-            suspect = row.attempts > 1
-            if suspect and group:
-                break  # alone, in a group of its own
-            item = _Prepared(pending.pop(0))
-            group.append(item)
-            if row.attempts <= self._config.max_attempts:
-                try:
-                    item.mail = self.parser.parse(bytes(row.data))
-                except Exception as exc:
-                    item.failure = _reason(exc)
-            held += len(row.data)
-            if suspect or held > MAX_GROUP_BYTES or time.monotonic() - started > self._config.commit_interval:
-                break
-        return group
+    def _select(self, pending: list[int], limit: int) -> list[Prepared]:
+        with self._readers() as session:
+            return select_group(session, pending, self.name, self._config, limit)
 
-    def _write(self, group: list[_Prepared], pending: list[int], report: WorkReport) -> None:
+    def _write(self, group: list[Prepared], pending: list[int], report: WorkReport) -> None:
         """Run a parsed group in one transaction, again after a backoff when the database had a
         transient fault (never quarantining a mail for it); counted in `report` once committed."""
         if not group:
@@ -266,7 +238,7 @@ class Worker:
             return
         log.warning("GAVE BACK %d stored mails after repeated database faults", count)
 
-    def _write_once(self, group: list[_Prepared], pending: list[int], report: WorkReport) -> None:
+    def _write_once(self, group: list[Prepared], pending: list[int], report: WorkReport) -> None:
         """Run the pipeline on a parsed group in one transaction; renew the lease of what is left."""
         with self._sessions() as session:
             bound_idle_transaction(session, IDLE_IN_TRANSACTION)
@@ -287,6 +259,8 @@ class Worker:
                 if raw is None or raw.status is not RawStatus.PROCESSING or raw.claimed_by != self.name:
                     continue
                 finished.append(raw.id)
+                if item.data is not None:  # read already: a stage that wants the bytes is not another query
+                    set_committed_value(raw, "data", item.data)
                 if item.failure is not None:
                     log.warning("QUARANTINED raw=%d: %s", raw.id, item.failure)
                     self._quarantine(raw, item.failure, self._clock())

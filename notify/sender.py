@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
@@ -51,6 +52,10 @@ STOP_GRACE = 5.0
 # A claim older than this when its mail is about to go (the process was paused, or the machine
 # starved) is checked first: the heartbeat may have given the row to another sender meanwhile.
 RECHECK_AFTER = 2.0
+# Rows a maildir connection claims and records in one transaction each (one commit per batch, not
+# per mail): writing a file never hangs. A relay's rows are claimed one at a time instead, so none
+# waits leased behind a slow transaction while another sender could take it.
+MAILDIR_BATCH = 50
 # A transaction of the sender idling this long (the process paused) is ended by PostgreSQL, so
 # the rows it locked can be given to another sender (models/leases.py).
 IDLE_IN_TRANSACTION = 15.0
@@ -81,6 +86,7 @@ class Claimed:
     recipients: list[str]
     data: bytes
     at: float = field(default_factory=time.monotonic)  # when it was claimed
+    about: tuple[int | None, str, str] = (None, "", "")  # ticket, kind, recipient: for the log
 
 
 class Sender:
@@ -103,40 +109,56 @@ class Sender:
         self.wake = threading.Event()
         transaction = timedelta(seconds=config.smtp.transaction_timeout if config.smtp else 0)
         self._lease = max(CLAIM_LEASE, transaction + LEASE_MARGIN)
+        self.batch = 1 if config.smtp else MAILDIR_BATCH
 
-    def _claim_next(self, session: Session, now: datetime) -> Claimed | None:
-        """Claim the next due row in `session`'s transaction (a row whose lease ran out counts)."""
-        ids = OUTBOX.claim(session, holder=self._name, now=now, lease=self._lease, limit=1)
-        row = session.get(OutboxMessage, ids[0]) if ids else None
-        if row is None:
-            return None
-        envelope_from = row.envelope_from
-        if self._identity is not None and envelope_from == self._identity.address:
-            # VERP (a signed plus-address per outgoing mail): a bounce names the row it is about.
-            envelope_from = self._identity.plus_address(bounce_token(self._identity.secret, row.id))
-        return Claimed(row.id, envelope_from, list(row.envelope_to), row.data)
+    def _claim_next(self, session: Session, now: datetime, limit: int = 1) -> list[Claimed]:
+        """Claim up to `limit` due rows in `session`'s transaction (a row whose lease ran out counts)."""
+        ids = OUTBOX.claim(session, holder=self._name, now=now, lease=self._lease, limit=limit)
+        if not ids:
+            return []
+        o = OutboxMessage
+        rows = session.execute(
+            select(o.id, o.envelope_from, o.envelope_to, o.data, o.ticket_id, o.kind, o.recipient)
+            .where(o.id.in_(ids))
+            .order_by(o.id)
+        )
+        claimed: list[Claimed] = []
+        for row in rows:
+            envelope_from = row.envelope_from
+            if self._identity is not None and envelope_from == self._identity.address:
+                # VERP (a signed plus-address per outgoing mail): a bounce names the row it is about.
+                envelope_from = self._identity.plus_address(bounce_token(self._identity.secret, row.id))
+            about = (row.ticket_id, row.kind, row.recipient)
+            claimed.append(Claimed(row.id, envelope_from, list(row.envelope_to), row.data, about=about))
+        return claimed
 
     def claim(self) -> Claimed | None:
         """Claim the next due row, in a transaction of its own."""
+        claimed = self.claim_many(1)
+        return claimed[0] if claimed else None
+
+    def claim_many(self, limit: int) -> list[Claimed]:
+        """Claim up to `limit` due rows, in a transaction of their own."""
         with self._sessions() as session:
-            claimed = self._claim_next(session, self._clock())
+            claimed = self._claim_next(session, self._clock(), limit)
             session.commit()
         return claimed
 
     def deliver_due(self, limit: int = 100) -> SendReport:
         """Send what is due now over one connection (for `ingest` and tests); returns what happened.
 
-        Rows are claimed one at a time, each just before its transaction, so none waits leased
-        behind a slow one while another sender could have taken it.
+        Rows are claimed `batch` at a time (one at a time for a relay), each batch just before its
+        transaction, so none waits leased behind a slow one while another sender could have taken it.
         """
         report = SendReport()
         transport: Transport | None = None
-        claimed = self.claim() if limit > 0 else None
+        claimed = self.claim_many(min(self.batch, limit))
         try:
-            while claimed is not None:
+            while claimed:
                 if transport is None:
                     transport = self._transport_factory()
-                claimed = self._deliver(transport, claimed, report, then_claim=report.handled + 1 < limit)
+                room = limit - report.handled - len(claimed)
+                claimed = self._deliver_many(transport, claimed, report, then_claim=min(self.batch, room))
         finally:
             if transport is not None:
                 transport.close()
@@ -147,39 +169,95 @@ class Sender:
     ) -> Claimed | None:
         """Send one claimed row and record how it went; in the same transaction, claim the next
         row when `then_claim` (one transaction per mail, however many mails)."""
-        error: str | None = None
-        permanent = False
-        if time.monotonic() - claimed.at > RECHECK_AFTER and not self._still_ours(claimed.id):
-            log.warning("SEND outbox=%d was given to another sender while this one stood still", claimed.id)
-            return self.claim() if then_claim else None
-        try:
-            transport.send(claimed.envelope_from, claimed.recipients, claimed.data)
-        except PermanentError as exc:
-            error, permanent = str(exc), True
-        except TransientError as exc:
-            error = str(exc)
-        except Exception as exc:  # a transport bug must not lose the row: retry like a 4xx
-            error = f"{exc.__class__.__name__}: {exc}"
-            log.exception("SEND outbox=%d raised", claimed.id)
+        following = self._deliver_many(transport, [claimed], report, then_claim=1 if then_claim else 0)
+        return following[0] if following else None
+
+    def _deliver_many(
+        self, transport: Transport, batch: list[Claimed], report: SendReport, *, then_claim: int
+    ) -> list[Claimed]:
+        """Send claimed rows one after another and record how each went in one transaction, which
+        also claims up to `then_claim` next rows."""
+        outcomes: list[tuple[Claimed, str | None, bool]] = []
+        for claimed in batch:
+            if time.monotonic() - claimed.at > RECHECK_AFTER and not self._still_ours(claimed.id):
+                log.warning(
+                    "SEND outbox=%d was given to another sender while this one stood still", claimed.id
+                )
+                continue
+            outcomes.append((claimed, *self._send(transport, claimed)))
         now = self._clock()
         failed = False
         with self._sessions() as session:
             bound_idle_transaction(session, IDLE_IN_TRANSACTION)
-            row = session.get(OutboxMessage, claimed.id, with_for_update=True)
-            if row is not None and (row.status is not OutboxStatus.SENDING or row.claimed_by != self._name):
-                # We were taken for dead (paused past our heartbeat) and another sender has the row:
-                # it records the outcome; the mail went out with the same Message-ID either way.
-                log.warning(
-                    "SEND outbox=%d was taken over by %s; leaving it", row.id, row.claimed_by or "nobody"
-                )
-                row = None
-            if row is not None:
-                failed = self._record(session, row, error, permanent, now, report)
-            following = self._claim_next(session, now) if then_claim else None
+            # What went is recorded in one statement (the transaction holds SQLite's one write lock,
+            # which the worker waits for); the rest row by row, with its retry or failure.
+            self._record_sent(
+                session, [claimed for claimed, error, _ in outcomes if error is None], now, report
+            )
+            for claimed, error, permanent in outcomes:
+                if error is None:
+                    continue
+                row = session.get(OutboxMessage, claimed.id, with_for_update=True)
+                if row is not None and (
+                    row.status is not OutboxStatus.SENDING or row.claimed_by != self._name
+                ):
+                    # We were taken for dead (paused past our heartbeat) and another sender has the
+                    # row: it records the outcome; the mail went out with the same Message-ID either way.
+                    log.warning(
+                        "SEND outbox=%d was taken over by %s; leaving it", row.id, row.claimed_by or "nobody"
+                    )
+                    row = None
+                if row is not None:
+                    failed = self._record(session, row, error, permanent, now, report) or failed
+            following = self._claim_next(session, now, then_claim) if then_claim > 0 else []
             session.commit()
         if failed:
             self.wake.set()  # the failure notice it queued
         return following
+
+    def _record_sent(self, session: Session, sent: list[Claimed], now: datetime, report: SendReport) -> None:
+        """Mark the rows that went as sent, those still ours (the others were taken over meanwhile:
+        their new holder records them; the mail went out with the same Message-ID either way)."""
+        if not sent:
+            return
+        marked = session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id.in_([claimed.id for claimed in sent]),
+                OutboxMessage.status == OutboxStatus.SENDING,
+                OutboxMessage.claimed_by == self._name,
+            )
+            .values(
+                status=OutboxStatus.SENT,
+                sent_at=now,
+                last_error=None,
+                attempts=OutboxMessage.attempts + 1,
+                claimed_until=None,
+                claimed_by=None,
+            )
+            .returning(OutboxMessage.id)
+            .execution_options(synchronize_session=False)
+        )
+        done = set(marked.scalars())
+        for claimed in sent:
+            if claimed.id in done:
+                report.sent += 1
+                log.info("SENT outbox=%d ticket=#%s kind=%s to=%s", claimed.id, *claimed.about)
+            else:
+                log.warning("SEND outbox=%d was taken over by another sender; leaving it", claimed.id)
+
+    def _send(self, transport: Transport, claimed: Claimed) -> tuple[str | None, bool]:
+        """Hand one mail to the transport: (the error, or None when it went; whether it is permanent)."""
+        try:
+            transport.send(claimed.envelope_from, claimed.recipients, claimed.data)
+        except PermanentError as exc:
+            return str(exc), True
+        except TransientError as exc:
+            return str(exc), False
+        except Exception as exc:  # a transport bug must not lose the row: retry like a 4xx
+            log.exception("SEND outbox=%d raised", claimed.id)
+            return f"{exc.__class__.__name__}: {exc}", False
+        return None, False
 
     def _still_ours(self, outbox_id: int) -> bool:
         with self._sessions() as session:
@@ -285,12 +363,13 @@ class Sender:
             transport: Transport | None = None
             busy[number] = True
             try:
-                claimed = self.claim()
-                while claimed is not None:
+                claimed = self.claim_many(self.batch)
+                while claimed:
                     _ring_idle(bells, busy)  # more may be due: another connection looks too
                     if transport is None:
                         transport = self._transport_factory()
-                    claimed = self._deliver(transport, claimed, SendReport(), then_claim=not stop.is_set())
+                    following = 0 if stop.is_set() else self.batch
+                    claimed = self._deliver_many(transport, claimed, SendReport(), then_claim=following)
             except Exception:
                 log.exception("SENDER connection %d failed; retrying", number)
                 stop.wait(idle_seconds)

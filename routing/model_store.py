@@ -107,6 +107,7 @@ class ModelInfo:
 class ModelStore:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
+        self._history: tuple[tuple[int, ...], dict[str, Any]] | None = None  # (file stamp, history)
 
     # -- paths and small files -------------------------------------------------------------
     def _path(self, version: str, suffix: str) -> Path:
@@ -250,8 +251,23 @@ class ModelStore:
         return list(entry.get("log", []))
 
     def active(self, target: str) -> str | None:
-        stack = self._read_history()["targets"].get(check_target(target), {}).get("stack", [])
+        stack = self._current_history()["targets"].get(check_target(target), {}).get("stack", [])
         return str(stack[-1]) if stack else None
+
+    def _current_history(self) -> dict[str, Any]:
+        """The history as `_read_history` gives it, read again only when the file changed: routing
+        asks on every mail, and a stat is far cheaper than reading and decoding the JSON. The file
+        is only ever replaced whole (`atomic_write`), so a change is a new inode."""
+        try:
+            st = os.stat(self.directory / HISTORY)
+            stamp: tuple[int, ...] = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = ()
+        except OSError as exc:
+            raise ModelStoreError(f"{self.directory / HISTORY}: {exc}") from exc
+        if self._history is None or self._history[0] != stamp:
+            self._history = (stamp, self._read_history())
+        return self._history[1]
 
     def _record(self, target: str, action: str, version: str, previous: str | None, stack: list[str]) -> None:
         history = self._read_history()

@@ -159,6 +159,7 @@ def intake(section: Table, mail: Table) -> IntakeConfig:
         claim_lease_seconds=section.duration("claim_lease", default.claim_lease_seconds),
         max_attempts=section.whole("max_attempts", default.max_attempts, 1),
         processing_budget=section.duration("processing_budget", default.processing_budget),
+        workers=section.whole("workers", default.workers),
         max_references=section.whole("max_references", default.max_references, 1),
         max_participants=section.whole("max_participants", default.max_participants),
         max_attachment_rows=section.whole("max_attachment_rows", default.max_attachment_rows),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 
 from intake.config import IntakeConfig
 from intake.parse import parse_email
@@ -36,3 +37,16 @@ def failing(data: bytes, config: IntakeConfig) -> ParsedEmail:
     if b"fail-now" in data:
         raise KeyError("a bug in the parser")
     return parse_email(data, config)
+
+
+def telling_pid(data: bytes, config: IntakeConfig) -> ParsedEmail:
+    """Takes its time on a mail that says "take-time", and signs every subject with its pid."""
+    if b"take-time" in data:
+        time.sleep(0.5)
+    mail = parse_email(data, config)
+    return replace(mail, subject=f"{mail.subject} [parsed by {os.getpid()}]")
+
+
+def parsed_by(subject: str) -> int:
+    """The pid `telling_pid` signed a subject with."""
+    return int(subject.rsplit("[parsed by ", 1)[1].rstrip("]"))
