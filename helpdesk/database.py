@@ -31,12 +31,30 @@ class NotInitialised(RuntimeError):
         )
 
 
+class DatabaseUnreachable(RuntimeError):
+    """The database server cannot be reached (down, refusing, wrong credentials): try again later."""
+
+    @classmethod
+    def of(cls, settings: Settings, exc: BaseException) -> DatabaseUnreachable:
+        reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["no reason given"])[0]
+        return cls(f"cannot reach the database at {redact_url(settings.database.url)}: {reason[:300]}")
+
+
 def checked_engine(settings: Settings) -> Engine:
-    """An engine on the desk's database, refused with `NotInitialised` when the schema is not current."""
+    """An engine on the desk's database, refused with `NotInitialised` when the schema is not
+    current and with `DatabaseUnreachable` when the server cannot be reached (which is not the
+    same thing: `helpdesk init` cannot help there)."""
+    from sqlalchemy.exc import DBAPIError
+
     from models.db import create_db_engine, schema_is_current
 
     engine = create_db_engine(settings.database)
-    if not schema_is_current(engine):
+    try:
+        current = schema_is_current(engine)
+    except DBAPIError as exc:
+        engine.dispose()
+        raise DatabaseUnreachable.of(settings, exc) from exc
+    if not current:
         engine.dispose()
         raise NotInitialised.of(settings)
     return engine

@@ -7,6 +7,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import DBAPIError
+
+from helpdesk.database import DatabaseUnreachable
 from helpdesk.files import PRIVATE_FILE, private_directory, secure_desk
 from helpdesk.settings import (
     CONFIG_NAME,
@@ -146,6 +149,10 @@ def initialise(
     secure_desk(settings)
     engine = create_db_engine(settings.database)
     try:
+        try:
+            engine.connect().close()
+        except DBAPIError as exc:  # a server that is down: said in one line, not a traceback
+            raise DatabaseUnreachable.of(settings, exc) from exc
         before, after = migrate(engine)
     finally:
         engine.dispose()

@@ -192,11 +192,13 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def current_revision(engine: Engine) -> str | None:
-    try:
-        with read_only(engine).connect() as conn:
+    """The schema's Alembic revision; None for an empty database. A database that cannot be
+    reached (a server that is down, refused credentials) raises: it is not an empty one."""
+    with read_only(engine).connect() as conn:
+        try:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except (OperationalError, ProgrammingError):  # no alembic_version table: an empty database
-        return None
+        except (OperationalError, ProgrammingError):  # no alembic_version table: an empty database
+            return None
 
 
 def migrate(engine: Engine) -> tuple[str | None, str | None]:

@@ -137,8 +137,11 @@ def _main(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         return EX_INTERRUPTED
     except RuntimeError as exc:
-        from helpdesk.database import NotInitialised  # loaded by then: the command opened the database
+        from helpdesk.database import DatabaseUnreachable, NotInitialised  # loaded: the command opened it
 
+        if isinstance(exc, DatabaseUnreachable):  # the server is away: the same command works later
+            echo(f"helpdesk: {exc}", file=sys.stderr)
+            return EX_TEMPFAIL
         if not isinstance(exc, NotInitialised):
             raise
         echo(f"helpdesk: {exc}", file=sys.stderr)
