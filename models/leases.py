@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, select, text, update
+from sqlalchemy import ColumnElement, Connection, delete, exists, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
@@ -71,15 +71,17 @@ def backoff_delay(
     return float(base * (rng or random).uniform(*jitter))
 
 
-def bound_idle_transaction(session: Session, seconds: float) -> None:
-    """On PostgreSQL, have the server end this transaction if it idles longer than `seconds`.
+def bound_idle_transaction(session: Session | Connection, seconds: float) -> None:
+    """On PostgreSQL, have the server end this transaction (of a session, or of a bare
+    connection) if it idles longer than `seconds`.
 
     A process paused (SIGSTOP, a frozen VM) in the middle of a transaction keeps its row locks
     for as long as it is paused, and rows it locked cannot be given back to others (the
     heartbeat's release skips locked rows). Its transaction is ended instead; when the process
     goes on, its next statement fails like a lost connection and is retried.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+    if dialect.name == "postgresql":
         session.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {int(seconds * 1000)}"))
 
 

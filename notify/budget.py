@@ -37,11 +37,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from models import tables
 from models.base import REHEARSAL
+from models.leases import bound_idle_transaction
 from notify.budget_report import (
     AUTO,
     AUTO_ADDRESS,
@@ -60,8 +61,11 @@ from notify.outbox import automatic_sent_recently
 log = logging.getLogger("helpdesk.budget")
 
 KEEP = timedelta(hours=2)  # counters older than this are pruned
-# A budget transaction idle this long is a stopped process's: PostgreSQL ends it (see _bound_idle).
-BUDGET_IDLE_MS = 3000
+# A budget transaction idle this long is a stopped process's, and PostgreSQL ends it: it holds the
+# budgets' advisory locks, which every acknowledgment of every daemon takes, so a daemon paused
+# (SIGSTOP, a frozen VM) between the lock and the commit would hold all the others' acknowledgments
+# for as long as it is paused. It takes milliseconds when it runs.
+BUDGET_IDLE_SECONDS = 3.0
 
 _budget = tables.mail_budget
 
@@ -145,16 +149,6 @@ def _used(conn: Connection, scopes: Sequence[str], now: datetime) -> dict[str, i
     return {scope: int(total or 0) for scope, total in rows}
 
 
-def _bound_idle(conn: Connection) -> None:
-    """Have PostgreSQL end this transaction if its process stops in the middle of it.
-
-    The transaction holds the budgets' advisory locks, which every acknowledgment of every daemon
-    takes: a daemon paused (SIGSTOP, a frozen VM) between the lock and the commit would hold all
-    the others' acknowledgments for as long as it is paused. It takes milliseconds when it runs.
-    """
-    conn.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {BUDGET_IDLE_MS}"))
-
-
 def _add(conn: Connection, scope: str, now: datetime, *, sent: int = 0, suppressed: int = 0) -> None:
     conn.execute(
         _upsert_for(conn.dialect.name),
@@ -188,7 +182,7 @@ def reserve(
     bind = session.get_bind()
     if isinstance(bind, Engine) and bind.dialect.name == "postgresql" and REHEARSAL not in session.info:
         with bind.begin() as conn:
-            _bound_idle(conn)
+            bound_idle_transaction(conn, BUDGET_IDLE_SECONDS)
             for scope in sorted({scope for scope, _ in caps}):
                 conn.execute(select(func.pg_advisory_xact_lock(_lock_key(scope))))
             return _check_and_count(conn, caps, also, now)
@@ -205,7 +199,7 @@ def count_suppressed(session: Session, scope: str, now: datetime) -> None:
     bind = session.get_bind()
     if isinstance(bind, Engine) and bind.dialect.name == "postgresql" and REHEARSAL not in session.info:
         with bind.begin() as conn:
-            _bound_idle(conn)
+            bound_idle_transaction(conn, BUDGET_IDLE_SECONDS)
             _add(conn, scope, now, suppressed=1)
         return
     _add(session.connection(), scope, now, suppressed=1)
