@@ -19,13 +19,13 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
-from sqlalchemy import event, select, update
-from sqlalchemy.orm import Session, defer
+from sqlalchemy import event, update
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from intake.parse_ahead import Prepared, parse_group
 from intake.raw_queue import Incoming, RawStore
-from intake.worker import Worker
+from intake.worker import Worker, lock_claimed
 from models.base import REHEARSAL
 from models.leases import RAW_QUEUE, finish_threads
 from models.raw_message import RawMessage, RawOutcome, RawStatus
@@ -109,13 +109,7 @@ def _rehearse(
             parse_group(worker.parser, copies)
             if copies[0].mail is None:
                 raise LookupError(f"the rehearsal mail was not parsed: {copies[0].failure}")
-            raw = session.scalars(
-                select(RawMessage)
-                .options(defer(RawMessage.data))
-                .where(RawMessage.id.in_([stored.raw_id]))
-                .order_by(RawMessage.id)
-                .with_for_update(of=RawMessage)
-            ).one()
+            (raw,) = lock_claimed(session, [stored.raw_id])
             set_committed_value(raw, "data", data)
             result = worker._run_one(session, raw, copies[0].mail)
             finish_threads(session, [stored.raw_id])

@@ -127,6 +127,20 @@ class WorkReport:
             self.ticket_ids.append(ticket_id)
 
 
+def lock_claimed(session: Session, raw_ids: list[int]) -> list[RawMessage]:
+    """The claimed rows of a group, locked for its transaction, in raw-id order (their bytes were
+    read for parsing already, so they are loaded only if a stage asks)."""
+    return list(
+        session.scalars(
+            select(RawMessage)
+            .options(defer(RawMessage.data))
+            .where(RawMessage.id.in_(raw_ids))
+            .order_by(RawMessage.id)
+            .with_for_update(of=RawMessage)
+        )
+    )
+
+
 class Worker:
     def __init__(
         self,
@@ -243,16 +257,7 @@ class Worker:
         with self._sessions() as session:
             bound_idle_transaction(session, IDLE_IN_TRANSACTION)
             # Locked first: rows given back meanwhile (we were taken for dead) are not ours to work.
-            rows = {
-                raw.id: raw
-                for raw in session.scalars(
-                    select(RawMessage)
-                    .options(defer(RawMessage.data))  # parsed already; loaded only if a stage asks
-                    .where(RawMessage.id.in_([item.raw_id for item in group]))
-                    .order_by(RawMessage.id)
-                    .with_for_update(of=RawMessage)
-                )
-            }
+            rows = {raw.id: raw for raw in lock_claimed(session, [item.raw_id for item in group])}
             finished: list[int] = []
             for item in group:
                 raw = rows.get(item.raw_id)
